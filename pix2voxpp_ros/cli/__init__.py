@@ -1,0 +1,1 @@
+"""Command-line tools of the ROS-free core (reconstruct, synth)."""

@@ -1,0 +1,107 @@
+"""``pix2voxpp-reconstruct``: images of one object in, occupancy grid file and a picture out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..core.checkpoint import CheckpointError
+from ..core.inference import InferenceError, Reconstructor
+from ..core.preprocess import RENDERING_SIZE, ImageInputError, preprocess_rendering
+from ..core.visualize import render_grid_views
+from ..core.voxels import grid_to_points, write_binvox, write_ply
+
+OUTPUT_SUFFIXES = ('.ply', '.binvox', '.npy')
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog='pix2voxpp-reconstruct',
+        description='Reconstruct the 32³ occupancy of one object from one or more images of it.')
+    parser.add_argument('images', nargs='+', type=Path, metavar='IMAGE',
+                        help='views of the same object (PNG/JPEG; 137×137 RGBA renderings are '
+                             'preprocessed as ShapeNet renderings, other images as camera frames)')
+    parser.add_argument('--weights', required=True, type=Path,
+                        help="checkpoint: the authors' release file or a project file")
+    parser.add_argument('--out', required=True, type=Path,
+                        help='output grid: .npy (probabilities), .binvox (thresholded) or .ply '
+                             '(occupied voxel centres, ROS axes, metres)')
+    parser.add_argument('--png', type=Path, help='also write a picture of the occupied voxels')
+    parser.add_argument('--threshold', type=float,
+                        help="occupancy threshold (default: the weights' recommended one)")
+    parser.add_argument('--object-size-m', type=float, default=1.0,
+                        help='edge of the grid in metres, for .ply output (default 1.0)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    return parser.parse_args(argv)
+
+
+def _read_view(path: Path, reconstructor: Reconstructor) -> np.ndarray:
+    """Read one image file and preprocess it for the network."""
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise ImageInputError(f'{path}: cannot read image file')
+    if image.ndim == 3 and image.shape[2] == 4 and image.shape[:2] == (RENDERING_SIZE,) * 2:
+        return preprocess_rendering(image, metadata=reconstructor.metadata)
+    if image.dtype != np.uint8:
+        image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}.get(channels)  # OpenCV reads colour as BGR
+    if encoding is None:
+        raise ImageInputError(f'{path}: unsupported image with {channels} channels')
+    try:
+        return reconstructor.preprocess(image, encoding=encoding)
+    except ImageInputError as exc:
+        raise ImageInputError(f'{path}: {exc}') from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    args = _parse_args(argv)
+    if args.out.suffix not in OUTPUT_SUFFIXES:
+        print(f'pix2voxpp-reconstruct: --out {args.out}: suffix must be one of '
+              f'{", ".join(OUTPUT_SUFFIXES)}', file=sys.stderr)
+        return 2
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        print(f'pix2voxpp-reconstruct: --threshold {args.threshold}: must be in (0, 1)',
+              file=sys.stderr)
+        return 2
+    for path in args.images:
+        if not path.is_file():
+            print(f'pix2voxpp-reconstruct: {path}: no such image file', file=sys.stderr)
+            return 2
+    try:
+        reconstructor = Reconstructor(args.weights, device=args.device,
+                                      precision=args.precision, warmup_views=0)
+        views = np.stack([_read_view(path, reconstructor) for path in args.images])
+        grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
+    except (CheckpointError, ImageInputError, InferenceError, ValueError) as exc:
+        print(f'pix2voxpp-reconstruct: {exc}', file=sys.stderr)
+        return 1
+    threshold = reconstructor.threshold if args.threshold is None else args.threshold
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    if args.out.suffix == '.npy':
+        np.save(args.out, grid)
+    elif args.out.suffix == '.binvox':
+        write_binvox(args.out, grid >= threshold)
+    else:
+        points, probabilities = grid_to_points(grid, threshold=threshold,
+                                               object_size_m=args.object_size_m)
+        write_ply(args.out, points, probabilities)
+    occupied = int((grid >= threshold).sum())
+    print(f'{len(args.images)} view(s) -> {args.out} ({occupied} occupied voxels at threshold '
+          f'{threshold:g}, model {reconstructor.last_model_time_s * 1000:.0f} ms)')
+    if args.png:
+        args.png.parent.mkdir(parents=True, exist_ok=True)
+        title = f'{args.weights.name}: {len(args.images)} view(s), threshold {threshold:g}'
+        cv2.imwrite(str(args.png), render_grid_views(grid, threshold=threshold, title=title))
+        print(f'picture -> {args.png}')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""The multi-scale context-aware fusion: score every voxel of every view, softmax over views."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .blocks import conv3d_bn_leaky
+from .config import ModelConfig
+
+CONTEXT_CHANNELS = 9
+
+
+class Merger(nn.Module):
+    """Fuse per-view coarse volumes with per-voxel weights computed from their context features."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        slope = config.leaky_slope
+        c = CONTEXT_CHANNELS
+        self.layer1 = conv3d_bn_leaky(c, c, slope=slope)
+        self.layer2 = conv3d_bn_leaky(c, c, slope=slope)
+        self.layer3 = conv3d_bn_leaky(c, c, slope=slope)
+        self.layer4 = conv3d_bn_leaky(c, c, slope=slope)
+        self.layer5 = conv3d_bn_leaky(4 * c, c, slope=slope)
+        self.layer6 = conv3d_bn_leaky(c, 1, slope=slope)
+
+    def scores(self, context: torch.Tensor) -> torch.Tensor:
+        """Score every voxel of a flat batch of views.
+
+        :param context: ``(N, 9, 32, 32, 32)``.
+        :returns: ``(N, 32, 32, 32)`` unnormalized scores.
+        """
+        scale1 = self.layer1(context)
+        scale2 = self.layer2(scale1)
+        scale3 = self.layer3(scale2)
+        scale4 = self.layer4(scale3)
+        multi_scale = torch.cat((scale1, scale2, scale3, scale4), dim=1)  # (N, 36, 32, 32, 32)
+        return self.layer6(self.layer5(multi_scale)).squeeze(1)
+
+    def forward(self, coarse: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        """Fuse the views of each sample.
+
+        :param coarse: ``(B, V, 32, 32, 32)`` coarse volumes.
+        :param context: ``(B, V, 9, 32, 32, 32)`` context features.
+        :returns: ``(B, 32, 32, 32)`` fused volume in [0, 1].
+        """
+        batch, views = coarse.shape[:2]
+        scores = self.scores(context.flatten(0, 1)).unflatten(0, (batch, views))  # (B, V, D, H, W)
+        weights = torch.softmax(scores, dim=1)
+        return (coarse * weights).sum(dim=1).clamp(0.0, 1.0)

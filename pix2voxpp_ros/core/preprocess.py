@@ -1,0 +1,158 @@
+"""Image preprocessing: ShapeNet renderings as the released test code does, and camera frames.
+
+Both paths end in the same place: a float32 ``(3, 224, 224)`` array in the channel order the
+weights were trained with (BGR for the released weights, see :class:`WeightsMetadata`), normalized
+with the weights' mean and std.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .checkpoint import WeightsMetadata
+
+RENDERING_SIZE = 137
+RENDERING_CROP = (4, 132)  # rows and columns kept of a 137×137 rendering (centre 128×128)
+
+# Channels of each supported encoding, and whether the colour channels are stored B, G, R.
+ENCODINGS: dict[str, tuple[int, bool]] = {
+    'rgb8': (3, False), 'bgr8': (3, True), 'rgba8': (4, False), 'bgra8': (4, True),
+    'mono8': (1, False),
+}
+
+Roi = tuple[int, int, int, int]  # x_offset, y_offset, width, height in pixels
+
+
+class ImageInputError(ValueError):
+    """An image has an unsupported encoding, shape or region of interest."""
+
+
+def _normalize_chw(image: np.ndarray, metadata: WeightsMetadata) -> np.ndarray:
+    """(H, W, 3) float32 in [0, 1], network channel order -> normalized (3, H, W) float32."""
+    mean = np.asarray(metadata.mean, dtype=np.float32)
+    std = np.asarray(metadata.std, dtype=np.float32)
+    return np.ascontiguousarray(((image - mean) / std).transpose(2, 0, 1), dtype=np.float32)
+
+
+def preprocess_rendering(
+    bgra: np.ndarray,
+    *,
+    metadata: WeightsMetadata | None = None,
+    background: float | Sequence[float] | None = None,
+) -> np.ndarray:
+    """Apply the released test transform to a ShapeNet rendering as OpenCV reads it.
+
+    Order as in the released code: centre crop 4:132, resize to 224 (bilinear, all four channels),
+    fully transparent pixels (alpha exactly 0 after resizing) set to the background, normalize.
+
+    :param bgra: ``(137, 137, 4)`` uint8 as ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` returns.
+    :param metadata: the weights' input description; defaults to the released weights'.
+    :param background: grey level or per-channel colour in [0, 1] (network order) for alpha 0;
+        defaults to ``metadata.background`` (240/255).
+    :returns: ``(3, 224, 224)`` float32.
+    :raises ImageInputError: the array is not a 4-channel image.
+    """
+    metadata = metadata or WeightsMetadata()
+    if bgra.ndim != 3 or bgra.shape[2] != 4:
+        raise ImageInputError(f'expected an (H, W, 4) BGRA rendering, got shape {bgra.shape}')
+    image = bgra.astype(np.float32) / 255.0
+    if image.shape[0] >= RENDERING_CROP[1] and image.shape[1] >= RENDERING_CROP[1]:
+        lo, hi = RENDERING_CROP
+        image = image[lo:hi, lo:hi]
+    size = metadata.input_size
+    image = cv2.resize(image, (size, size))
+    transparent = image[:, :, 3:4] == 0
+    colour = image[:, :, :3]
+    if metadata.channel_order == 'RGB':
+        colour = colour[:, :, ::-1]
+    fill = np.broadcast_to(np.asarray(metadata.background if background is None else background,
+                                      dtype=np.float32), (3,))
+    colour = np.where(transparent, fill, colour)
+    return _normalize_chw(colour, metadata)
+
+
+def square_crop_box(height: int, width: int, roi: Roi | None, *, margin: float = 0.0) -> Roi:
+    """Return the square ``(x, y, side, side)`` to cut from an image, possibly beyond its border.
+
+    Without a region of interest: the largest centred square. With one: a square centred on the
+    region, its side the region's longer side times ``1 + margin``.
+
+    :raises ImageInputError: the region is empty or lies outside the image.
+    """
+    if roi is None:
+        side = min(height, width)
+        return (width - side) // 2, (height - side) // 2, side, side
+    x, y, w, h = (int(v) for v in roi)
+    if w <= 0 or h <= 0 or x >= width or y >= height or x + w <= 0 or y + h <= 0:
+        raise ImageInputError(f'region of interest {roi} is empty or outside the '
+                              f'{width}×{height} image')
+    side = max(1, int(round(max(w, h) * (1.0 + margin))))
+    cx, cy = x + w / 2.0, y + h / 2.0
+    return int(round(cx - side / 2.0)), int(round(cy - side / 2.0)), side, side
+
+
+def preprocess_frame(
+    image: np.ndarray,
+    *,
+    encoding: str,
+    roi: Roi | None = None,
+    roi_margin: float = 0.0,
+    metadata: WeightsMetadata | None = None,
+) -> np.ndarray:
+    """Turn a camera frame of any size into the network's input.
+
+    The frame is cut to a square (centred, or around ``roi``; parts beyond the border get the
+    background colour), resized to 224 (area interpolation when shrinking), converted to the
+    weights' channel order and normalized. With an alpha channel, alpha 0 becomes background.
+
+    :param image: ``(H, W, C)`` or ``(H, W)`` uint8 in the layout ``encoding`` names.
+    :param encoding: one of :data:`ENCODINGS`: ``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8``.
+    :param roi: optional ``(x, y, width, height)`` region of interest in pixels.
+    :param roi_margin: fraction added to the region's longer side.
+    :param metadata: the weights' input description; defaults to the released weights'.
+    :returns: ``(3, 224, 224)`` float32.
+    :raises ImageInputError: unknown encoding, a shape that does not match it, an empty image or a
+        region outside the image.
+    """
+    metadata = metadata or WeightsMetadata()
+    if encoding not in ENCODINGS:
+        raise ImageInputError(f'unsupported encoding {encoding!r}; supported: '
+                              f'{", ".join(ENCODINGS)}')
+    channels, stored_bgr = ENCODINGS[encoding]
+    if image.ndim == 2 and channels == 1:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] != channels:
+        raise ImageInputError(f'{encoding} image must be (H, W, {channels}), got {image.shape}')
+    if image.dtype != np.uint8:
+        raise ImageInputError(f'{encoding} image must be uint8, got {image.dtype}')
+    height, width = image.shape[:2]
+    if height == 0 or width == 0:
+        raise ImageInputError(f'empty {width}×{height} image')
+
+    x, y, side, _ = square_crop_box(height, width, roi, margin=roi_margin)
+    background = int(round(metadata.background * 255.0))
+    # Copy the overlap of the square and the image into a background-filled square.
+    square = np.full((side, side, channels), background, dtype=np.uint8)
+    if channels == 4:
+        square[:, :, 3] = 0
+    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
+    square[y0 - y:y1 - y, x0 - x:x1 - x] = image[y0:y1, x0:x1]
+
+    size = metadata.input_size
+    interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
+    resized = cv2.resize(square, (size, size), interpolation=interpolation)
+    if resized.ndim == 2:
+        resized = resized[:, :, None]
+    if channels == 1:
+        colour = np.repeat(resized, 3, axis=2)
+    else:
+        colour = resized[:, :, :3]
+        if stored_bgr != (metadata.channel_order == 'BGR'):
+            colour = colour[:, :, ::-1]
+    colour = colour.astype(np.float32) / 255.0
+    if channels == 4:
+        colour[resized[:, :, 3] == 0] = metadata.background
+    return _normalize_chw(colour, metadata)

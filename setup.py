@@ -1,0 +1,32 @@
+"""Install the pix2voxpp_ros ament_python package (colcon on robots, pip -e in the venv)."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = 'pix2voxpp_ros'
+
+setup(
+    name=PACKAGE,
+    version='0.1.0',
+    packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+    data_files=[
+        ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
+        (f'share/{PACKAGE}', ['package.xml']),
+        (f'share/{PACKAGE}/launch', glob('launch/*.launch.py')),
+        (f'share/{PACKAGE}/config', glob('config/*.yaml') + glob('config/*.rviz')),
+    ],
+    install_requires=['setuptools'],
+    zip_safe=True,
+    maintainer='pix2voxpp_ros maintainers',
+    maintainer_email='maintainers@pix2voxpp-ros.dev',
+    description='Multi-view Pix2Vox++ 3D reconstruction for ROS 2',
+    license='MIT',
+    python_requires='>=3.10',
+    entry_points={
+        'console_scripts': [
+            'pix2voxpp-reconstruct = pix2voxpp_ros.cli.reconstruct:main',
+            'pix2voxpp-synth = pix2voxpp_ros.cli.synth:main',
+        ],
+    },
+)

@@ -1,0 +1,100 @@
+"""``pix2voxpp-reconstruct`` end to end in a subprocess, on images and weights the test writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from pix2voxpp_ros.core.checkpoint import WeightsMetadata, save_checkpoint
+from pix2voxpp_ros.core.preprocess import preprocess_frame, preprocess_rendering
+from pix2voxpp_ros.core.voxels import read_binvox, read_ply
+
+from conftest import make_model
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, '-m', 'pix2voxpp_ros.cli.reconstruct', *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture
+def scene(tmp_path):
+    """Two 137×137 RGBA renderings of a box, a 640×480 camera frame and an /F checkpoint."""
+    paths = []
+    for i in range(2):
+        rendering = np.zeros((137, 137, 4), np.uint8)
+        cv2.rectangle(rendering, (40 + 5 * i, 30), (100, 110), (40, 90, 200, 255), -1)
+        path = tmp_path / f'{i:02d}.png'
+        cv2.imwrite(str(path), rendering)
+        paths.append(path)
+    frame = np.full((480, 640, 3), 200, np.uint8)
+    cv2.circle(frame, (320, 240), 120, (30, 160, 60), -1)
+    frame_path = tmp_path / 'camera.jpg'
+    cv2.imwrite(str(frame_path), frame)
+    model = make_model('F', seed=8)
+    # A low threshold so that an untrained network still marks voxels occupied.
+    metadata = WeightsMetadata(threshold=0.05)
+    weights = tmp_path / 'weights.pth'
+    save_checkpoint(weights, model, metadata=metadata)
+    return {'renderings': paths, 'frame': frame_path, 'weights': weights, 'model': model}
+
+
+def test_reconstruct_writes_grid_and_picture(scene, tmp_path) -> None:
+    out = tmp_path / 'result.npy'
+    png = tmp_path / 'preview.png'
+    result = _run('--weights', str(scene['weights']), *map(str, scene['renderings']),
+                  '--out', str(out), '--png', str(png), '--device', 'cpu')
+    assert result.returncode == 0, result.stderr
+    assert '2 view(s)' in result.stdout
+    grid = np.load(out)
+    views = np.stack([preprocess_rendering(cv2.imread(str(p), cv2.IMREAD_UNCHANGED))
+                      for p in scene['renderings']])
+    with torch.no_grad():
+        expected = scene['model'](torch.from_numpy(views)[None])[0].numpy()
+    np.testing.assert_allclose(grid, expected, atol=1e-6)
+    picture = cv2.imread(str(png))
+    assert picture is not None and picture.shape[1] > 3 * 32 * 4
+    assert (picture < 250).any()  # something was drawn, not a blank page
+
+
+def test_reconstruct_binvox_and_ply(scene, tmp_path) -> None:
+    binvox = tmp_path / 'result.binvox'
+    result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out', str(binvox),
+                  '--threshold', '0.5', '--device', 'cpu')
+    assert result.returncode == 0, result.stderr
+    frame = cv2.imread(str(scene['frame']))
+    with torch.no_grad():
+        view = torch.from_numpy(preprocess_frame(frame, encoding='bgr8'))[None, None]
+        expected = scene['model'](view)[0].numpy() >= 0.5
+    assert np.array_equal(read_binvox(binvox)[0], expected)
+
+    ply = tmp_path / 'result.ply'
+    result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out', str(ply),
+                  '--threshold', '0.5', '--object-size-m', '0.64')
+    assert result.returncode == 0, result.stderr
+    cloud = read_ply(ply)
+    assert len(cloud['x']) == int(expected.sum())
+    assert np.abs(np.stack([cloud['x'], cloud['y'], cloud['z']])).max() <= 0.32
+
+
+def test_reconstruct_errors_name_the_culprit(scene, tmp_path) -> None:
+    missing = tmp_path / 'missing.pth'
+    result = _run('--weights', str(missing), str(scene['frame']), '--out',
+                  str(tmp_path / 'x.npy'))
+    assert result.returncode == 1 and f'{missing}: checkpoint file not found' in result.stderr
+    result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out',
+                  str(tmp_path / 'x.obj'))
+    assert result.returncode == 2 and 'x.obj: suffix must be one of' in result.stderr
+    result = _run('--weights', str(scene['weights']), str(tmp_path / 'nope.png'), '--out',
+                  str(tmp_path / 'x.npy'))
+    assert result.returncode == 2 and 'nope.png: no such image file' in result.stderr
+    not_image = tmp_path / 'text.png'
+    not_image.write_text('not an image')
+    result = _run('--weights', str(scene['weights']), str(not_image), '--out',
+                  str(tmp_path / 'x.npy'))
+    assert result.returncode == 1 and 'text.png: cannot read image file' in result.stderr

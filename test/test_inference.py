@@ -1,0 +1,74 @@
+"""The inference wrapper: devices, precisions, frames -> grid, and NaN outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from pix2voxpp_ros.core.checkpoint import save_checkpoint
+from pix2voxpp_ros.core.inference import InferenceError, Reconstructor, resolve_device
+
+from conftest import make_model
+
+
+@pytest.fixture
+def weights(tmp_path):
+    path = tmp_path / 'f.pth'
+    save_checkpoint(path, make_model('F', seed=2))
+    return path
+
+
+def test_resolve_device() -> None:
+    assert resolve_device('cpu') == torch.device('cpu')
+    assert resolve_device('auto').type == ('cuda' if torch.cuda.is_available() else 'cpu')
+    with pytest.raises(ValueError, match="got 'tpu'"):
+        resolve_device('tpu')
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match='CUDA is not available'):
+            resolve_device('cuda:0')
+
+
+def test_reconstruct_frames_equals_the_network(weights) -> None:
+    reconstructor = Reconstructor(weights, device='cpu')
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
+    grid = reconstructor.reconstruct(frames, encodings='rgb8')
+    assert grid.shape == (32, 32, 32) and grid.dtype == np.float32
+    views = np.stack([reconstructor.preprocess(f, encoding='rgb8') for f in frames])
+    with torch.no_grad():
+        expected = reconstructor.model(torch.from_numpy(views)[None])[0].numpy()
+    assert np.array_equal(grid, expected)
+    assert reconstructor.last_model_time_s > 0
+    assert reconstructor.threshold == pytest.approx(0.3)
+
+
+def test_precision_options(weights) -> None:
+    with pytest.raises(ValueError, match='precision must be one of'):
+        Reconstructor(weights, device='cpu', precision='int8')
+    with pytest.warns(UserWarning, match='fp16 autocast is not supported on the CPU'):
+        fp16 = Reconstructor(weights, device='cpu', precision='fp16', warmup_views=0)
+    assert fp16.precision == 'fp32'
+    bf16 = Reconstructor(weights, device='cpu', precision='bf16', warmup_views=0)
+    fp32 = Reconstructor(weights, device='cpu', warmup_views=0)
+    views = np.random.default_rng(1).uniform(-1, 1, (1, 2, 3, 224, 224)).astype(np.float32)
+    assert np.abs(bf16.infer(views) - fp32.infer(views)).max() < 0.1
+
+
+def test_nan_output_raises(tmp_path) -> None:
+    model = make_model('F')
+    with torch.no_grad():
+        model.decoder.layer5[0].weight.fill_(float('nan'))
+    path = tmp_path / 'nan.pth'
+    save_checkpoint(path, model)
+    reconstructor = Reconstructor(path, device='cpu', warmup_views=0)
+    with pytest.raises(InferenceError, match='NaN or Inf'):
+        reconstructor.infer(np.zeros((1, 1, 3, 224, 224), np.float32))
+
+
+def test_bad_shapes_raise(weights) -> None:
+    reconstructor = Reconstructor(weights, device='cpu', warmup_views=0)
+    with pytest.raises(InferenceError, match=r'expected input \(B, V, 3, 224, 224\)'):
+        reconstructor.infer(np.zeros((1, 3, 224, 224), np.float32))
+    with pytest.raises(InferenceError, match='no views given'):
+        reconstructor.reconstruct([])

@@ -1,0 +1,86 @@
+"""binvox round trips, grid -> points, PLY and the ShapeNet -> ROS axis convention."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from pix2voxpp_ros.core.voxels import (SHAPENET_TO_ROS, VoxelFileError, grid_to_points,
+                                       read_binvox, read_ply, voxel_centres, write_binvox,
+                                       write_ply)
+
+
+def test_binvox_round_trip_is_exact(tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    grid = rng.random((32, 32, 32)) > 0.7
+    grid[:, :, :5] = True  # long runs: more than 255 equal voxels in a row
+    path = tmp_path / 'model.binvox'
+    write_binvox(path, grid, translate=(-0.5, -0.25, 0.125), scale=1.5)
+    back, translate, scale = read_binvox(path)
+    assert back.dtype == bool and back.shape == (32, 32, 32)
+    assert np.array_equal(back, grid)
+    assert translate.tolist() == [-0.5, -0.25, 0.125] and scale == 1.5
+
+
+def test_binvox_data_order_is_x_z_y() -> None:
+    """A hand-written file: only voxel (x=0, y=1, z=0) set, which is position 1 in x-z-y order."""
+    header = b'#binvox 1\ndim 2 2 2\ntranslate 0 0 0\nscale 1\ndata\n'
+    data = bytes([0, 1, 1, 1, 0, 6])
+    import tempfile
+    with tempfile.NamedTemporaryFile(suffix='.binvox') as handle:
+        handle.write(header + data)
+        handle.flush()
+        grid, _, _ = read_binvox(handle.name)
+    expected = np.zeros((2, 2, 2), bool)
+    expected[0, 1, 0] = True
+    assert np.array_equal(grid, expected)
+
+
+def test_binvox_errors_name_the_file(tmp_path) -> None:
+    with pytest.raises(VoxelFileError, match='missing.binvox: cannot read'):
+        read_binvox(tmp_path / 'missing.binvox')
+    bad = tmp_path / 'bad.binvox'
+    bad.write_bytes(b'#binvox 1\ndim 32 32 32\ndata\n' + bytes([1, 255]))
+    with pytest.raises(VoxelFileError, match='bad.binvox: binvox data truncated'):
+        read_binvox(bad)
+    bad.write_bytes(b'PLY\n')
+    with pytest.raises(VoxelFileError, match='bad.binvox'):
+        read_binvox(bad)
+
+
+def test_axis_convention_on_an_asymmetric_grid() -> None:
+    """An L of voxels plus a marker: ShapeNet +y (up) -> ROS +z, +x -> ROS +y, +z -> ROS +x."""
+    grid = np.zeros((32, 32, 32), np.float32)
+    grid[0, :, 0] = 0.6  # column along ShapeNet y (up) at x = 0, z = 0
+    grid[:, 0, 0] = 0.6  # foot along ShapeNet x at y = 0
+    grid[0, 31, 0] = 0.9  # top of the column
+    grid[31, 0, 0] = 0.8  # tip of the foot
+    grid[0, 0, 31] = 0.7  # a single voxel far along ShapeNet z
+    points, probs = grid_to_points(grid, threshold=0.5, object_size_m=3.2)
+    assert len(points) == 32 + 31 + 1
+    near, far = -1.55, 1.55  # centres of the first and last voxel of a 3.2 m grid
+    assert points[probs == 0.9][0] == pytest.approx([near, near, far])  # up stays up (ROS z)
+    assert points[probs == 0.8][0] == pytest.approx([near, far, near])  # ShapeNet x -> ROS y
+    assert points[probs == 0.7][0] == pytest.approx([far, near, near])  # ShapeNet z -> ROS x
+    assert np.linalg.det(SHAPENET_TO_ROS) == pytest.approx(1.0)  # a rotation, no mirror
+
+
+def test_grid_to_points_threshold_and_shapenet_axes() -> None:
+    grid = np.zeros((4, 4, 4), np.float32)
+    grid[3, 2, 1] = 0.5
+    grid[1, 1, 1] = 0.49
+    points, probs = grid_to_points(grid, threshold=0.5, object_size_m=4.0, ros_axes=False)
+    assert points.tolist() == [[1.5, 0.5, -0.5]] and probs.tolist() == [0.5]
+    centres = voxel_centres(4, edge_length=4.0)
+    assert centres[3, 2, 1].tolist() == [1.5, 0.5, -0.5]
+
+
+def test_ply_round_trip(tmp_path) -> None:
+    points = np.array([[0.1, -0.2, 0.3], [1.0, 2.0, 3.0]], np.float32)
+    values = np.array([0.5, 0.75], np.float32)
+    path = tmp_path / 'cloud.ply'
+    write_ply(path, points, values)
+    assert path.read_bytes().startswith(b'ply\nformat binary_little_endian 1.0\n')
+    back = read_ply(path)
+    assert np.array_equal(np.stack([back['x'], back['y'], back['z']], 1), points)
+    assert np.array_equal(back['occupancy'], values)
