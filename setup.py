@@ -27,6 +27,7 @@ setup(
         'console_scripts': [
             'pix2voxpp-reconstruct = pix2voxpp_ros.cli.reconstruct:main',
             'pix2voxpp-synth = pix2voxpp_ros.cli.synth:main',
+            'pix2voxpp_node = pix2voxpp_ros.ros.reconstruction_node:main',
         ],
     },
 )
