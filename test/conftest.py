@@ -36,7 +36,7 @@ def randomize_batchnorm(model: torch.nn.Module, *, seed: int = 0) -> None:
 
 
 def make_model(variant: str = 'F', *, seed: int = 0, **overrides: object) -> Pix2VoxPP:
-    """A seeded network in eval mode with non-default BatchNorm statistics."""
+    """Build a seeded network in eval mode with non-default BatchNorm statistics."""
     torch.manual_seed(seed)
     model = build_model(ModelConfig.for_variant(variant), **overrides)
     randomize_batchnorm(model, seed=seed)

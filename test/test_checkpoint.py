@@ -18,7 +18,7 @@ from conftest import make_model
 
 
 def _release_dict(model, *, prefix: str = 'module.') -> dict:
-    """What the authors' training script saves (DataParallel modules, numpy best_iou)."""
+    """Build what the authors' training script saves (DataParallel modules, numpy best_iou)."""
     payload = {
         'epoch_idx': 249,
         'best_iou': np.max(np.array([0.61, 0.668, 0.65])),  # np.float64, as their np.max gives

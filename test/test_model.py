@@ -16,7 +16,7 @@ def _images(batch: int, views: int, *, seed: int = 1) -> torch.Tensor:
 
 
 def _per_view_loop(model, images: torch.Tensor) -> torch.Tensor:
-    """Reference: every view through encoder and decoder alone, fusion written out by hand."""
+    """Run every view through encoder and decoder alone and fuse by hand (the reference)."""
     coarse, scores = [], []
     for v in range(images.shape[1]):
         volume, context = model.decoder(model.encoder(images[:, v]))

@@ -1,1 +1,1 @@
-"""Offline training, evaluation and export of Pix2Vox++ weights; imports pix2voxpp_ros.core only."""
+"""Offline training, evaluation and export of Pix2Vox++ weights (uses pix2voxpp_ros.core only)."""
