@@ -1,0 +1,27 @@
+"""Synthetic objects with known shape, rendered and voxelized in ShapeNet/3D-R2N2's file layout.
+
+Pure numpy and OpenCV (no ROS, no torch). The pieces:
+
+* :mod:`.shapes` — procedural categories and :func:`make_object`;
+* :mod:`.camera` — :class:`Camera` (R2N2 view parameters, intrinsics, pose, projection);
+* :mod:`.render` — :func:`render_view` (RGBA) and :func:`render_depth` for any camera;
+* :mod:`.voxelize` — :func:`voxelize`, the 32³ solid grid in ShapeNetVox32's frame;
+* :mod:`.dataset` — :func:`write_dataset`, the whole ShapeNetRendering / ShapeNetVox32 /
+  ShapeNet.json layout, deterministic for a seed and parallel over processes.
+"""
+
+from .camera import Camera, CameraError, R2N2_MAX_DISTANCE, sample_r2n2_cameras
+from .dataset import (DatasetError, DatasetSummary, dataset_object, generate_model, model_id,
+                      object_seed, write_dataset)
+from .render import render_depth, render_view
+from .shapes import (CATEGORIES, Category, SyntheticObject, UnknownCategoryError, category,
+                     make_object)
+from .voxelize import voxelize
+
+__all__ = [
+    'CATEGORIES', 'Camera', 'CameraError', 'Category', 'DatasetError', 'DatasetSummary',
+    'R2N2_MAX_DISTANCE',
+    'SyntheticObject', 'UnknownCategoryError', 'category', 'dataset_object', 'generate_model',
+    'make_object', 'model_id', 'object_seed', 'render_depth', 'render_view', 'sample_r2n2_cameras',
+    'voxelize', 'write_dataset',
+]
