@@ -10,14 +10,14 @@ VIEW_DIRECTIONS = (('along +z', 2, False), ('along -x', 0, True), ('top, along -
 
 
 def _depth_view(occupied: np.ndarray, axis: int, flip: bool) -> np.ndarray:
-    """Shade the first occupied voxel along ``axis``: near is bright, empty is white."""
+    """Shade the first occupied voxel along ``axis``: near is light, far dark, empty white."""
     volume = np.moveaxis(occupied, axis, 0)  # (depth, a, b)
     if flip:
         volume = volume[::-1]
     depth = volume.shape[0]
     hit = volume.any(axis=0)
     first = np.argmax(volume, axis=0)  # index of the nearest occupied voxel
-    shade = 1.0 - 0.7 * first / max(depth - 1, 1)
+    shade = 0.9 - 0.6 * first / max(depth - 1, 1)  # never white, which means empty
     return np.where(hit, shade, 1.0)
 
 

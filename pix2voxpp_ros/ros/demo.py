@@ -1,0 +1,312 @@
+"""``pix2voxpp-demo``: the simulated rig and the reconstruction node end to end, scored.
+
+For machines without ``ros2 launch``: starts ``sim_camera_rig`` and ``pix2voxpp_node`` as separate
+processes with the same parameter files as ``launch/demo.launch.py``, listens to what they publish
+over DDS, and scores every reconstructed cloud against the rig's ground truth of the same stamp
+(IoU of occupied voxels). Writes, under ``--out``: per object a picture of the camera views, the
+reconstruction and the ground truth, and ``summary.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import cv2
+import numpy as np
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_WEIGHTS = PACKAGE_DIR / 'weights' / 'pix2voxpp_f_synthetic.pth'
+RESOLUTION = 32
+NUM_CAMERAS = 3
+
+
+def config_dir() -> Path:
+    """Return the folder of the demo's parameter files: the source tree's, else share/."""
+    source = PACKAGE_DIR.parent / 'config'
+    if (source / 'demo_rig.yaml').is_file():
+        return source
+    from ament_index_python.packages import get_package_share_directory
+    try:
+        return Path(get_package_share_directory('pix2voxpp_ros')) / 'config'
+    except (LookupError, OSError) as exc:  # not installed, or AMENT_PREFIX_PATH unset
+        raise FileNotFoundError('cannot find the demo parameter files: no config/ beside the '
+                                'package and pix2voxpp_ros is not in the ament index') from exc
+
+
+def cloud_to_voxels(points: np.ndarray, object_size_m: float) -> np.ndarray:
+    """Turn voxel-centre points (ROS axes, metres) back into a boolean grid indexed in ROS axes.
+
+    :param points: ``(N, 3)`` centres as the node publishes them.
+    :returns: ``(32, 32, 32)`` bool; index ``[a, b, c]`` runs along ROS x, y, z.
+    """
+    grid = np.zeros((RESOLUTION,) * 3, dtype=bool)
+    if len(points):
+        index = np.floor((points / object_size_m + 0.5) * RESOLUTION).astype(int)
+        index = np.clip(index, 0, RESOLUTION - 1)
+        grid[index[:, 0], index[:, 1], index[:, 2]] = True
+    return grid
+
+
+def ros_grid_to_shapenet(grid: np.ndarray) -> np.ndarray:
+    """Invert :func:`pix2voxpp_ros.ros.conversions.grid_in_ros_axes` (for pictures)."""
+    from ..core.voxels import SHAPENET_TO_ROS
+    order = [int(np.argmax(row)) for row in SHAPENET_TO_ROS]  # ROS axis i reads ShapeNet order[i]
+    return np.ascontiguousarray(grid.transpose(np.argsort(order)))
+
+
+def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
+    """Intersection over union of two boolean grids (1.0 when both are empty)."""
+    union = np.logical_or(prediction, truth).sum()
+    return float(np.logical_and(prediction, truth).sum() / union) if union else 1.0
+
+
+@dataclass
+class ScoredObject:
+    """One object of the demo and the first reconstruction made only from its views."""
+
+    name: str
+    stamp_ns: int
+    iou: float
+    points: int
+    truth_voxels: int
+    latency_s: float
+    prediction: np.ndarray = field(repr=False)
+    truth: np.ndarray = field(repr=False)
+    views: list[np.ndarray] = field(repr=False)
+
+
+def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog='pix2voxpp-demo', description=__doc__.split('\n')[0])
+    parser.add_argument('--objects', type=int, default=5,
+                        help='objects to reconstruct and score (default 5)')
+    parser.add_argument('--weights', type=Path, default=DEFAULT_WEIGHTS,
+                        help='checkpoint for the node (default: the demo weights trained on '
+                             "synthetic objects; the authors' release files work too)")
+    parser.add_argument('--out', type=Path, default=Path('out/demo'), help='output folder')
+    parser.add_argument('--object-switch-s', type=float, default=None,
+                        help='seconds per object (default: config/demo_rig.yaml)')
+    parser.add_argument('--timeout-s', type=float, default=420.0,
+                        help='give up after this many seconds (default 420)')
+    parser.add_argument('--device', default='auto', help='node device: auto, cpu, cuda, cuda:N')
+    parser.add_argument('--domain-id', type=int, default=None,
+                        help='ROS_DOMAIN_ID for the demo (default: random, keeps runs apart)')
+    parser.add_argument('--config-dir', type=Path, default=None,
+                        help='folder with demo_rig.yaml and demo_node.yaml')
+    return parser.parse_args(argv)
+
+
+def _start(args: argparse.Namespace, env: dict[str, str], folder: Path) -> list[subprocess.Popen]:
+    """Start the rig and the node as their own processes; their logs go to ``folder``."""
+    config = args.config_dir or config_dir()
+    rig_cmd = [sys.executable, '-m', 'pix2voxpp_ros.ros.sim_camera_rig', '--ros-args',
+               '-r', '__ns:=/rig', '--params-file', str(config / 'demo_rig.yaml')]
+    if args.object_switch_s is not None:
+        rig_cmd += ['-p', f'object_switch_s:={args.object_switch_s}']
+    node_cmd = [sys.executable, '-m', 'pix2voxpp_ros.ros.reconstruction_node', '--ros-args',
+                '--params-file', str(config / 'demo_node.yaml'),
+                '-p', f'weights:={args.weights.resolve()}', '-p', f'device:={args.device}']
+    processes = []
+    for name, cmd in (('rig', rig_cmd), ('node', node_cmd)):
+        log = open(folder / f'{name}.log', 'w')
+        processes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
+    return processes
+
+
+def _stop(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+    for process in processes:
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+class Scorer:
+    """Collect the rig's truth and views and the node's clouds; pair them by stamp."""
+
+    def __init__(self, node, *, object_size_m: float) -> None:  # node: rclpy.node.Node
+        from sensor_msgs.msg import Image, PointCloud2
+        from std_msgs.msg import String
+
+        from .conversions import image_to_array, stamp_to_ns
+        self._image_to_array = image_to_array
+        self._stamp_to_ns = stamp_to_ns
+        self.object_size_m = object_size_m
+        self.lock = threading.Lock()
+        self.names: dict[int, str] = {}  # tick stamp -> object name
+        self.truths: dict[int, np.ndarray] = {}  # tick stamp -> truth grid (ROS axes)
+        self.views: dict[int, dict[int, np.ndarray]] = {}  # tick stamp -> camera -> rgb
+        self.clouds: list[tuple[int, np.ndarray, float]] = []  # (stamp, points, latency)
+        self.latencies: list[float] = []
+        qos = 10
+        node.create_subscription(String, '/rig/sim_camera_rig/object', self._on_object, qos)
+        node.create_subscription(PointCloud2, '/rig/sim_camera_rig/ground_truth',
+                                 self._on_truth, qos)
+        node.create_subscription(PointCloud2, '/pix2voxpp/occupancy', self._on_cloud, qos)
+        for i in range(NUM_CAMERAS):
+            node.create_subscription(Image, f'/rig/camera_{i}/image_raw',
+                                     lambda msg, i=i: self._on_image(i, msg), qos)
+
+    @staticmethod
+    def cloud_points(msg) -> np.ndarray:
+        """Return the x, y, z fields of a cloud in the node's layout as ``(N, 3)`` float32."""
+        rows = np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(-1, msg.point_step // 4)
+        offsets = {f.name: f.offset // 4 for f in msg.fields}
+        return rows[:, [offsets['x'], offsets['y'], offsets['z']]]
+
+    def _on_object(self, msg) -> None:
+        name, stamp = msg.data.rsplit(' ', 1)
+        with self.lock:
+            self.names[int(stamp)] = name
+
+    def _on_truth(self, msg) -> None:
+        grid = cloud_to_voxels(self.cloud_points(msg), self.object_size_m)
+        with self.lock:
+            self.truths[self._stamp_to_ns(msg.header.stamp)] = grid
+
+    def _on_image(self, camera: int, msg) -> None:
+        stamp = self._stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            if len(self.views) > 64:  # keep memory bounded: only recent ticks matter
+                del self.views[min(self.views)]
+            self.views.setdefault(stamp, {})[camera] = self._image_to_array(msg)
+
+    def _on_cloud(self, msg) -> None:
+        stamp = self._stamp_to_ns(msg.header.stamp)
+        latency = time.time() - stamp / 1e9  # the rig stamps with the system clock
+        with self.lock:
+            self.clouds.append((stamp, self.cloud_points(msg).copy(), latency))
+            self.latencies.append(latency)
+
+    def score(self) -> list[ScoredObject]:
+        """Score the first cloud of each object whose truth and views are known, in order."""
+        scored: dict[str, ScoredObject] = {}
+        with self.lock:
+            for stamp, points, latency in self.clouds:
+                name = self.names.get(stamp)
+                truth = self.truths.get(stamp)
+                views = self.views.get(stamp, {})
+                if name is None or truth is None or name in scored or len(views) < NUM_CAMERAS:
+                    continue
+                prediction = cloud_to_voxels(points, self.object_size_m)
+                scored[name] = ScoredObject(
+                    name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(points),
+                    truth_voxels=int(truth.sum()), latency_s=latency, prediction=prediction,
+                    truth=truth, views=[views[i] for i in range(NUM_CAMERAS)])
+        return sorted(scored.values(), key=lambda s: s.stamp_ns)
+
+
+def _picture(item: ScoredObject) -> np.ndarray:
+    """Camera views on top; reconstruction and ground truth, three directions each, below."""
+    from ..core.visualize import render_grid_views
+    height = 200
+    views = [cv2.resize(v, (int(v.shape[1] * height / v.shape[0]), height)) for v in item.views]
+    top = cv2.cvtColor(np.hstack(views), cv2.COLOR_RGB2BGR)
+    recon = render_grid_views(ros_grid_to_shapenet(item.prediction).astype(np.float32),
+                              threshold=0.5, cell_px=5,
+                              title=f'reconstruction  IoU {item.iou:.3f}')
+    truth = render_grid_views(ros_grid_to_shapenet(item.truth).astype(np.float32),
+                              threshold=0.5, cell_px=5, title=f'ground truth  {item.name}')
+    bottom = np.hstack([recon, np.full((recon.shape[0], 10, 3), 255, np.uint8), truth])
+    width = max(top.shape[1], bottom.shape[1])
+
+    def pad(image: np.ndarray) -> np.ndarray:
+        return cv2.copyMakeBorder(image, 0, 0, 0, width - image.shape[1], cv2.BORDER_CONSTANT,
+                                  value=(255, 255, 255))
+    return np.vstack([pad(top), np.full((10, width, 3), 255, np.uint8), pad(bottom)])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the demo; returns the process exit status."""
+    args = _parse_args(argv)
+    if not args.weights.is_file():
+        print(f'pix2voxpp-demo: weights file not found: {args.weights}\n'
+              "Train them (training/README.md) or pass --weights with the authors' "
+              'Pix2Vox++-F-ShapeNet.pth or your own checkpoint.', file=sys.stderr)
+        return 2
+    if args.objects < 1:
+        print(f'pix2voxpp-demo: --objects {args.objects}: must be at least 1', file=sys.stderr)
+        return 2
+    domain = args.domain_id if args.domain_id is not None else random.randint(60, 200)
+    os.environ['ROS_DOMAIN_ID'] = str(domain)  # before rclpy.init: this process listens there
+    args.out.mkdir(parents=True, exist_ok=True)
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init(args=[])
+    node = rclpy.create_node('pix2voxpp_demo_scorer')
+    scorer = Scorer(node, object_size_m=0.5)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
+    print(f'pix2voxpp-demo: weights {args.weights}, ROS_DOMAIN_ID {domain}, '
+          f'{args.objects} object(s); logs in {args.out}/')
+    processes = _start(args, dict(os.environ), args.out)
+    start = time.monotonic()
+    scored: list[ScoredObject] = []
+    reported = 0
+    try:
+        while len(scored) < args.objects:
+            if time.monotonic() - start > args.timeout_s:
+                print(f'pix2voxpp-demo: timed out after {args.timeout_s:.0f} s with '
+                      f'{len(scored)} of {args.objects} objects; see {args.out}/*.log',
+                      file=sys.stderr)
+                return 1
+            for process, name in zip(processes, ('rig', 'node')):
+                if process.poll() is not None:
+                    print(f'pix2voxpp-demo: the {name} process exited ({process.returncode}); '
+                          f'see {args.out}/{name}.log', file=sys.stderr)
+                    return 1
+            time.sleep(0.2)
+            scored = scorer.score()[:args.objects]
+            for item in scored[reported:]:
+                print(f'  {item.name:<14} IoU {item.iou:.3f}  ({item.points} voxels '
+                      f'reconstructed, {item.truth_voxels} true, latency '
+                      f'{item.latency_s * 1000:.0f} ms)', flush=True)
+            reported = len(scored)
+    finally:
+        _stop(processes)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+
+    for k, item in enumerate(scored):
+        path = args.out / f'{k:02d}_{item.name.replace("/", "_")}.png'
+        cv2.imwrite(str(path), _picture(item))
+    latencies = sorted(scorer.latencies)
+    mean_iou = statistics.fmean(item.iou for item in scored)
+    summary = {
+        'objects': [{'name': s.name, 'iou': round(s.iou, 4), 'stamp_ns': s.stamp_ns,
+                     'points': s.points, 'truth_voxels': s.truth_voxels,
+                     'latency_s': round(s.latency_s, 4)} for s in scored],
+        'mean_iou': round(mean_iou, 4),
+        'latency_s': {'median': round(statistics.median(latencies), 4),
+                      'p95': round(latencies[int(0.95 * (len(latencies) - 1))], 4),
+                      'clouds': len(latencies)},
+        'weights': str(args.weights), 'cameras': NUM_CAMERAS,
+    }
+    (args.out / 'summary.json').write_text(json.dumps(summary, indent=2))
+    print(f'mean IoU {mean_iou:.3f} over {len(scored)} objects; end-to-end latency median '
+          f'{summary["latency_s"]["median"] * 1000:.0f} ms; pictures and summary.json in '
+          f'{args.out}/')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,223 @@
+"""``sim_camera_rig``: a simulated multi-camera robot rig looking at synthetic objects.
+
+N cameras stand around an object from :mod:`pix2voxpp_ros.core.synthetic` (objects of a seed the
+demo weights were not trained on) and publish what they see at a fixed rate, with the true 32³ grid
+so a scorer can compare. The scene is static between object switches, so each camera's view is
+rendered once per object and republished with fresh stamps.
+
+Topics (relative to the node's namespace; private ones under the node name):
+
+* ``camera_<i>/image_raw`` (sensor_msgs/Image, rgb8) and ``camera_<i>/camera_info``;
+* ``~/ground_truth`` (sensor_msgs/PointCloud2): centres of the true grid's occupied voxels in
+  the same frame, size and axes as the reconstruction node's ``~/occupancy`` (occupancy 1),
+  stamped exactly like the images of that tick, so a scorer pairs them by stamp;
+* ``~/object`` (std_msgs/String): ``<category>/<index> <stamp in ns>`` at every tick.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+import rclpy
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.executors import ExternalShutdownException
+from rclpy.node import Node
+from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from std_msgs.msg import Header, String
+
+from ..core.synthetic import CATEGORIES, R2N2_MAX_DISTANCE, Camera, dataset_object, render_view
+from ..core.synthetic.voxelize import voxelize
+from .conversions import array_to_image, grid_to_cloud, ns_to_stamp
+
+NODE_NAME = 'sim_camera_rig'
+# 3D-R2N2's renderings keep the centre 128 of 137 pixels at a 25° field of view; a 640×480 camera
+# whose centre 480×480 square sees the same angle has this horizontal field of view, so the
+# reconstruction node's centre crop frames objects as the training images did.
+MATCHED_FOV_DEG = math.degrees(
+    2.0 * math.atan(640 / 480 * 128 / 137 * math.tan(math.radians(12.5))))
+
+
+@dataclass(frozen=True)
+class RigConfig:
+    """The rig's parameters, read once at start."""
+
+    num_cameras: int
+    camera_azimuths_deg: tuple[float, ...]
+    camera_elevation_deg: float
+    camera_distance_ratio: float
+    fov_deg: float
+    width: int
+    height: int
+    rate_hz: float
+    object_switch_s: float
+    categories: tuple[str, ...]
+    seed: int
+    first_index: int
+    background_rgb: tuple[int, int, int]
+    frame_prefix: str
+    object_frame_id: str
+    object_size_m: float
+
+    def cameras(self) -> list[Camera]:
+        """Build the rig's cameras, evenly spaced in azimuth unless azimuths are given."""
+        azimuths = self.camera_azimuths_deg or tuple(
+            30.0 + 360.0 * i / self.num_cameras for i in range(self.num_cameras))
+        return [Camera(azimuth_deg=az, elevation_deg=self.camera_elevation_deg,
+                       distance_ratio=self.camera_distance_ratio, fov_deg=self.fov_deg,
+                       width=self.width, height=self.height, max_distance=R2N2_MAX_DISTANCE)
+                for az in azimuths]
+
+
+PARAMETERS: dict[str, tuple[object, str]] = {
+    'num_cameras': (3, 'number of cameras, evenly spaced in azimuth around the object'),
+    'camera_azimuths_deg': ([0.0], 'azimuth of each camera in degrees; [0.0] alone means evenly '
+                                   'spaced from 30 degrees'),
+    'camera_elevation_deg': (27.5, 'elevation of every camera above the object, degrees'),
+    'camera_distance_ratio': (0.8, 'camera distance as a fraction of the R2N2 maximum '
+                                   '(5.5 grid edges)'),
+    'fov_deg': (MATCHED_FOV_DEG, 'horizontal field of view in degrees (default frames the '
+                                 'object like the training renderings)'),
+    'width': (640, 'image width in pixels'),
+    'height': (480, 'image height in pixels'),
+    'rate_hz': (2.0, 'frames per second of every camera'),
+    'object_switch_s': (8.0, 'seconds before switching to the next object; 0 keeps the first'),
+    'categories': (list(CATEGORIES), 'synthetic categories to cycle through'),
+    'seed': (20261125, 'synthetic object seed (the demo weights were trained on another one)'),
+    'first_index': (0, 'index of the first object within each category'),
+    'background_rgb': ([240, 240, 240], 'background colour behind the object, 0-255'),
+    'frame_prefix': ('rig', 'camera frame ids are <prefix>/camera_<i>_optical'),
+    'object_frame_id': ('object', "frame of the ground-truth cloud (the object's canonical "
+                                  'frame, as the reconstruction node uses)'),
+    'object_size_m': (0.5, 'edge of the 32^3 grid in metres; match the reconstruction node'),
+}
+
+
+class SimCameraRig(Node):
+    """Publish synchronized views of synthetic objects from N simulated cameras."""
+
+    def __init__(self) -> None:
+        super().__init__(NODE_NAME)
+        for name, (default, description) in PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        self.config = self._read_config()
+        self.rig_cameras = self.config.cameras()
+        self.image_publishers = [self.create_publisher(Image, f'camera_{i}/image_raw', 5)
+                                 for i in range(len(self.rig_cameras))]
+        self.info_publishers = [self.create_publisher(CameraInfo, f'camera_{i}/camera_info', 5)
+                                for i in range(len(self.rig_cameras))]
+        self.truth_publisher = self.create_publisher(PointCloud2, '~/ground_truth', 5)
+        self.object_publisher = self.create_publisher(String, '~/object', 5)
+        self.object_count = 0
+        self.object_started_ns = 0
+        self.views: list[np.ndarray] = []
+        self.truth_grid = np.zeros((32, 32, 32), np.float32)
+        self.object_name = ''
+        self._show_object(0)
+        self.timer = self.create_timer(1.0 / self.config.rate_hz, self._tick)
+        self.get_logger().info(
+            f'{len(self.rig_cameras)} cameras {self.config.width}x{self.config.height} at '
+            f'{self.config.rate_hz:g} Hz, objects from {", ".join(self.config.categories)} '
+            f'(seed {self.config.seed})')
+
+    def _read_config(self) -> RigConfig:
+        values = {name: self.get_parameter(name).value for name in PARAMETERS}
+        azimuths = tuple(float(a) for a in values['camera_azimuths_deg'])
+        if azimuths == (0.0,):
+            azimuths = ()
+        problems = []
+        if values['num_cameras'] < 1 and not azimuths:
+            problems.append('num_cameras must be at least 1')
+        if values['rate_hz'] <= 0:
+            problems.append('rate_hz must be > 0')
+        unknown = [c for c in values['categories'] if c not in CATEGORIES]
+        if unknown or not values['categories']:
+            problems.append(f'categories must be a non-empty subset of {list(CATEGORIES)}, '
+                            f'got {unknown or "[]"}')
+        if len(values['background_rgb']) != 3:
+            problems.append('background_rgb needs three values')
+        if problems:
+            raise ValueError('; '.join(problems))
+        return RigConfig(
+            num_cameras=len(azimuths) or int(values['num_cameras']),
+            camera_azimuths_deg=azimuths,
+            camera_elevation_deg=float(values['camera_elevation_deg']),
+            camera_distance_ratio=float(values['camera_distance_ratio']),
+            fov_deg=float(values['fov_deg']), width=int(values['width']),
+            height=int(values['height']), rate_hz=float(values['rate_hz']),
+            object_switch_s=float(values['object_switch_s']),
+            categories=tuple(values['categories']), seed=int(values['seed']),
+            first_index=int(values['first_index']),
+            background_rgb=tuple(int(v) for v in values['background_rgb']),
+            frame_prefix=str(values['frame_prefix']),
+            object_frame_id=str(values['object_frame_id']),
+            object_size_m=float(values['object_size_m']))
+
+    def _show_object(self, count: int) -> None:
+        """Build object number ``count`` of the sequence and render every camera's view."""
+        categories = self.config.categories
+        category = categories[count % len(categories)]
+        index = self.config.first_index + count // len(categories)
+        obj = dataset_object(category, index, seed=self.config.seed)
+        background = np.asarray(self.config.background_rgb, dtype=np.float32)
+        self.views = []
+        for camera in self.rig_cameras:
+            rgba = render_view(obj, camera, supersample=2).astype(np.float32)
+            alpha = rgba[:, :, 3:] / 255.0
+            rgb = rgba[:, :, :3] * alpha + background * (1.0 - alpha)
+            self.views.append(np.round(rgb).astype(np.uint8))
+        self.truth_grid = voxelize(obj).astype(np.float32)
+        self.object_name = f'{category}/{index}'
+        self.object_count = count
+        self.object_started_ns = self.get_clock().now().nanoseconds
+        self.get_logger().info(f'showing object {self.object_name}')
+
+    def _camera_info(self, camera: Camera, header: Header) -> CameraInfo:
+        k = camera.intrinsics
+        info = CameraInfo(header=header, width=camera.width, height=camera.height,
+                          distortion_model='plumb_bob')
+        info.d = [0.0] * 5
+        info.k = [float(v) for v in k.reshape(-1)]
+        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+        info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+        return info
+
+    def _tick(self) -> None:
+        now_ns = self.get_clock().now().nanoseconds
+        switch_ns = int(self.config.object_switch_s * 1e9)
+        if switch_ns > 0 and now_ns - self.object_started_ns >= switch_ns:
+            self._show_object(self.object_count + 1)
+            now_ns = self.get_clock().now().nanoseconds
+        stamp = ns_to_stamp(now_ns)
+        for i, (camera, view) in enumerate(zip(self.rig_cameras, self.views)):
+            header = Header(stamp=stamp, frame_id=f'{self.config.frame_prefix}/camera_{i}_optical')
+            self.image_publishers[i].publish(array_to_image(view, encoding='rgb8', stamp=stamp,
+                                                            frame_id=header.frame_id))
+            self.info_publishers[i].publish(self._camera_info(camera, header))
+        truth_header = Header(stamp=stamp, frame_id=self.config.object_frame_id)
+        self.truth_publisher.publish(grid_to_cloud(self.truth_grid, threshold=0.5,
+                                                   object_size_m=self.config.object_size_m,
+                                                   header=truth_header))
+        self.object_publisher.publish(String(data=f'{self.object_name} {now_ns}'))
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    """Run the rig until Ctrl-C or an external shutdown."""
+    rclpy.init(args=args)
+    node: Optional[SimCameraRig] = None
+    try:
+        node = SimCameraRig()
+        rclpy.spin(node)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+
+
+if __name__ == '__main__':
+    main()
