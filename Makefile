@@ -20,7 +20,7 @@ $(STAMP): requirements.txt setup.py training/pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(PY) -m pix2voxpp_ros.cli.demo
+	$(VENV)/bin/pix2voxpp-demo --objects 6
 
 test: venv
 	$(PY) -m pytest -q

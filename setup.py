@@ -10,6 +10,7 @@ setup(
     name=PACKAGE,
     version='0.1.0',
     packages=find_packages(include=[PACKAGE, f'{PACKAGE}.*']),
+    package_data={PACKAGE: ['weights/*.pth']},  # the demo weights travel with the code
     data_files=[
         ('share/ament_index/resource_index/packages', [f'resource/{PACKAGE}']),
         (f'share/{PACKAGE}', ['package.xml']),
@@ -28,6 +29,8 @@ setup(
             'pix2voxpp-reconstruct = pix2voxpp_ros.cli.reconstruct:main',
             'pix2voxpp-synth = pix2voxpp_ros.cli.synth:main',
             'pix2voxpp_node = pix2voxpp_ros.ros.reconstruction_node:main',
+            'sim_camera_rig = pix2voxpp_ros.ros.sim_camera_rig:main',
+            'pix2voxpp-demo = pix2voxpp_ros.ros.demo:main',
         ],
     },
 )
