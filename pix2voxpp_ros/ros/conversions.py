@@ -1,0 +1,315 @@
+"""Message conversions: sensor_msgs/Image -> numpy, occupancy grid -> PointCloud2, markers, array.
+
+Small free functions, numpy in and message out, no node state. Where the robot has ``cv_bridge``
+(images) or ``sensor_msgs_py`` (clouds) they are used; elsewhere the module's own few lines do the
+same with identical results (the tests compare both paths wherever both exist). Every image is
+validated first (encoding, size, step, data length), so a malformed message raises
+:class:`ImageConversionError` with a clear reason instead of an obscure numpy error.
+
+Geometry follows :mod:`pix2voxpp_ros.core.voxels`: voxel centres in metres, the grid of edge
+``object_size_m`` centred on the origin of ``frame_id``, ROS axes (x forward, y left, z up).
+"""
+
+from __future__ import annotations
+
+import array
+import sys
+from typing import Any, Optional, Sequence
+
+import numpy as np
+from builtin_interfaces.msg import Time
+from geometry_msgs.msg import Point
+from sensor_msgs.msg import Image, PointCloud2, PointField
+from std_msgs.msg import ColorRGBA, Float32MultiArray, Header, MultiArrayDimension
+from visualization_msgs.msg import Marker, MarkerArray
+
+from ..core.preprocess import ENCODINGS
+from ..core.voxels import SHAPENET_TO_ROS, grid_to_points
+
+BACKENDS = ('auto', 'own', 'library')
+CLOUD_FIELD_NAMES = ('x', 'y', 'z', 'occupancy')
+GRID_AXIS_LABELS = ('x', 'y', 'z')
+MARKER_NAMESPACE = 'occupancy'
+
+_cv_bridge: Any = None  # CvBridge instance, False once its import failed
+_point_cloud2: Any = None  # sensor_msgs_py.point_cloud2 module, False once its import failed
+
+
+class ImageConversionError(ValueError):
+    """An Image message is malformed: size, step or data length do not fit its encoding."""
+
+
+class UnsupportedEncodingError(ImageConversionError):
+    """An Image message uses an encoding the network cannot take."""
+
+
+def _bridge() -> Any:
+    global _cv_bridge
+    if _cv_bridge is None:
+        try:
+            from cv_bridge import CvBridge
+            _cv_bridge = CvBridge()
+        except ImportError:
+            _cv_bridge = False
+    return _cv_bridge
+
+
+def _pc2() -> Any:
+    global _point_cloud2
+    if _point_cloud2 is None:
+        try:
+            from sensor_msgs_py import point_cloud2
+            _point_cloud2 = point_cloud2
+        except ImportError:
+            _point_cloud2 = False
+    return _point_cloud2
+
+
+def library_available(kind: str) -> bool:
+    """Whether ``'cv_bridge'`` or ``'sensor_msgs_py'`` can be imported here."""
+    if kind == 'cv_bridge':
+        return bool(_bridge())
+    if kind == 'sensor_msgs_py':
+        return bool(_pc2())
+    raise ValueError(f"kind must be 'cv_bridge' or 'sensor_msgs_py', got {kind!r}")
+
+
+def _use_library(backend: str, kind: str) -> bool:
+    if backend not in BACKENDS:
+        raise ValueError(f'backend must be one of {BACKENDS}, got {backend!r}')
+    if backend == 'own':
+        return False
+    available = library_available(kind)
+    if backend == 'library' and not available:
+        raise ImportError(f'{kind} is not importable here')
+    return available
+
+
+def stamp_to_ns(stamp: Time) -> int:
+    """Return a ``builtin_interfaces/Time`` as integer nanoseconds."""
+    return int(stamp.sec) * 1_000_000_000 + int(stamp.nanosec)
+
+
+def ns_to_stamp(ns: int) -> Time:
+    """Return integer nanoseconds as a ``builtin_interfaces/Time``."""
+    sec, nanosec = divmod(int(ns), 1_000_000_000)
+    return Time(sec=sec, nanosec=nanosec)
+
+
+def check_image(msg: Image) -> tuple[int, int, int, int]:
+    """Validate an Image message against its encoding.
+
+    :returns: ``(height, width, channels, step)``.
+    :raises UnsupportedEncodingError: the encoding is not one of :data:`ENCODINGS`.
+    :raises ImageConversionError: zero size, a step shorter than a row, or a data length other
+        than ``step * height``.
+    """
+    if msg.encoding not in ENCODINGS:
+        raise UnsupportedEncodingError(f'unsupported encoding {msg.encoding!r} (supported: '
+                                       f'{", ".join(ENCODINGS)})')
+    channels = ENCODINGS[msg.encoding][0]
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    if height == 0 or width == 0:
+        raise ImageConversionError(f'zero-size {width}x{height} image')
+    row_bytes = width * channels
+    if step < row_bytes:
+        raise ImageConversionError(f'step {step} is shorter than a row of {width} {msg.encoding} '
+                                   f'pixels ({row_bytes} bytes)')
+    size = len(msg.data)
+    if size != step * height:
+        raise ImageConversionError(f'data holds {size} bytes, expected step x height = '
+                                   f'{step} x {height} = {step * height}')
+    return height, width, channels, step
+
+
+def image_to_array(msg: Image, *, backend: str = 'auto') -> np.ndarray:
+    """Convert an Image message to a uint8 array without copying when rows are unpadded.
+
+    :param msg: an image in one of :data:`ENCODINGS` (8 bits per channel).
+    :param backend: ``auto`` (cv_bridge when importable), ``own`` or ``library`` (cv_bridge).
+    :returns: ``(H, W)`` for ``mono8``, else ``(H, W, C)`` uint8, C-contiguous, channels as
+        stored (no colour conversion; the preprocessing reorders them).
+    :raises UnsupportedEncodingError: see :func:`check_image`.
+    :raises ImageConversionError: see :func:`check_image`.
+    """
+    height, width, channels, step = check_image(msg)
+    # Padded rows always take the own path: some cv_bridge releases ignore ``step``.
+    if step == width * channels and _use_library(backend, 'cv_bridge'):
+        image = _bridge().imgmsg_to_cv2(msg, desired_encoding='passthrough')
+    else:
+        rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)
+        image = rows[:, :width * channels].reshape(height, width, channels)
+        if channels == 1:
+            image = image[:, :, 0]
+    return np.ascontiguousarray(image)
+
+
+def array_to_image(
+    image: np.ndarray,
+    *,
+    encoding: str,
+    stamp: Optional[Time] = None,
+    frame_id: str = '',
+) -> Image:
+    """Build an unpadded Image message from a uint8 array (for cameras, tests and benchmarks).
+
+    :param image: ``(H, W)`` or ``(H, W, C)`` uint8 with C as ``encoding`` requires.
+    :raises UnsupportedEncodingError: the encoding is not one of :data:`ENCODINGS`.
+    :raises ImageConversionError: the array does not fit the encoding.
+    """
+    if encoding not in ENCODINGS:
+        raise UnsupportedEncodingError(f'unsupported encoding {encoding!r}')
+    channels = ENCODINGS[encoding][0]
+    image = np.asarray(image)
+    if image.ndim == 2 and channels == 1:
+        image = image[:, :, None]
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != channels:
+        raise ImageConversionError(f'{encoding} needs a uint8 (H, W, {channels}) array, got '
+                                   f'{image.dtype} {image.shape}')
+    height, width = image.shape[:2]
+    msg = Image(header=Header(stamp=stamp or Time(), frame_id=frame_id), height=height,
+                width=width, encoding=encoding, is_bigendian=0, step=width * channels)
+    msg.data = array.array('B', np.ascontiguousarray(image).tobytes())
+    return msg
+
+
+def occupancy_fields() -> list[PointField]:
+    """Return the cloud's fields: float32 ``x, y, z, occupancy`` at offsets 0, 4, 8, 12."""
+    return [PointField(name=name, offset=4 * i, datatype=PointField.FLOAT32, count=1)
+            for i, name in enumerate(CLOUD_FIELD_NAMES)]
+
+
+def points_to_cloud(
+    points: np.ndarray,
+    values: np.ndarray,
+    *,
+    header: Header,
+    backend: str = 'auto',
+) -> PointCloud2:
+    """Build an unorganized PointCloud2 with float32 fields ``x, y, z, occupancy``.
+
+    :param points: ``(N, 3)`` coordinates in metres.
+    :param values: ``(N,)`` occupancy probabilities.
+    :param backend: ``auto`` (sensor_msgs_py when importable), ``own`` or ``library``.
+    :raises ValueError: shapes that do not match.
+    """
+    points = np.asarray(points, dtype=np.float32).reshape(-1, 3)
+    values = np.asarray(values, dtype=np.float32).reshape(-1)
+    if len(points) != len(values):
+        raise ValueError(f'{len(points)} points but {len(values)} occupancy values')
+    rows = np.empty((len(points), 4), dtype=np.float32)  # (N, 4) native byte order
+    rows[:, :3] = points
+    rows[:, 3] = values
+    fields = occupancy_fields()
+    if _use_library(backend, 'sensor_msgs_py'):
+        cloud = _pc2().create_cloud(header, fields, rows)
+    else:
+        cloud = PointCloud2(header=header, height=1, width=len(rows), fields=fields,
+                            is_bigendian=sys.byteorder != 'little', point_step=rows.itemsize * 4,
+                            row_step=rows.itemsize * 4 * len(rows))
+        cloud.data = array.array('B', rows.tobytes())
+    cloud.is_dense = True  # voxel centres are always finite
+    return cloud
+
+
+def grid_to_cloud(
+    grid: np.ndarray,
+    *,
+    threshold: float,
+    object_size_m: float,
+    header: Header,
+    backend: str = 'auto',
+) -> PointCloud2:
+    """Occupied voxel centres (probability >= threshold) as a PointCloud2, ROS axes, metres.
+
+    :param grid: ``(D, D, D)`` probabilities indexed (x, y, z), ShapeNet axes (core convention).
+    """
+    points, values = grid_to_points(grid, threshold=threshold, object_size_m=object_size_m,
+                                    ros_axes=True)
+    return points_to_cloud(points, values, header=header, backend=backend)
+
+
+def probability_colours(values: np.ndarray, *, threshold: float = 0.0) -> np.ndarray:
+    """Map probabilities to RGBA in [0, 1]: blue at ``threshold``, green halfway, red at 1.
+
+    :returns: ``(N, 4)`` float32.
+    """
+    values = np.asarray(values, dtype=np.float32).reshape(-1)
+    span = max(1.0 - threshold, 1e-6)
+    t = np.clip((values - threshold) / span, 0.0, 1.0)
+    colours = np.empty((len(t), 4), dtype=np.float32)
+    colours[:, 0] = np.clip(2.0 * t - 1.0, 0.0, 1.0)
+    colours[:, 1] = 1.0 - np.abs(2.0 * t - 1.0)
+    colours[:, 2] = np.clip(1.0 - 2.0 * t, 0.0, 1.0)
+    colours[:, 3] = 1.0
+    return colours
+
+
+def grid_to_markers(
+    grid: np.ndarray,
+    *,
+    threshold: float,
+    object_size_m: float,
+    header: Header,
+) -> MarkerArray:
+    """One CUBE_LIST marker of the occupied voxels, coloured by probability.
+
+    With nothing occupied the array holds a single DELETEALL marker, so RViz clears the old one.
+    """
+    points, values = grid_to_points(grid, threshold=threshold, object_size_m=object_size_m,
+                                    ros_axes=True)
+    if len(points) == 0:
+        return MarkerArray(markers=[Marker(header=header, ns=MARKER_NAMESPACE,
+                                           action=Marker.DELETEALL)])
+    voxel = float(object_size_m) / grid.shape[0]
+    marker = Marker(header=header, ns=MARKER_NAMESPACE, id=0, type=Marker.CUBE_LIST,
+                    action=Marker.ADD)
+    marker.pose.orientation.w = 1.0
+    marker.scale.x = marker.scale.y = marker.scale.z = voxel
+    marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
+    marker.points = [Point(x=x, y=y, z=z) for x, y, z in points.tolist()]
+    marker.colors = [ColorRGBA(r=r, g=g, b=b, a=a) for r, g, b, a in
+                     probability_colours(values, threshold=threshold).tolist()]
+    return MarkerArray(markers=[marker])
+
+
+def _ros_axis_order() -> tuple[int, int, int]:
+    """For each ROS axis, the ShapeNet grid axis it reads (the rotation is a permutation)."""
+    order = tuple(int(np.argmax(row)) for row in SHAPENET_TO_ROS)
+    if sorted(order) != [0, 1, 2] or not np.array_equal(np.abs(SHAPENET_TO_ROS).sum(1), [1, 1, 1]):
+        raise RuntimeError('SHAPENET_TO_ROS is not an axis permutation')
+    return order  # type: ignore[return-value]
+
+
+def grid_in_ros_axes(grid: np.ndarray) -> np.ndarray:
+    """Reorder a ShapeNet-axes grid so that index ``[a, b, c]`` runs along ROS x, y, z.
+
+    Voxel ``[a, b, c]`` of the result has its centre at ``((a, b, c) + 0.5) / D - 0.5`` times the
+    grid's edge, in ROS axes: the same point :func:`grid_to_points` gives for it.
+    """
+    grid = np.asarray(grid)
+    if grid.ndim != 3:
+        raise ValueError(f'expected a (D, D, D) grid, got shape {grid.shape}')
+    return np.ascontiguousarray(grid.transpose(_ros_axis_order()))
+
+
+def grid_to_multiarray(grid: np.ndarray) -> Float32MultiArray:
+    """Return the whole probability grid as a Float32MultiArray for planners.
+
+    Layout: three dimensions labelled ``x``, ``y``, ``z`` (ROS axes of ``frame_id``), row-major
+    with ``z`` fastest, so voxel ``(a, b, c)`` is ``data[a * D * D + b * D + c]``; each
+    ``dim[i].stride`` is, as std_msgs defines it, the element count of that dimension and all
+    below (``D**3``, ``D**2``, ``D``). Voxel ``(a, b, c)`` is centred at
+    ``((a, b, c) + 0.5) / D - 0.5`` times ``object_size_m`` (see :func:`grid_in_ros_axes`).
+    """
+    ordered = grid_in_ros_axes(grid).astype(np.float32, copy=False)
+    sizes: Sequence[int] = ordered.shape
+    dims = []
+    for i, label in enumerate(GRID_AXIS_LABELS):
+        dims.append(MultiArrayDimension(label=label, size=int(sizes[i]),
+                                        stride=int(np.prod(sizes[i:]))))
+    msg = Float32MultiArray()
+    msg.layout.dim = dims
+    msg.layout.data_offset = 0
+    msg.data = array.array('f', ordered.tobytes())
+    return msg
