@@ -244,6 +244,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 2
     domain = args.domain_id if args.domain_id is not None else random.randint(60, 200)
     os.environ['ROS_DOMAIN_ID'] = str(domain)  # before rclpy.init: this process listens there
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # all on this machine
     args.out.mkdir(parents=True, exist_ok=True)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
