@@ -13,6 +13,7 @@ import math
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -24,15 +25,21 @@ from pix2voxpp_ros.core.synthetic import (
     generate_model, make_object, model_id, render_depth, render_view, sample_r2n2_cameras,
     voxelize, write_dataset)
 from pix2voxpp_ros.core.synthetic.dataset import DatasetError
-from pix2voxpp_ros.core.synthetic.primitives import Box, Frustum
+from pix2voxpp_ros.core.synthetic.lattice import Lattice
+from pix2voxpp_ros.core.synthetic.primitives import Box, Ellipsoid, Frustum, Part
+from pix2voxpp_ros.core.synthetic.shapes import ROUND_MIN_VOXELS
 from pix2voxpp_ros.core.voxels import read_binvox
 
 from conftest import REPO_ROOT
 
 SEED = 11
-# Categories whose parts are mostly thicker than two voxels: their 32³ silhouette can reach a
-# high IoU with the rendering. Legs, poles and wings add a band of up to a voxel on each side.
-COMPACT = ('car', 'mug', 'sofa')
+# Lowest mean silhouette IoU (projected voxel cubes against alpha >= 128) per category; 0.9 where
+# the 32³ grid can match the rendering that closely. Airplanes, lamps and bottles are thin or round
+# throughout: a round part's voxels stand out of its silhouette in oblique views (by 8 to 14 % of
+# its width), and cv2.fillConvexPoly, which draws the projected cubes, takes in every pixel their
+# outline touches, which costs thin shapes most: the voxel cubes of the airplanes, rendered as
+# boxes, themselves reach only about 0.93 against their own projection.
+IOU_FLOOR = {'airplane': 0.82, 'bottle': 0.86, 'lamp': 0.87}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,9 +229,13 @@ def test_objects_fill_the_grid_and_are_pure_functions_of_the_seed() -> None:
     assert all(len(c.taxonomy_id) == 8 and c.taxonomy_id.isdigit() for c in CATEGORIES.values())
     for name in CATEGORIES:
         a, b, c = (make_object(name, seed=s) for s in (4, 4, 5))
-        lo, hi = a.bounds()
-        assert (hi - lo).max() == pytest.approx(1.0)
-        np.testing.assert_allclose(lo + hi, 0.0, atol=1e-12)
+        for obj in (a, c):
+            # Inside the grid, centred to within a voxel, the largest extent the grid's edge (or
+            # a voxel less, where snapping moved an end).
+            lo, hi = obj.bounds()
+            assert (lo >= -0.5 - 1e-9).all() and (hi <= 0.5 + 1e-9).all(), (name, lo, hi)
+            assert 1.0 - 1.0 / 32 - 1e-9 <= (hi - lo).max() <= 1.0 + 1e-9
+            assert (np.abs(lo + hi) <= 1.0 / 32 + 1e-9).all()
         assert len(a.parts) == len(b.parts)
         for p, q in zip(a.parts, b.parts):
             np.testing.assert_array_equal(p.centre, q.centre)
@@ -234,6 +245,91 @@ def test_objects_fill_the_grid_and_are_pure_functions_of_the_seed() -> None:
     with pytest.raises(UnknownCategoryError, match='spaceship'):
         make_object('spaceship', seed=0)
     assert make_object('90000002', seed=1).category == 'chair'
+
+
+def test_lattice_snaps_spans_columns_and_mirrors() -> None:
+    # Metric units of 2 m per grid edge, origin at the grid centre: a voxel is 1/16 m.
+    g = Lattice.fit(np.array([-1.0, -1.0, -0.5]), np.array([1.0, 1.0, 0.5]))
+    v = g.voxel
+    assert v == pytest.approx(1.0 / 16)
+    assert Lattice().span(0.013, 0.29, 'x') == (0.013, 0.29)  # the sizing pass changes nothing
+    # Thick spans round each face; thin ones keep a whole width of one voxel or more.
+    assert g.span(0.2, 0.9, 'x') == pytest.approx((3 * v, 14 * v))
+    assert g.span(0.31, 0.33, 'x') == pytest.approx((5 * v, 6 * v))
+    assert g.span(0.3, 0.38, 'y') == pytest.approx((5 * v, 6 * v))
+    assert g.span(0.3, 0.405, 'y') == pytest.approx((5 * v, 7 * v))
+    # Idempotent, and mirrored spans stay mirrored.
+    for lo, hi in ((0.2, 0.9), (0.31, 0.33), (0.107, 0.2)):
+        snapped = g.span(lo, hi, 'x')
+        assert g.span(*snapped, 'x') == pytest.approx(snapped)
+        assert g.span(-hi, -lo, 'x') == pytest.approx((-snapped[1], -snapped[0]))
+    # Columns: a whole width, the same across both axes; parity on request; around() keeps it.
+    assert g.column(0.0, 0.2, 'x') == pytest.approx((-2 * v, v))  # 3 voxels, half-even
+    assert g.column(0.0, 0.2, 'x', parity=0) == pytest.approx((-2 * v, 2 * v))
+    assert g.around(0.5, (-2 * v, 2 * v)) == pytest.approx((-4 * v, 4 * v))
+    assert g.around(0.5, (0.0, v)) == pytest.approx((-3 * v, 4 * v))  # 7, not 8 or 9
+    assert g.plane(0.34, 'z') == pytest.approx(5 * v)
+    assert g.length(0.01) == pytest.approx(v) and g.length(0.01, least=0) == 0.0
+    # z is half as deep as x and y: centred, its voxel faces still lie on multiples of v.
+    assert g.span(-0.5, 0.5, 'z') == pytest.approx((-8 * v, 8 * v))
+
+
+def _on_faces(values: np.ndarray) -> bool:
+    voxels = (np.asarray(values) + 0.5) * 32
+    return bool(np.allclose(voxels, np.round(voxels), atol=1e-6))
+
+
+def _check_voxel_faithful(part: Part, where: str) -> None:
+    """Assert that the grid holds a part: faces on voxel faces or at least two voxels thick."""
+    rot = np.abs(part.rotation)
+    aligned = [i for i in range(3) if abs(rot[:, i].max() - 1.0) <= 1e-9]
+    if isinstance(part, Box):
+        for i in range(3):
+            size = 2 * part.half[i] * 32
+            if i in aligned:  # faces across an axis-aligned extent lie on voxel faces
+                axis = int(rot[:, i].argmax())
+                assert _on_faces([part.centre[axis] - part.half[i],
+                                  part.centre[axis] + part.half[i]]), where
+                assert size >= 1 - 1e-6, where
+            else:  # an extent turned off the grid axes is thick
+                assert size >= 2 - 1e-6, where
+    elif isinstance(part, Frustum) and 1 in aligned:
+        lo, hi = part.bounds()
+        axis = int(rot[:, 1].argmax())
+        assert _on_faces([lo[axis], hi[axis]]), where  # caps on voxel faces
+        width = 2 * max(part.radius_bottom, part.radius_top) * 32
+        assert width >= ROUND_MIN_VOXELS - 1e-6, where  # round parts are wide ...
+        assert _on_faces(np.delete(np.stack([lo, hi]), axis, axis=1)), where  # ... and centred
+    else:  # tilted frustums (a handle's rods, a tail cone) and ellipsoids are thick
+        assert part.thickness() * 32 >= 2 - 1e-6, where
+
+
+def test_parts_are_voxel_faithful() -> None:
+    """Every part is one that a 32³ grid holds without a voxel of slack on either side."""
+    kinds = set()
+    for name in CATEGORIES:
+        for seed in range(12):
+            for index, part in enumerate(make_object(name, seed=seed).parts):
+                if part.decal:
+                    continue
+                kinds.add(type(part))
+                _check_voxel_faithful(part, f'{name} seed {seed} part {index}')
+    assert kinds == {Box, Frustum, Ellipsoid}
+    # Joints are built from snapped faces: nothing floats a voxel away from the rest.
+    for name in CATEGORIES:
+        assert _connected(voxelize(make_object(name, seed=1))), name
+
+
+def test_decals_are_paint_on_the_solid() -> None:
+    # Headlights, hub caps, labels and drinks stand out of their part by a sliver: voxelized as
+    # parts of the solid they would change no voxel, and they leave the bounds alone.
+    for name in ('car', 'mug', 'bottle'):
+        obj = next(obj for obj in (make_object(name, seed=seed) for seed in range(6))
+                   if any(p.decal for p in obj.parts))
+        solid = SyntheticObject(name, obj.seed, tuple(replace(p, decal=False) for p in obj.parts))
+        np.testing.assert_array_equal(voxelize(solid), voxelize(obj))
+        np.testing.assert_allclose(np.stack(solid.bounds()), np.stack(obj.bounds()),
+                                   atol=0.1 / 32)
 
 
 def test_voxel_axes_and_centres() -> None:
@@ -267,6 +363,23 @@ def test_thin_parts_occupy_every_voxel_they_pass_through() -> None:
     samples = p0 + np.linspace(0.0, 1.0, 2000)[:, None] * axis
     cells = np.unique(np.floor((samples + 0.5) * 32).astype(int), axis=0)
     assert len(cells) * 0.8 <= grid.sum() <= 1.6 * len(cells)
+
+
+def test_plates_in_voxel_layers_are_drawn_not_dilated() -> None:
+    # A swept plate one voxel thick between voxel faces, turned 30 degrees about y: its voxels
+    # are its outline drawn in that one layer (the half rule), not every voxel it touches.
+    rot = np.array([[math.cos(0.5), 0.0, math.sin(0.5)], [0.0, 1.0, 0.0],
+                    [-math.sin(0.5), 0.0, math.cos(0.5)]])
+    half = np.array([8.0, 0.5, 3.0]) / 32
+    plate = Box(centre=np.array([0.0, 3.5 / 32, 0.0]), rotation=rot, half=half)
+    grid = voxelize(SyntheticObject('airplane', 0, (plate,)))
+    assert set(np.argwhere(grid)[:, 1]) == {19}  # the layer from y = 3/32 to 4/32
+    assert abs(grid.sum() - 16 * 6) <= 8
+    # Off the lattice by a third of a voxel it is voxelized conservatively, in two layers.
+    shifted = replace(plate, centre=plate.centre + (0.0, 1 / 96, 0.0))
+    grid = voxelize(SyntheticObject('airplane', 0, (shifted,)))
+    assert set(np.argwhere(grid)[:, 1]) == {19, 20}
+    assert grid[:, 19].sum() > 16 * 6 + 8
 
 
 def test_render_rgba_depth_and_speed() -> None:
@@ -353,7 +466,7 @@ def test_voxels_match_renderings_through_recorded_cameras(dataset: Path) -> None
     for entry in taxonomy:
         for mid in entry['train'] + entry['val'] + entry['test']:
             model = _read_model(dataset, entry['taxonomy_id'], mid)
-            for view in (0, 7, 15):
+            for view in range(0, 24, 3):
                 camera = Camera.from_metadata_line(model['lines'][view])
                 scores = _compare(model['images'][view][..., 3], model['grid'], camera)
                 # The voxels hold the object as this camera sees it (thick parts fill voxels at
@@ -362,10 +475,10 @@ def test_voxels_match_renderings_through_recorded_cameras(dataset: Path) -> None
                 assert scores['coverage'] >= 0.95, (entry['taxonomy_name'], view, scores)
                 assert scores['tightness'] >= 0.98, (entry['taxonomy_name'], view, scores)
                 ious.setdefault(entry['taxonomy_name'], []).append(scores['iou'])
-    compact = np.mean([iou for name in COMPACT for iou in ious[name]])
-    overall = np.mean([iou for values in ious.values() for iou in values])
-    assert compact >= 0.9, ious
-    assert overall >= 0.75, ious
+    means = {name: float(np.mean(values)) for name, values in ious.items()}
+    assert np.mean([iou for values in ious.values() for iou in values]) >= 0.9, means
+    for name, mean in means.items():
+        assert mean >= IOU_FLOOR.get(name, 0.9), means
     # A wrong camera or wrong axes are caught: the car seen 90° off or with its grid's x and z
     # swapped, the chair upside down.
     for name, wrong in (('car', 'azimuth'), ('car', 'xz'), ('chair', 'y')):

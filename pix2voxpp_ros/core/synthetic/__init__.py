@@ -2,7 +2,8 @@
 
 Pure numpy and OpenCV (no ROS, no torch). The pieces:
 
-* :mod:`.shapes` — procedural categories and :func:`make_object`;
+* :mod:`.shapes` — procedural categories and :func:`make_object`, built voxel-faithful with
+  :mod:`.lattice`;
 * :mod:`.camera` — :class:`Camera` (R2N2 view parameters, intrinsics, pose, projection);
 * :mod:`.render` — :func:`render_view` (RGBA) and :func:`render_depth` for any camera;
 * :mod:`.voxelize` — :func:`voxelize`, the 32³ solid grid in ShapeNetVox32's frame;

@@ -38,11 +38,15 @@ class Part(ABC):
     :ivar centre: ``(3,)`` position of the local origin in the object frame.
     :ivar rotation: ``(3, 3)`` rotation; column ``i`` is local axis ``i`` in the object frame.
     :ivar colour: albedo as RGB floats in ``[0, 1]``.
+    :ivar decal: a surface detail (a headlight, a label) lying on a bigger part and standing
+        out of it by a sliver: rendered, but no part of the object's solid, its bounds or its
+        voxels, which the part under it holds.
     """
 
     centre: np.ndarray
     rotation: np.ndarray = field(default_factory=lambda: _EYE.copy())
     colour: tuple[float, float, float] = (0.7, 0.7, 0.7)
+    decal: bool = False
 
     def to_local(self, points: np.ndarray) -> np.ndarray:
         """Map ``(N, 3)`` object-frame points to the local frame."""

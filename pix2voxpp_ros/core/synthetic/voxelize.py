@@ -6,26 +6,27 @@ extent): voxel ``(i, j, k)`` has its centre at ``((i, j, k) + 0.5) / N - 0.5``, 
 
 Each voxel is sampled at ``supersample³`` regularly spaced points. Two rules, by part:
 
-* **thin parts** (:meth:`Part.thickness` under :data:`THIN_VOXELS` voxels: legs, rods, plates,
-  wings) occupy every voxel they pass through, as binvox's surface voxelization followed by
-  filling does, so a leg thinner than a voxel is still a connected column of voxels (parts of
-  synthetic objects are thicker than the sample spacing, ``1 / supersample`` voxel);
-* **thick parts** (seats, bodies, cushions) occupy the voxels that the union of thick parts fills
-  at least half of: their boundary is then not biased outwards by up to a voxel, and the grid's
-  silhouette matches the rendered one as closely as 32³ allows. Any solid at least two voxels
-  thick fills half of some voxel, so no thick part can vanish.
+* **thin parts off the lattice** (:meth:`Part.thickness` under :data:`THIN_VOXELS` voxels, and
+  not lying in whole voxel layers across their thickness: a rod at an angle) occupy every voxel
+  they pass through, as binvox's surface voxelization followed by filling does, so that a rod
+  thinner than a voxel is still a connected chain of voxels;
+* **all other parts** occupy the voxels that their union fills at least half of: their boundary
+  is then not biased outwards by up to a voxel, and the grid's silhouette matches the rendered
+  one as closely as 32³ allows. Any solid at least two voxels thick fills half of some voxel, so
+  no such part can vanish; neither can a thin part whose faces across its thickness lie on voxel
+  faces (a leg, a slat, a swept wing of :mod:`.shapes`, snapped by :mod:`.lattice`), since it
+  fills whole voxel layers, and the rule then draws its outline within them.
+
+Decals (:attr:`Part.decal`) are surface paint: the part under them holds their voxels.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .lattice import RESOLUTION, THIN_VOXELS
+from .primitives import Box, Frustum, Part
 from .shapes import SyntheticObject
-
-#: Grid resolution of ShapeNetVox32.
-RESOLUTION = 32
-#: Parts thinner than this many voxels are voxelized conservatively (see the module docstring).
-THIN_VOXELS = 2.0
 
 
 def voxelize(obj: SyntheticObject, *, resolution: int = RESOLUTION,
@@ -46,6 +47,8 @@ def voxelize(obj: SyntheticObject, *, resolution: int = RESOLUTION,
     thick_samples = np.zeros((n * s,) * 3, dtype=np.uint8)  # 1 inside a thick part
     axis = (np.arange(n * s) + 0.5) / (n * s) - 0.5  # sample coordinates along one axis
     for part in obj.parts:
+        if part.decal:
+            continue
         lo, hi = part.bounds()
         # Voxel index range touched by the part's bounds, then the samples inside it.
         i0 = np.clip(np.floor((lo + 0.5) * n).astype(int), 0, n - 1)
@@ -53,11 +56,36 @@ def voxelize(obj: SyntheticObject, *, resolution: int = RESOLUTION,
         xs, ys, zs = (axis[a * s:b * s] for a, b in zip(i0, i1))
         pts = np.stack(np.meshgrid(xs, ys, zs, indexing='ij'), axis=-1)  # (X, Y, Z, 3)
         inside = part.contains(part.to_local(pts.reshape(-1, 3))).reshape(pts.shape[:3])
-        target = thin_samples if part.thickness() * n < THIN_VOXELS else thick_samples
+        conservative = part.thickness() * n < THIN_VOXELS and not _in_layers(part, n)
+        target = thin_samples if conservative else thick_samples
         target[i0[0] * s:i1[0] * s, i0[1] * s:i1[1] * s, i0[2] * s:i1[2] * s] |= inside
     thin = _block_sum(thin_samples, n, s) > 0
     thick = 2 * _block_sum(thick_samples, n, s).astype(np.int32) >= s ** 3
     return thin | thick
+
+
+def _in_layers(part: Part, n: int) -> bool:
+    """Return whether each thin extent of a box or disc lies along a grid axis, on voxel faces.
+
+    Such a part fills whole voxel layers (or columns) across its thickness.
+    """
+    if isinstance(part, Box):
+        extents = [(part.rotation[:, i], part.centre, part.half[i]) for i in range(3)
+                   if 2.0 * part.half[i] * n < THIN_VOXELS]
+    elif isinstance(part, Frustum) and 2.0 * part.half_height * n < THIN_VOXELS \
+            and 2.0 * max(part.radius_bottom, part.radius_top) * n >= THIN_VOXELS:
+        extents = [(part.rotation[:, 1], part.centre, part.half_height)]
+    else:  # ellipsoids, and rods thin across a round section
+        return False
+    for direction, centre, half in extents:
+        axis = int(np.abs(direction).argmax())
+        if abs(abs(direction[axis]) - 1.0) > 1e-9:
+            return False
+        for face in (centre[axis] - half, centre[axis] + half):
+            voxels = (face + 0.5) * n
+            if abs(voxels - round(voxels)) > 1e-6:
+                return False
+    return True
 
 
 def _block_sum(samples: np.ndarray, n: int, s: int) -> np.ndarray:
