@@ -133,26 +133,38 @@ def preprocess_frame(
         raise ImageInputError(f'empty {width}×{height} image')
 
     x, y, side, _ = square_crop_box(height, width, roi, margin=roi_margin)
-    background = int(round(metadata.background * 255.0))
-    # Copy the overlap of the square and the image into a background-filled square.
-    square = np.full((side, side, channels), background, dtype=np.uint8)
-    if channels == 4:
-        square[:, :, 3] = 0
-    x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
-    square[y0 - y:y1 - y, x0 - x:x1 - x] = image[y0:y1, x0:x1]
+    if x >= 0 and y >= 0 and x + side <= width and y + side <= height:
+        square = image[y:y + side, x:x + side]  # a view: no copy on the common path
+    else:
+        # Copy the overlap of the square and the image into a background-filled square.
+        square = np.full((side, side, channels), int(round(metadata.background * 255.0)),
+                         dtype=np.uint8)
+        if channels == 4:
+            square[:, :, 3] = 0
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + side, width), min(y + side, height)
+        square[y0 - y:y1 - y, x0 - x:x1 - x] = image[y0:y1, x0:x1]
 
     size = metadata.input_size
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     resized = cv2.resize(square, (size, size), interpolation=interpolation)
     if resized.ndim == 2:
         resized = resized[:, :, None]
+    # Source channel of each network channel: the weights' order whatever the camera's.
     if channels == 1:
-        colour = np.repeat(resized, 3, axis=2)
+        sources = (0, 0, 0)
+    elif stored_bgr == (metadata.channel_order == 'BGR'):
+        sources = (0, 1, 2)
     else:
-        colour = resized[:, :, :3]
-        if stored_bgr != (metadata.channel_order == 'BGR'):
-            colour = colour[:, :, ::-1]
-    colour = colour.astype(np.float32) / 255.0
+        sources = (2, 1, 0)
+    # uint8 -> normalized float32 in one multiply-add per channel (x / 255 - mean) / std.
+    mean = np.asarray(metadata.mean, dtype=np.float32)
+    std = np.asarray(metadata.std, dtype=np.float32)
+    scale, offset = 1.0 / (255.0 * std), -mean / std
+    chw = np.empty((3, size, size), dtype=np.float32)
+    for channel, source in enumerate(sources):
+        np.multiply(resized[:, :, source], scale[channel], out=chw[channel], casting='unsafe')
+        chw[channel] += offset[channel]
     if channels == 4:
-        colour[resized[:, :, 3] == 0] = metadata.background
-    return _normalize_chw(colour, metadata)
+        transparent = resized[:, :, 3] == 0
+        chw[:, transparent] = ((metadata.background - mean) / std)[:, None]
+    return chw
