@@ -1,0 +1,285 @@
+"""``pix2voxpp-eval``: the paper's multi-view table (IoU and F-Score@1% per number of views and
+per category) for a set of weights, written as text, JSON, CSV and a PNG plot.
+
+Views ``0..n-1`` of each test object go through the released test transform; each object is
+encoded once and fused for every requested ``n``. The table's IoU is the released code's number:
+for each ``n`` the maximum over thresholds of the mean IoU (all categories at that threshold);
+the JSON also holds every threshold and the weights' own recommended threshold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pix2voxpp_ros.core.checkpoint import CheckpointError, read_checkpoint
+from pix2voxpp_ros.core.inference import resolve_device
+
+from .config import AugmentSection, DataSection
+from .data import SPLITS, DatasetError, ShapeNetViews, list_objects, make_eval_loader
+from .engine import reconstruct_view_prefixes
+from .metrics import THRESHOLDS, fscore_batch, iou_per_threshold, summarize_iou
+from .transforms import TestTransform
+
+
+class EvaluationError(RuntimeError):
+    """Bad evaluation arguments (views, split, empty selection)."""
+
+
+@dataclass
+class ViewResult:
+    """Per-sample metrics of one number of views."""
+
+    views: int
+    ious: np.ndarray  # (N, T)
+    fscores: np.ndarray  # (N,), nan when F-scores are off
+
+
+def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], *,
+                   split: str = 'test', device: str = 'auto', max_objects: int | None = None,
+                   categories: Sequence[str] | None = None, merger: bool = True,
+                   batch_size: int = 8, workers: int = 1, fscore: bool = True,
+                   fscore_threshold: float = 0.3, thresholds: Sequence[float] = THRESHOLDS,
+                   progress: bool = True) -> dict[str, Any]:
+    """Evaluate weights on a split for several numbers of views.
+
+    :param weights: a release or project checkpoint.
+    :param data: dataset folder in the ShapeNet / 3D-R2N2 layout.
+    :param views: numbers of views, each in 1..24.
+    :param merger: ``False`` replaces the merger by the plain average of the views.
+    :returns: the report (what ``--json`` writes).
+    :raises EvaluationError: bad views or an empty selection.
+    :raises CheckpointError: unreadable weights.
+    :raises DatasetError: incomplete dataset (the file is named).
+    """
+    counts = sorted(set(int(v) for v in views))
+    section = DataSection(categories=tuple(categories) if categories else None,
+                          max_objects=max_objects, workers=workers)
+    if not counts or counts[0] < 1 or counts[-1] > section.views_per_model:
+        raise EvaluationError(f'--views must be in 1..{section.views_per_model}, got {views}')
+    if split not in SPLITS:
+        raise EvaluationError(f'--split must be one of {", ".join(SPLITS)}, got {split!r}')
+    torch_device = resolve_device(device)
+    loaded = read_checkpoint(weights, device=torch_device)
+    model = loaded.model.eval()
+    if not merger:
+        model.merger = None
+    records = list_objects(data, split, section)
+    if not records:
+        raise EvaluationError(f'{Path(data) / section.taxonomy}: the {split} split has no '
+                              'objects (of the selected categories)')
+    augment = AugmentSection(test_background=int(round(loaded.metadata.background * 255)))
+    dataset = ShapeNetViews(records, train=False,
+                            transform=TestTransform(augment, metadata=loaded.metadata),
+                            views_per_model=section.views_per_model)
+    loader = make_eval_loader(dataset, views=counts[-1], batch_size=batch_size, workers=workers)
+    ious: dict[int, list[np.ndarray]] = {n: [] for n in counts}
+    fscores: dict[int, list[np.ndarray]] = {n: [] for n in counts}
+    taxonomy_ids: list[str] = []
+    with torch.inference_mode():
+        for batch in tqdm(loader, desc=f'{split} ({len(records)} objects)',
+                          disable=not progress):
+            images = batch['images'].to(torch_device)
+            target = batch['volume']
+            taxonomy_ids.extend(batch['taxonomy_id'])
+            predictions = reconstruct_view_prefixes(model, images, counts)
+            for n, occupancy in predictions.items():
+                occupancy = occupancy.float().cpu()
+                ious[n].append(iou_per_threshold(occupancy, target, thresholds))
+                fscores[n].append(fscore_batch(occupancy, target, threshold=fscore_threshold)
+                                  if fscore else np.full(len(target), np.nan))
+    results = [ViewResult(n, np.concatenate(ious[n]), np.concatenate(fscores[n]))
+               for n in counts]
+    names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id for r in records}
+    return build_report(results, taxonomy_ids, names, thresholds=tuple(thresholds),
+                        weights=str(weights), split=split,
+                        merger=merger and loaded.model.config.use_merger,
+                        weights_threshold=loaded.metadata.threshold,
+                        fscore_threshold=fscore_threshold)
+
+
+def build_report(results: Sequence[ViewResult], taxonomy_ids: Sequence[str],
+                 names: dict[str, str], *, thresholds: tuple[float, ...], weights: str,
+                 split: str, merger: bool, weights_threshold: float,
+                 fscore_threshold: float) -> dict[str, Any]:
+    """Summarize per-sample metrics into the JSON report."""
+    labels = np.asarray(taxonomy_ids)
+    rows = []
+    for result in results:
+        summary = summarize_iou(result.ious, taxonomy_ids, thresholds)
+        best = summary.best_index
+        at_weights = (thresholds.index(weights_threshold)
+                      if weights_threshold in thresholds else None)
+        rows.append({
+            'views': result.views,
+            'iou': {
+                'thresholds': list(thresholds),
+                'overall': [float(v) for v in summary.overall],
+                'best': summary.best_iou,
+                'best_threshold': summary.best_threshold,
+                'at_weights_threshold': (None if at_weights is None
+                                         else float(summary.overall[at_weights])),
+                'per_category': {names.get(k, k): [float(v) for v in values]
+                                 for k, values in summary.per_category.items()},
+                'per_category_best': {names.get(k, k): float(values[best])
+                                      for k, values in summary.per_category.items()},
+            },
+            'fscore': {
+                'overall': float(np.mean(result.fscores)),
+                'per_category': {names.get(k, k): float(np.mean(result.fscores[labels == k]))
+                                 for k in summary.per_category},
+            },
+            'counts': {names.get(k, k): n for k, n in summary.counts.items()},
+        })
+    return {
+        'weights': weights, 'split': split, 'merger': merger, 'objects': len(taxonomy_ids),
+        'views': [r.views for r in results], 'thresholds': list(thresholds),
+        'weights_threshold': weights_threshold, 'fscore_threshold': fscore_threshold,
+        'results': rows,
+    }
+
+
+def format_table(report: dict[str, Any]) -> str:
+    """The paper-style table: one row per category, one column per number of views."""
+    rows = report['results']
+    categories = list(rows[0]['counts'])
+    header = f'{"category":<14}{"n":>5}' + ''.join(f'{str(r["views"]) + "-view":>9}'
+                                                   for r in rows)
+    fusion = 'merger' if report['merger'] else 'average of views'
+    lines = [f'{report["split"]} split, {report["objects"]} objects, fusion: {fusion}', '',
+             'IoU (max over thresholds of the mean IoU, as the released code reports)', header]
+    for name in categories:
+        lines.append(f'{name:<14}{rows[0]["counts"][name]:>5}'
+                     + ''.join(f'{r["iou"]["per_category_best"][name]:>9.4f}' for r in rows))
+    lines.append(f'{"overall":<14}{report["objects"]:>5}'
+                 + ''.join(f'{r["iou"]["best"]:>9.4f}' for r in rows))
+    lines.append(f'{"threshold":<19}'
+                 + ''.join(f'{r["iou"]["best_threshold"]:>9g}' for r in rows))
+    lines += ['', f'F-Score@1% (binarized at {report["fscore_threshold"]:g})', header]
+    for name in categories:
+        lines.append(f'{name:<14}{rows[0]["counts"][name]:>5}'
+                     + ''.join(f'{r["fscore"]["per_category"][name]:>9.4f}' for r in rows))
+    lines.append(f'{"overall":<14}{report["objects"]:>5}'
+                 + ''.join(f'{r["fscore"]["overall"]:>9.4f}' for r in rows))
+    return '\n'.join(lines)
+
+
+def write_csv(report: dict[str, Any], path: Path) -> None:
+    """One row per (views, category) with IoU per threshold, best IoU and F-score."""
+    thresholds = report['thresholds']
+    with path.open('w', newline='') as handle:
+        writer = csv.writer(handle)
+        writer.writerow(['views', 'category', 'count', *[f'iou@{t:g}' for t in thresholds],
+                         'iou_best', 'best_threshold', 'fscore@1%'])
+        for row in report['results']:
+            iou = row['iou']
+            for name, values in iou['per_category'].items():
+                writer.writerow([row['views'], name, row['counts'][name],
+                                 *[f'{v:.6f}' for v in values],
+                                 f'{iou["per_category_best"][name]:.6f}', iou['best_threshold'],
+                                 f'{row["fscore"]["per_category"][name]:.6f}'])
+            writer.writerow([row['views'], 'overall', report['objects'],
+                             *[f'{v:.6f}' for v in iou['overall']], f'{iou["best"]:.6f}',
+                             iou['best_threshold'], f'{row["fscore"]["overall"]:.6f}'])
+
+
+def write_plot(report: dict[str, Any], path: Path) -> None:
+    """IoU and F-score against the number of views: overall bold, categories thin."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    rows = report['results']
+    views = [r['views'] for r in rows]
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for axis, key, title in ((axes[0], 'iou', 'IoU'), (axes[1], 'fscore', 'F-Score@1%')):
+        for name in rows[0]['counts']:
+            values = [r['iou']['per_category_best'][name] if key == 'iou'
+                      else r['fscore']['per_category'][name] for r in rows]
+            axis.plot(views, values, marker='.', linewidth=1, alpha=0.6, label=name)
+        overall = [r['iou']['best'] if key == 'iou' else r['fscore']['overall'] for r in rows]
+        axis.plot(views, overall, marker='o', linewidth=2.5, color='black', label='overall')
+        axis.set_xlabel('views')
+        axis.set_ylabel(title)
+        axis.set_xticks(views)
+        axis.grid(alpha=0.3)
+        axis.set_title(f'{title}, {report["split"]} split')
+    axes[1].legend(fontsize=7, loc='best')
+    fusion = 'merger' if report['merger'] else 'average'
+    figure.suptitle(f'{Path(report["weights"]).name} ({fusion})')
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pix2voxpp-eval`` command line."""
+    parser = argparse.ArgumentParser(
+        prog='pix2voxpp-eval',
+        description='Multi-view evaluation: IoU and F-Score@1% per number of views and category.')
+    parser.add_argument('--weights', type=Path, required=True, help='checkpoint (.pth)')
+    parser.add_argument('--data', type=Path, required=True, help='dataset folder')
+    parser.add_argument('--views', type=int, nargs='+', default=[1, 2, 3, 4, 5, 8, 12, 16, 20],
+                        help='numbers of views (views 0..n-1 of each object)')
+    parser.add_argument('--split', default='test', choices=SPLITS)
+    parser.add_argument('--max-objects', type=int, help='cap on the objects evaluated')
+    parser.add_argument('--categories', nargs='+', help='taxonomy ids or names')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--workers', type=int, default=1, help='DataLoader workers')
+    parser.add_argument('--no-merger', action='store_true',
+                        help='average the views instead of the merger (comparison)')
+    parser.add_argument('--no-fscore', action='store_true', help='skip F-Score@1%%')
+    parser.add_argument('--json', type=Path, help='write the report here (and, unless given, '
+                        'the CSV and PNG next to it)')
+    parser.add_argument('--csv', type=Path, help='CSV output')
+    parser.add_argument('--plot', type=Path, help='PNG plot of IoU against views')
+    parser.add_argument('--no-progress', action='store_true')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pix2voxpp-eval``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        if args.max_objects is not None and args.max_objects < 1:
+            raise EvaluationError(f'--max-objects must be positive, got {args.max_objects}')
+        if args.batch_size < 1 or args.workers < 0:
+            raise EvaluationError('--batch-size must be positive and --workers 0 or more')
+        report = run_evaluation(
+            args.weights, args.data, args.views, split=args.split, device=args.device,
+            max_objects=args.max_objects, categories=args.categories,
+            merger=not args.no_merger, batch_size=args.batch_size, workers=args.workers,
+            fscore=not args.no_fscore, progress=not args.no_progress)
+    except (EvaluationError, CheckpointError, DatasetError, ValueError) as exc:
+        print(f'pix2voxpp-eval: error: {exc}', file=sys.stderr)
+        return 2
+    print(format_table(report))
+    csv_path, plot_path = args.csv, args.plot
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + '\n')
+        csv_path = csv_path or args.json.with_suffix('.csv')
+        plot_path = plot_path or args.json.with_suffix('.png')
+    for path, writer in ((csv_path, write_csv), (plot_path, write_plot)):
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            writer(report, path)
+    written = [str(p) for p in (args.json, csv_path, plot_path) if p is not None]
+    if written:
+        print('wrote ' + ', '.join(written))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

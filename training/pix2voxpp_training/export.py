@@ -1,0 +1,89 @@
+"""``pix2voxpp-export``: turn a training checkpoint into a deployment file for the robot.
+
+The deployment file is a project checkpoint with weights only (no optimizer, no history),
+optionally float16, whose metadata carries what the node needs and what a person asks later:
+variant, threshold, training configuration, dataset and validation IoU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, read_checkpoint,
+                                           save_checkpoint)
+
+
+def export_weights(weights: str | Path, out: str | Path, *, half: bool = False
+                   ) -> WeightsMetadata:
+    """Write the deployment file of a training (or release) checkpoint.
+
+    :param weights: e.g. ``RUN/checkpoints/best.pth`` of stage 2.
+    :param out: the deployment file; parent folders are created.
+    :param half: store floating-point tensors as float16 (half the size).
+    :returns: the metadata written.
+    :raises CheckpointError: the input is unreadable, or the written file does not read back.
+    """
+    weights, out = Path(weights), Path(out)
+    loaded = read_checkpoint(weights)
+    training: dict[str, Any] = loaded.extra.get('training') or {}
+    config = loaded.model.config
+    provenance = dict(loaded.metadata.provenance)
+    provenance.update({
+        'variant': config.variant,
+        'use_refiner': config.use_refiner,
+        'use_merger': config.use_merger,
+        'threshold': loaded.metadata.threshold,
+        'exported_from': str(weights),
+        'half': half,
+    })
+    if training:
+        best = training.get('best', {})
+        provenance.update({
+            'config': training.get('config'),
+            'stage': training.get('stage'),
+            'epoch': best.get('epoch', training.get('epoch')),
+            'val_iou': best.get('iou'),
+        })
+    metadata = WeightsMetadata(**{**loaded.metadata.to_dict(), 'provenance': provenance})
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(out, loaded.model, metadata=metadata, half=half)
+    read_checkpoint(out)  # the node must be able to load what we wrote
+    return metadata
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``pix2voxpp-export`` command line."""
+    parser = argparse.ArgumentParser(
+        prog='pix2voxpp-export',
+        description='Write a deployment file (weights and metadata only) from a checkpoint.')
+    parser.add_argument('--weights', type=Path, required=True,
+                        help='training checkpoint, e.g. RUN/checkpoints/best.pth of stage 2')
+    parser.add_argument('--out', type=Path, required=True, help='deployment file to write')
+    parser.add_argument('--half', action='store_true', help='store weights as float16')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``pix2voxpp-export``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    try:
+        metadata = export_weights(args.weights, args.out, half=args.half)
+    except (CheckpointError, OSError) as exc:
+        print(f'pix2voxpp-export: error: {exc}', file=sys.stderr)
+        return 2
+    provenance = metadata.provenance
+    size_mb = args.out.stat().st_size / 1e6
+    print(f'wrote {args.out} ({size_mb:.1f} MB, Pix2Vox++/{provenance["variant"]}, '
+          f'{"fp16" if args.half else "fp32"}, threshold {metadata.threshold:g}, '
+          f'val IoU {provenance.get("val_iou")})')
+    if not provenance['use_merger']:
+        print('note: these weights have no merger (stage 1); several views will be averaged',
+              file=sys.stderr)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,148 @@
+"""Image transforms of training (the paper's augmentation) and testing (the released one).
+
+All views of one sample go through a transform together as one ``(V, H, W, 4)`` BGRA stack, so
+colour jitter, background, lighting noise and channel permutation are shared by the views of a
+sample, as PIX2VOXPP.md specifies, while the horizontal flip is drawn per image. Every random
+number comes from the ``numpy.random.Generator`` the caller passes in: a sample's augmentation is a
+pure function of that generator's seed (see :func:`pix2voxpp_training.data.sample_rng`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import cv2
+import numpy as np
+
+from pix2voxpp_ros.core.checkpoint import WeightsMetadata
+from pix2voxpp_ros.core.preprocess import RENDERING_CROP, preprocess_rendering
+
+from .config import AugmentSection
+
+# Principal components of ImageNet's RGB pixel covariance (Krizhevsky et al. 2012, as published
+# with fb.resnet.torch): column j is the eigenvector of eigenvalue j; rows are R, G, B.
+IMAGENET_EIGVEC_RGB = np.array([
+    [-0.5675, 0.7192, 0.4009],
+    [-0.5808, -0.0045, -0.8140],
+    [-0.5836, -0.6948, 0.4203],
+], dtype=np.float32)
+
+# ITU-R BT.601 luma weights in the images' B, G, R channel order.
+_LUMA_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)
+
+
+def crop_and_resize(bgra: Sequence[np.ndarray], *, size: int = 224) -> np.ndarray:
+    """Centre-crop 137×137 renderings to 128×128 and resize them as the released code does.
+
+    :param bgra: ``V`` uint8 ``(H, W, 4)`` images as ``cv2.IMREAD_UNCHANGED`` reads them.
+    :returns: ``(V, size, size, 4)`` float32 in [0, 1].
+    """
+    out = np.empty((len(bgra), size, size, 4), dtype=np.float32)
+    lo, hi = RENDERING_CROP
+    for i, image in enumerate(bgra):
+        image = image.astype(np.float32) / 255.0
+        if image.shape[0] >= hi and image.shape[1] >= hi:
+            image = image[lo:hi, lo:hi]
+        out[i] = cv2.resize(image, (size, size))
+    return out
+
+
+def _gray(colour: np.ndarray) -> np.ndarray:
+    """Luma of ``(..., 3)`` BGR images, keeping a trailing channel axis of 1."""
+    return (colour @ _LUMA_BGR)[..., None]
+
+
+def colour_jitter(colour: np.ndarray, rng: np.random.Generator, *, brightness: float,
+                  contrast: float, saturation: float) -> np.ndarray:
+    """Scale brightness, contrast and saturation by ``U[1 - x, 1 + x]`` each, in random order.
+
+    One draw for the whole stack: every view of a sample gets the same factors and order.
+    Values are clipped to [0, 1] after each operation, as torchvision's float jitter does.
+
+    :param colour: ``(V, H, W, 3)`` float32 BGR in [0, 1].
+    """
+    factors = {
+        'brightness': rng.uniform(1.0 - brightness, 1.0 + brightness),
+        'contrast': rng.uniform(1.0 - contrast, 1.0 + contrast),
+        'saturation': rng.uniform(1.0 - saturation, 1.0 + saturation),
+    }
+    order = rng.permutation(3)
+    names = ('brightness', 'contrast', 'saturation')
+    for index in order:
+        name = names[index]
+        factor = np.float32(factors[name])
+        if name == 'brightness':
+            colour = colour * factor
+        elif name == 'contrast':
+            mean = _gray(colour).mean(axis=(1, 2, 3), keepdims=True)  # per image
+            colour = colour * factor + mean * (1.0 - factor)
+        else:
+            colour = colour * factor + _gray(colour) * (1.0 - factor)
+        colour = np.clip(colour, 0.0, 1.0)
+    return colour
+
+
+def lighting_noise(colour: np.ndarray, rng: np.random.Generator, *, std: float,
+                   eigval: Sequence[float]) -> np.ndarray:
+    """Add AlexNet-style PCA lighting noise: one RGB offset per sample, applied in BGR order.
+
+    :param colour: ``(V, H, W, 3)`` float32 BGR.
+    """
+    alpha = rng.normal(0.0, std, size=3).astype(np.float32)
+    offset_rgb = IMAGENET_EIGVEC_RGB @ (alpha * np.asarray(eigval, dtype=np.float32))
+    return colour + offset_rgb[::-1]
+
+
+class TrainTransform:
+    """The paper's training transform: crop, random background, jitter, lighting, normalize,
+    flip, channel permutation (PIX2VOXPP.md, "Training")."""
+
+    def __init__(self, augment: AugmentSection, *, metadata: WeightsMetadata | None = None
+                 ) -> None:
+        """:param metadata: input size and normalization (the released weights' by default)."""
+        self.augment = augment
+        self.metadata = metadata or WeightsMetadata()
+
+    def __call__(self, bgra: Sequence[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+        """Transform the views of one sample.
+
+        :param bgra: ``V`` uint8 ``(137, 137, 4)`` renderings.
+        :param rng: this sample's generator.
+        :returns: ``(V, 3, 224, 224)`` float32, normalized, channels in BGR order (before the
+            random permutation).
+        """
+        aug = self.augment
+        images = crop_and_resize(bgra, size=self.metadata.input_size)
+        colour, alpha = images[..., :3], images[..., 3:]
+        low, high = aug.background
+        background = rng.integers(low, high + 1, size=3).astype(np.float32) / 255.0
+        colour = np.where(alpha == 0, background, colour)
+        colour = colour_jitter(colour, rng, brightness=aug.brightness, contrast=aug.contrast,
+                               saturation=aug.saturation)
+        colour = lighting_noise(colour, rng, std=aug.lighting_std, eigval=aug.lighting_eigval)
+        mean = np.asarray(self.metadata.mean, dtype=np.float32)
+        std = np.asarray(self.metadata.std, dtype=np.float32)
+        colour = (colour - mean) / std
+        flips = rng.random(len(colour)) < aug.flip_p
+        colour[flips] = colour[flips, :, ::-1]
+        if aug.permute_channels:
+            colour = colour[..., rng.permutation(3)]
+        return np.ascontiguousarray(colour.transpose(0, 3, 1, 2), dtype=np.float32)
+
+
+class TestTransform:
+    """The released test transform (:func:`preprocess_rendering`), applied to every view."""
+
+    __test__ = False  # not a pytest test class despite the name
+
+    def __init__(self, augment: AugmentSection, *, metadata: WeightsMetadata | None = None
+                 ) -> None:
+        """:param augment: only ``test_background`` is used."""
+        self.metadata = metadata or WeightsMetadata()
+        self.background = augment.test_background / 255.0
+
+    def __call__(self, bgra: Sequence[np.ndarray], rng: np.random.Generator | None = None
+                 ) -> np.ndarray:
+        """Return ``(V, 3, 224, 224)`` float32; ``rng`` is ignored (the transform is fixed)."""
+        return np.stack([preprocess_rendering(image, metadata=self.metadata,
+                                              background=self.background) for image in bgra])
