@@ -20,7 +20,7 @@ $(STAMP): requirements.txt setup.py training/pyproject.toml
 	touch $(STAMP)
 
 demo: venv
-	$(VENV)/bin/pix2voxpp-demo --objects 6
+	$(VENV)/bin/pix2voxpp-demo --objects 8
 
 test: venv
 	$(PY) -m pytest -q

@@ -151,8 +151,9 @@ class Scorer:
         self.names: dict[int, str] = {}  # tick stamp -> object name
         self.truths: dict[int, np.ndarray] = {}  # tick stamp -> truth grid (ROS axes)
         self.views: dict[int, dict[int, np.ndarray]] = {}  # tick stamp -> camera -> rgb
-        self.clouds: list[tuple[int, np.ndarray, float]] = []  # (stamp, points, latency)
+        self.clouds: list[tuple[int, np.ndarray, float]] = []  # not yet scored clouds
         self.latencies: list[float] = []
+        self.scored: dict[str, ScoredObject] = {}  # object name -> its first scored cloud
         qos = 10
         node.create_subscription(String, '/rig/sim_camera_rig/object', self._on_object, qos)
         node.create_subscription(PointCloud2, '/rig/sim_camera_rig/ground_truth',
@@ -194,21 +195,30 @@ class Scorer:
             self.latencies.append(latency)
 
     def score(self) -> list[ScoredObject]:
-        """Score the first cloud of each object whose truth and views are known, in order."""
-        scored: dict[str, ScoredObject] = {}
+        """Score the first cloud of each object whose truth and views are known, in order.
+
+        A scored object stays scored; clouds of objects already scored, or too old to ever get
+        their truth and views, are forgotten.
+        """
         with self.lock:
+            waiting = []
             for stamp, points, latency in self.clouds:
                 name = self.names.get(stamp)
                 truth = self.truths.get(stamp)
                 views = self.views.get(stamp, {})
-                if name is None or truth is None or name in scored or len(views) < NUM_CAMERAS:
+                if name in self.scored:
+                    continue
+                if name is None or truth is None or len(views) < NUM_CAMERAS:
+                    if not self.views or stamp >= min(self.views):
+                        waiting.append((stamp, points, latency))  # its messages may come
                     continue
                 prediction = cloud_to_voxels(points, self.object_size_m)
-                scored[name] = ScoredObject(
+                self.scored[name] = ScoredObject(
                     name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(points),
                     truth_voxels=int(truth.sum()), latency_s=latency, prediction=prediction,
                     truth=truth, views=[views[i] for i in range(NUM_CAMERAS)])
-        return sorted(scored.values(), key=lambda s: s.stamp_ns)
+            self.clouds = waiting
+            return sorted(self.scored.values(), key=lambda s: s.stamp_ns)
 
 
 def _picture(item: ScoredObject) -> np.ndarray:
