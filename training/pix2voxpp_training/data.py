@@ -163,7 +163,10 @@ def list_objects(root: PathLike, split: str, data: DataSection, *, verify: bool 
 
 
 def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
-    """The generator of one sample's randomness: a pure function of seed, epoch and index."""
+    """Return the generator of one sample's randomness.
+
+    It is a pure function of seed, epoch and index.
+    """
     return np.random.default_rng([seed, epoch, index])
 
 

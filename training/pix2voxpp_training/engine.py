@@ -38,7 +38,7 @@ class InitCheckpointError(CheckpointError):
 
 
 def stage_model_config(config: TrainConfig, stage: int) -> ModelConfig:
-    """The network of a stage: the config's variant and refiner, merger only in stage 2."""
+    """Return the network of a stage: the config's variant and refiner, merger only in stage 2."""
     return ModelConfig(variant=config.model.variant, use_refiner=config.model.use_refiner,
                        use_merger=stage == 2)
 
@@ -145,16 +145,21 @@ def create_model(config: TrainConfig, stage: int, *, device: torch.device,
 
 
 def freeze_for_stage(model: Pix2VoxPP, stage: int) -> None:
-    """Stage 2: stop gradients of encoder and decoder (their BatchNorm is handled by
-    :func:`set_train_mode`)."""
+    """Stop gradients of encoder and decoder in stage 2.
+
+    Their BatchNorm is handled by :func:`set_train_mode`.
+    """
     for name in FROZEN_IN_STAGE2:
         for parameter in getattr(model, name).parameters():
             parameter.requires_grad_(stage != 2)
 
 
 def set_train_mode(model: Pix2VoxPP, stage: int) -> None:
-    """Training mode, except that stage 2 keeps encoder and decoder in eval mode so BatchNorm
-    uses and keeps its running statistics."""
+    """Put the model in training mode, except encoder and decoder in stage 2.
+
+    Stage 2 keeps encoder and decoder in eval mode so BatchNorm uses and keeps its running
+    statistics.
+    """
     model.train()
     if stage == 2:
         for name in FROZEN_IN_STAGE2:
@@ -175,8 +180,11 @@ def param_groups(model: Pix2VoxPP, stage_cfg: StageSection) -> list[dict[str, An
 
 
 def make_optimizer(model: Pix2VoxPP, stage_cfg: StageSection) -> torch.optim.Adam:
-    """Adam over the trainable modules; one group per module is the same maths as the released
-    code's one optimizer per module (Adam is per-parameter)."""
+    """Build Adam over the trainable modules.
+
+    One group per module is the same maths as the released code's one optimizer per module
+    (Adam is per-parameter).
+    """
     groups = param_groups(model, stage_cfg)
     if not groups:
         raise ValueError('nothing to train: every parameter is frozen')
@@ -185,13 +193,16 @@ def make_optimizer(model: Pix2VoxPP, stage_cfg: StageSection) -> torch.optim.Ada
 
 def make_scheduler(optimizer: torch.optim.Optimizer, stage_cfg: StageSection
                    ) -> torch.optim.lr_scheduler.MultiStepLR:
-    """MultiStepLR stepped once per epoch."""
+    """Build a MultiStepLR stepped once per epoch."""
     return torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=list(stage_cfg.milestones),
                                                 gamma=stage_cfg.gamma)
 
 
 def scheduler_state(scheduler: torch.optim.lr_scheduler.LRScheduler) -> dict[str, Any]:
-    """The scheduler's state with its ``Counter`` as a plain dict (``weights_only`` safe)."""
+    """Return the scheduler's state with its ``Counter`` as a plain dict.
+
+    The result is ``weights_only`` safe.
+    """
     state = dict(scheduler.state_dict())
     if 'milestones' in state:
         state['milestones'] = {int(k): int(v) for k, v in state['milestones'].items()}
@@ -222,7 +233,7 @@ def reconstruction_loss(recon: Reconstruction, target: torch.Tensor, *, weight: 
 
 def sample_losses(recon: Reconstruction, target: torch.Tensor, *, weight: float = 10.0
                   ) -> torch.Tensor:
-    """The loss of :func:`reconstruction_loss` for each sample of a batch, ``(B,)``."""
+    """Return the loss of :func:`reconstruction_loss` for each sample of a batch, ``(B,)``."""
     target = target.float()
     losses = F.binary_cross_entropy(recon.fused.float(), target, reduction='none')
     if recon.refined is not None:
@@ -231,8 +242,11 @@ def sample_losses(recon: Reconstruction, target: torch.Tensor, *, weight: float 
 
 
 class ReconstructionModule(nn.Module):
-    """Expose :meth:`Pix2VoxPP.reconstruct` as ``forward`` so DistributedDataParallel's hooks
-    see the pass that training needs (all volumes, not only the final one)."""
+    """Expose :meth:`Pix2VoxPP.reconstruct` as ``forward``.
+
+    This way DistributedDataParallel's hooks see the pass that training needs (all volumes,
+    not only the final one).
+    """
 
     def __init__(self, network: Pix2VoxPP) -> None:
         super().__init__()
@@ -251,7 +265,7 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:
-    """A GradScaler, enabled only for fp16 on CUDA."""
+    """Return a GradScaler, enabled only for fp16 on CUDA."""
     return torch.amp.GradScaler('cuda' if device.type == 'cuda' else 'cpu',
                                 enabled=device.type == 'cuda' and precision == 'fp16')
 
@@ -315,7 +329,7 @@ def iterate_predictions(model: Pix2VoxPP, loader: Any, *, device: torch.device,
 def evaluate(model: Pix2VoxPP, loader: Any, *, context: DistContext,
              thresholds: tuple[float, ...], precision: str = 'fp32', loss_weight: float = 10.0,
              progress: Any = None) -> EvalResult:
-    """IoU of every sample of this rank's share, gathered over ranks.
+    """Compute the IoU of every sample of this rank's share, gathered over ranks.
 
     :param loader: from :func:`pix2voxpp_training.data.make_eval_loader`.
     :param progress: optional callable wrapping the loader (e.g. a tqdm factory).

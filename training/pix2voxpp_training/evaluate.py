@@ -1,5 +1,7 @@
-"""``pix2voxpp-eval``: the paper's multi-view table (IoU and F-Score@1% per number of views and
-per category) for a set of weights, written as text, JSON, CSV and a PNG plot.
+"""``pix2voxpp-eval``: the paper's multi-view table for a set of weights.
+
+The table holds IoU and F-Score@1% per number of views and per category, written as text,
+JSON, CSV and a PNG plot.
 
 Views ``0..n-1`` of each test object go through the released test transform; each object is
 encoded once and fused for every requested ``n``. The table's IoU is the released code's number:
@@ -149,7 +151,7 @@ def build_report(results: Sequence[ViewResult], taxonomy_ids: Sequence[str],
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The paper-style table: one row per category, one column per number of views."""
+    """Format the paper-style table: one row per category, one column per number of views."""
     rows = report['results']
     categories = list(rows[0]['counts'])
     header = f'{"category":<14}{"n":>5}' + ''.join(f'{str(r["views"]) + "-view":>9}'
@@ -193,7 +195,7 @@ def write_csv(report: dict[str, Any], path: Path) -> None:
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
-    """IoU and F-score against the number of views: overall bold, categories thin."""
+    """Plot IoU and F-score against the number of views: overall bold, categories thin."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -223,7 +225,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``pix2voxpp-eval`` command line."""
+    """Build the ``pix2voxpp-eval`` command line."""
     parser = argparse.ArgumentParser(
         prog='pix2voxpp-eval',
         description='Multi-view evaluation: IoU and F-Score@1% per number of views and category.')

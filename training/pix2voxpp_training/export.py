@@ -55,7 +55,7 @@ def export_weights(weights: str | Path, out: str | Path, *, half: bool = False
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``pix2voxpp-export`` command line."""
+    """Build the ``pix2voxpp-export`` command line."""
     parser = argparse.ArgumentParser(
         prog='pix2voxpp-export',
         description='Write a deployment file (weights and metadata only) from a checkpoint.')

@@ -26,7 +26,7 @@ THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 
 def iou_per_threshold(prediction: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
                       thresholds: Sequence[float] = THRESHOLDS) -> np.ndarray:
-    """IoU of each sample at each threshold.
+    """Compute the IoU of each sample at each threshold.
 
     :param prediction: ``(B, D, H, W)`` occupancy probabilities (or ``(D, H, W)``).
     :param target: ground truth of the same shape; nonzero is occupied.

@@ -349,7 +349,7 @@ def _log_epoch(writer: Any, record: dict[str, Any], validation: dict[str, Any] |
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``pix2voxpp-train`` command line."""
+    """Build the ``pix2voxpp-train`` command line."""
     parser = argparse.ArgumentParser(
         prog='pix2voxpp-train',
         description='Train one stage of Pix2Vox++ (stage 1: single view, no merger; stage 2: '

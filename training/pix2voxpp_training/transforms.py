@@ -94,8 +94,11 @@ def lighting_noise(colour: np.ndarray, rng: np.random.Generator, *, std: float,
 
 
 class TrainTransform:
-    """The paper's training transform: crop, random background, jitter, lighting, normalize,
-    flip, channel permutation (PIX2VOXPP.md, "Training")."""
+    """Apply the paper's training transform.
+
+    Crop, random background, jitter, lighting, normalize, flip, channel permutation
+    (PIX2VOXPP.md, "Training").
+    """
 
     def __init__(self, augment: AugmentSection, *, metadata: WeightsMetadata | None = None
                  ) -> None:

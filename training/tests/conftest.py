@@ -28,7 +28,7 @@ SMALL = {
 
 
 def write_box_dataset(root: Path, *, per_category: int = 6, seed: int = 0) -> None:
-    """A stand-in for the project's generator in the same layout: boxes drawn as rectangles.
+    """Write a stand-in for the project's generator in the same layout: boxes drawn as rectangles.
 
     Used only when ``pix2voxpp_ros.core.synthetic`` fails, so that these tests check the
     training package rather than the generator (which has its own tests).
@@ -86,7 +86,7 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def device() -> torch.device:
-    """Tests run on the CPU (the training package must pass without a GPU)."""
+    """Return the CPU device: tests run there (the training package must pass without a GPU)."""
     return torch.device('cpu')
 
 

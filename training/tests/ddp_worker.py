@@ -1,5 +1,8 @@
-"""Run under ``torchrun`` by test_distributed.py: train stage 1 then stage 2, then hash the
-parameters of this rank into ``HASHES/stage<N>.rank<R>.txt`` (a test helper, not a test)."""
+"""Run under ``torchrun`` by test_distributed.py (a test helper, not a test).
+
+Train stage 1 then stage 2, then hash the parameters of this rank into
+``HASHES/stage<N>.rank<R>.txt``.
+"""
 
 from __future__ import annotations
 
