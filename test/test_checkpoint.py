@@ -14,7 +14,7 @@ import torch
 from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, load_checkpoint,
                                            read_checkpoint, save_checkpoint)
 
-from conftest import make_model
+from model_helpers import make_model
 
 
 def _release_dict(model, *, prefix: str = 'module.') -> dict:

@@ -14,7 +14,7 @@ from pix2voxpp_ros.core.checkpoint import WeightsMetadata, save_checkpoint
 from pix2voxpp_ros.core.preprocess import preprocess_frame, preprocess_rendering
 from pix2voxpp_ros.core.voxels import read_binvox, read_ply
 
-from conftest import make_model
+from model_helpers import make_model
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

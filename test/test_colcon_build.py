@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO_ROOT, VENV_BIN
+from model_helpers import REPO_ROOT, VENV_BIN
 
 
 def test_colcon_build_installs_share_and_scripts(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ HEADER = Header(stamp=Time(sec=1_700_000_000, nanosec=123_456_789), frame_id='ob
 
 
 def hand_built(encoding: str, pixels: np.ndarray, *, padding: int = 0) -> Image:
-    """An Image message built field by field, rows padded with ``padding`` bytes of 0xEE."""
+    """Build an Image message field by field, rows padded with ``padding`` bytes of 0xEE."""
     height, width = pixels.shape[:2]
     rows = pixels.reshape(height, -1)
     padded = np.concatenate([rows, np.full((height, padding), 0xEE, np.uint8)], axis=1)

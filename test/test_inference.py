@@ -9,7 +9,7 @@ import torch
 from pix2voxpp_ros.core.checkpoint import save_checkpoint
 from pix2voxpp_ros.core.inference import InferenceError, Reconstructor, resolve_device
 
-from conftest import make_model
+from model_helpers import make_model
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
 
 @pytest.fixture(scope='module')
 def live_node() -> Any:
-    """The real node class, constructed (not configured) in a context of its own."""
+    """Construct the real node class (not configured) in a context of its own."""
     isolate_ros_domain()
     import rclpy
     from rclpy.context import Context

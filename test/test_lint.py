@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO_ROOT
+from model_helpers import REPO_ROOT
 
 SOURCES = ['pix2voxpp_ros', 'training', 'test', 'benchmarks', 'launch', 'docs', 'setup.py']
 # pydocstyle's pep257 convention without the "missing docstring" family, as ament_pep257 ignores

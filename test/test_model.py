@@ -7,7 +7,7 @@ import torch
 
 from pix2voxpp_ros.core.model import MAX_VIEWS, ModelConfig, build_model
 
-from conftest import make_model
+from model_helpers import make_model
 
 
 def _images(batch: int, views: int, *, seed: int = 1) -> torch.Tensor:

@@ -6,7 +6,7 @@ import re
 
 from pix2voxpp_ros.ros.params import PARAMETER_NAMES
 
-from conftest import REPO_ROOT
+from model_helpers import REPO_ROOT
 
 
 def test_readme_lists_every_parameter() -> None:

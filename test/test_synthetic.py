@@ -30,7 +30,7 @@ from pix2voxpp_ros.core.synthetic.primitives import Box, Ellipsoid, Frustum, Par
 from pix2voxpp_ros.core.synthetic.shapes import ROUND_MIN_VOXELS
 from pix2voxpp_ros.core.voxels import read_binvox
 
-from conftest import REPO_ROOT
+from model_helpers import REPO_ROOT
 
 SEED = 11
 # Lowest mean silhouette IoU (projected voxel cubes against alpha >= 128) per category; 0.9 where

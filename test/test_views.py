@@ -19,7 +19,7 @@ IMAGE = np.zeros((4, 4, 3), dtype=np.uint8)
 
 
 def frame(camera: int, t_s: float) -> Frame:
-    """A frame of ``camera`` stamped ``t_s`` seconds after NOW."""
+    """Return a frame of ``camera`` stamped ``t_s`` seconds after NOW."""
     return Frame(camera=camera, stamp_ns=NOW + round(t_s * S), image=IMAGE)
 
 

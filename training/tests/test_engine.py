@@ -18,7 +18,7 @@ from pix2voxpp_training.engine import (InitCheckpointError, ReconstructionModule
                                        scheduler_state, set_train_mode, train_step)
 from pix2voxpp_training.transforms import TrainTransform
 
-from conftest import small_config
+from training_helpers import small_config
 
 
 def _batch(config: TrainConfig, data: Path, views: int, size: int = 4) -> dict:

@@ -12,7 +12,7 @@ import torch
 from pix2voxpp_ros.core.checkpoint import read_checkpoint
 from pix2voxpp_training import evaluate, export, train
 
-from conftest import CONFIGS
+from training_helpers import CONFIGS
 
 SMALL_ARGS = ['--config', str(CONFIGS / 'synthetic_f.yaml'), '--batch-size', '2',
               '--max-objects', '4', '--device', 'cpu', '--no-progress',
