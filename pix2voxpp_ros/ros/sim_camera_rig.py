@@ -113,7 +113,7 @@ class SimCameraRig(Node):
         self.object_count = 0
         self.object_started_ns = 0
         self.views: list[np.ndarray] = []
-        self.truth_grid = np.zeros((32, 32, 32), np.float32)
+        self.truth_cloud = PointCloud2()
         self.object_name = ''
         self._show_object(0)
         self.timer = self.create_timer(1.0 / self.config.rate_hz, self._tick)
@@ -168,7 +168,11 @@ class SimCameraRig(Node):
             alpha = rgba[:, :, 3:] / 255.0
             rgb = rgba[:, :, :3] * alpha + background * (1.0 - alpha)
             self.views.append(np.round(rgb).astype(np.uint8))
-        self.truth_grid = voxelize(obj).astype(np.float32)
+        # Built once per object; each tick only restamps it.
+        self.truth_cloud = grid_to_cloud(
+            voxelize(obj).astype(np.float32), threshold=0.5,
+            object_size_m=self.config.object_size_m,
+            header=Header(frame_id=self.config.object_frame_id))
         self.object_name = f'{category}/{index}'
         self.object_count = count
         self.object_started_ns = self.get_clock().now().nanoseconds
@@ -196,10 +200,8 @@ class SimCameraRig(Node):
             self.image_publishers[i].publish(array_to_image(view, encoding='rgb8', stamp=stamp,
                                                             frame_id=header.frame_id))
             self.info_publishers[i].publish(self._camera_info(camera, header))
-        truth_header = Header(stamp=stamp, frame_id=self.config.object_frame_id)
-        self.truth_publisher.publish(grid_to_cloud(self.truth_grid, threshold=0.5,
-                                                   object_size_m=self.config.object_size_m,
-                                                   header=truth_header))
+        self.truth_cloud.header.stamp = stamp
+        self.truth_publisher.publish(self.truth_cloud)
         self.object_publisher.publish(String(data=f'{self.object_name} {now_ns}'))
 
 
