@@ -188,6 +188,7 @@ class Rig:
                                 reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.VOLATILE)
         self.lock = threading.Lock()
+        self._subscriptions: dict[int, Any] = {}
         self.clouds: list[tuple[float, Any]] = []  # (monotonic receive time, message)
         self.diagnostics: list[tuple[float, Any]] = []
         self.node.create_subscription(PointCloud2, f'{node}/occupancy', self._on_cloud,
@@ -213,11 +214,24 @@ class Rig:
             with self.lock:
                 self.diagnostics.append((time.monotonic(), msg))
 
-    def subscribe(self, msg_type: Any, topic: str, *, depth: int = 10) -> list:
-        """Record every message of ``topic`` into the returned list (reliable QoS)."""
+    def subscribe(self, msg_type: Any, topic: str, *, depth: int = 10,
+                  durability: str = 'volatile') -> list:
+        """Record every message of ``topic`` into the returned list (reliable QoS).
+
+        :param durability: ``'transient_local'`` also receives what a latched topic holds.
+        """
+        from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+        qos = QoSProfile(depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL
+                         if durability == 'transient_local' else DurabilityPolicy.VOLATILE)
         received: list = []
-        self.node.create_subscription(msg_type, topic, received.append, depth)
+        self._subscriptions[id(received)] = self.node.create_subscription(
+            msg_type, topic, received.append, qos)
         return received
+
+    def unsubscribe(self, received: list) -> None:
+        """Stop recording into a list that :meth:`subscribe` returned."""
+        self.node.destroy_subscription(self._subscriptions.pop(id(received)))
 
     # ------------------------------------------------------------------ publishing
 

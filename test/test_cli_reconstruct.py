@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -12,7 +13,7 @@ import torch
 
 from pix2voxpp_ros.core.checkpoint import WeightsMetadata, save_checkpoint
 from pix2voxpp_ros.core.preprocess import preprocess_frame, preprocess_rendering
-from pix2voxpp_ros.core.voxels import read_binvox, read_ply
+from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_binvox, read_ply
 
 from model_helpers import make_model
 
@@ -56,7 +57,7 @@ def test_reconstruct_writes_grid_and_picture(scene, tmp_path) -> None:
                       for p in scene['renderings']])
     with torch.no_grad():
         expected = scene['model'](torch.from_numpy(views)[None])[0].numpy()
-    np.testing.assert_allclose(grid, expected, atol=1e-6)
+    np.testing.assert_allclose(grid, grid_to_ros_axes(expected), atol=1e-6)  # ROS axes
     picture = cv2.imread(str(png))
     assert picture is not None and picture.shape[1] > 3 * 32 * 4
     assert (picture < 250).any()  # something was drawn, not a blank page
@@ -71,7 +72,7 @@ def test_reconstruct_binvox_and_ply(scene, tmp_path) -> None:
     with torch.no_grad():
         view = torch.from_numpy(preprocess_frame(frame, encoding='bgr8'))[None, None]
         expected = scene['model'](view)[0].numpy() >= 0.5
-    assert np.array_equal(read_binvox(binvox)[0], expected)
+    assert np.array_equal(read_binvox(binvox)[0], grid_to_ros_axes(expected))
 
     ply = tmp_path / 'result.ply'
     result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out', str(ply),
@@ -80,6 +81,26 @@ def test_reconstruct_binvox_and_ply(scene, tmp_path) -> None:
     cloud = read_ply(ply)
     assert len(cloud['x']) == int(expected.sum())
     assert np.abs(np.stack([cloud['x'], cloud['y'], cloud['z']])).max() <= 0.32
+
+
+def test_every_output_file_uses_one_axis_convention(scene, tmp_path) -> None:
+    def write(suffix: str, *extra: str) -> Path:
+        out = tmp_path / f'grid{"".join(extra)}{suffix}'
+        result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out', str(out),
+                      '--threshold', '0.5', '--object-size-m', '1.0', *extra)
+        assert result.returncode == 0, result.stderr
+        return out
+    grid = np.load(write('.npy'))
+    occupied = grid >= 0.5
+    assert occupied.any() and not np.array_equal(occupied, occupied.transpose(1, 2, 0))
+    assert np.array_equal(read_binvox(write('.binvox'))[0], occupied)
+    cloud = read_ply(write('.ply'))
+    index = np.rint((np.stack([cloud['x'], cloud['y'], cloud['z']], 1) + 0.5) * 32 - 0.5)
+    from_ply = np.zeros_like(occupied)
+    from_ply[tuple(index.astype(int).T)] = True
+    assert np.array_equal(from_ply, occupied)  # .ply points index the .npy grid
+    shapenet = np.load(write('.npy', '--axes', 'shapenet'))
+    np.testing.assert_array_equal(grid_to_ros_axes(shapenet), grid)
 
 
 def test_reconstruct_errors_name_the_culprit(scene, tmp_path) -> None:

@@ -13,13 +13,14 @@ from sensor_msgs.msg import Image, PointCloud2, PointField
 from std_msgs.msg import Header
 from visualization_msgs.msg import Marker
 
-from pix2voxpp_ros.core.voxels import grid_to_points
+from pix2voxpp_ros.core.voxels import grid_to_points, grid_to_ros_axes
 from pix2voxpp_ros.ros.conversions import (CLOUD_FIELD_NAMES, ImageConversionError,
                                            UnsupportedEncodingError, array_to_image,
-                                           check_image, grid_in_ros_axes, grid_to_cloud,
-                                           grid_to_markers, grid_to_multiarray,
-                                           image_to_array, library_available, ns_to_stamp,
-                                           points_to_cloud, probability_colours, stamp_to_ns)
+                                           check_image, grid_to_cloud,
+                                           dense_cloud_to_grid, grid_to_dense_cloud,
+                                           grid_to_markers, image_to_array, library_available,
+                                           ns_to_stamp, points_to_cloud, probability_colours,
+                                           reconstruction_messages, stamp_to_ns)
 
 CHANNELS = {'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4, 'mono8': 1}
 IMAGE_BACKENDS = ['own', pytest.param('library', marks=pytest.mark.skipif(
@@ -246,24 +247,46 @@ def test_markers_delete_all_when_nothing_is_occupied() -> None:
 # ------------------------------------------------------------------ the grid for planners
 
 
-def test_grid_layout_is_labelled_ros_axes_row_major() -> None:
+def test_grid_cloud_is_dense_organized_ros_axes_row_major() -> None:
     grid = random_grid(4, size=4)
-    msg = grid_to_multiarray(grid)
-    assert [(d.label, d.size, d.stride) for d in msg.layout.dim] == [
-        ('x', 4, 64), ('y', 4, 16), ('z', 4, 4)]
-    assert msg.layout.data_offset == 0 and len(msg.data) == 64
-    data = np.asarray(msg.data, dtype=np.float32)
-    ros = grid_in_ros_axes(grid)
+    cloud = grid_to_dense_cloud(grid, object_size_m=0.4, header=HEADER)
+    assert (cloud.height, cloud.width, cloud.point_step, cloud.row_step) == (16, 4, 16, 64)
+    assert cloud.is_dense and cloud.header == HEADER
+    assert [f.name for f in cloud.fields] == list(CLOUD_FIELD_NAMES)
+    rows = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(64, 4)
+    ros = grid_to_ros_axes(grid)
     for a, b, c in [(0, 0, 0), (1, 2, 3), (3, 0, 2)]:
-        assert data[a * 16 + b * 4 + c] == ros[a, b, c]
+        row = rows[a * 16 + b * 4 + c]
+        assert row[3] == ros[a, b, c]
+        np.testing.assert_allclose(row[:3], (np.array([a, b, c]) + 0.5) * 0.1 - 0.2, atol=1e-6)
     # ROS x reads ShapeNet z, ROS y reads ShapeNet x, ROS z (up) reads ShapeNet y (up).
     assert ros[3, 1, 2] == grid[1, 2, 3]
 
 
-def test_grid_index_matches_the_cloud_points() -> None:
+def test_grid_cloud_round_trips_and_matches_the_occupancy_cloud() -> None:
     grid = random_grid(5, size=8)
     size_m = 0.8
-    data = np.asarray(grid_to_multiarray(grid).data, dtype=np.float32).reshape(8, 8, 8)
+    msg = deserialize_message(serialize_message(
+        grid_to_dense_cloud(grid, object_size_m=size_m, header=HEADER)), PointCloud2)
+    data, voxel, origin = dense_cloud_to_grid(msg)
+    assert voxel == pytest.approx(0.1) and np.allclose(origin, -0.35)
+    np.testing.assert_array_equal(data, grid_to_ros_axes(grid))
     points, values = grid_to_points(grid, threshold=0.5, object_size_m=size_m, ros_axes=True)
-    index = np.rint((points / size_m + 0.5) * 8 - 0.5).astype(int)  # centre -> (a, b, c)
+    index = np.rint((points - origin) / voxel).astype(int)  # centre -> (a, b, c)
     np.testing.assert_array_equal(data[index[:, 0], index[:, 1], index[:, 2]], values)
+
+
+def test_a_cloud_that_is_not_a_grid_is_refused() -> None:
+    cloud = grid_to_cloud(random_grid(6, size=4), threshold=0.5, object_size_m=1.0,
+                          header=HEADER)
+    with pytest.raises(ValueError, match='not a dense'):
+        dense_cloud_to_grid(cloud)
+
+
+def test_reconstruction_messages_share_one_header_and_agree() -> None:
+    grid = random_grid(7, size=8)
+    out = reconstruction_messages(grid, threshold=0.6, object_size_m=0.5, header=HEADER)
+    assert out.cloud.header == out.grid.header == out.markers.markers[0].header == HEADER
+    assert len(out.markers.markers[0].points) == out.cloud.width
+    assert reconstruction_messages(grid, threshold=0.6, object_size_m=0.5, header=HEADER,
+                                   markers=False).markers is None

@@ -12,22 +12,22 @@ from __future__ import annotations
 import array
 import time
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple, Sequence
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import psutil
 import pytest
 import torch
 from lifecycle_msgs.msg import Transition
-from sensor_msgs.msg import Image
-from std_msgs.msg import Float32MultiArray
+from sensor_msgs.msg import Image, PointCloud2
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ros_helpers import (NodeProcess, Rig, cloud_to_array, isolate_ros_domain, make_frames,
                          wait_for, write_checkpoint, write_params)
 from pix2voxpp_ros.core.inference import Reconstructor
-from pix2voxpp_ros.ros.conversions import grid_in_ros_axes, stamp_to_ns
+from pix2voxpp_ros.core.voxels import grid_to_ros_axes
+from pix2voxpp_ros.ros.conversions import dense_cloud_to_grid, stamp_to_ns
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -144,7 +144,7 @@ def test_cloud_equals_the_core_reconstruction(env: Env) -> None:
                              warmup_views=0).reconstruct(frames, encodings=encodings)
     finally:
         torch.set_num_threads(threads)
-    ros = grid_in_ros_axes(grid)
+    ros = grid_to_ros_axes(grid)
     got = cloud_to_array(cloud)
     index = np.rint((got[:, :3] / SIZE_M + 0.5) * 32 - 0.5).astype(int)
     np.testing.assert_allclose(got[:, :3], ((index + 0.5) / 32 - 0.5) * SIZE_M, atol=1e-6)
@@ -158,24 +158,56 @@ def test_cloud_equals_the_core_reconstruction(env: Env) -> None:
 
 
 def test_grid_and_markers_describe_the_same_voxels(env: Env) -> None:
-    grids = env.rig.subscribe(Float32MultiArray, f'{NODE}/grid')
+    grids = env.rig.subscribe(PointCloud2, f'{NODE}/grid')
     markers = env.rig.subscribe(MarkerArray, f'{NODE}/markers')
     wait_for(lambda: env.node.alive() and len(env.rig.node.get_publishers_info_by_topic(
         f'{NODE}/markers')) > 0, timeout=30, what='the markers publisher')
     time.sleep(0.5)  # discovery of our marker subscription by the node (checked below anyway)
     stamp, cloud = reconstruct(env, make_frames(3, seed=5))
 
-    def matching_markers() -> Any:
-        return [m for m in list(markers) if m.markers and
-                stamp_to_ns(m.markers[0].header.stamp) == stamp]
-    marker_array = wait_for(matching_markers, timeout=30, what='markers of the set')[-1]
+    def matching(messages: list, header_of: Callable[[Any], Any]) -> Any:
+        return [m for m in list(messages) if header_of(m) is not None
+                and stamp_to_ns(header_of(m).stamp) == stamp]
+    marker_array = wait_for(lambda: matching(
+        markers, lambda m: m.markers[0].header if m.markers else None),
+        timeout=30, what='markers of the set')[-1]
     marker = marker_array.markers[0]
     assert marker.type == Marker.CUBE_LIST and len(marker.points) == cloud.width
     assert marker.scale.x == pytest.approx(SIZE_M / 32)
-    grid_msg = wait_for(lambda: list(grids), timeout=30, what='a grid')[-1]
-    assert [(d.label, d.size, d.stride) for d in grid_msg.layout.dim] == [
-        ('x', 32, 32768), ('y', 32, 1024), ('z', 32, 32)]
-    assert len(grid_msg.data) == 32 ** 3
+    grid_msg = wait_for(lambda: matching(grids, lambda m: m.header), timeout=30,
+                        what='the grid of the set')[-1]
+    assert grid_msg.header.frame_id == 'object'
+    grid, voxel, origin = dense_cloud_to_grid(grid_msg)  # what a planner reads
+    assert grid.shape == (32, 32, 32) and voxel == pytest.approx(SIZE_M / 32)
+    np.testing.assert_allclose(origin, -SIZE_M / 2 + voxel / 2, atol=1e-6)
+    points = cloud_to_array(cloud)
+    index = np.rint((points[:, :3] - origin) / voxel).astype(int)
+    np.testing.assert_array_equal(grid[tuple(index.T)], points[:, 3])
+    assert int((grid >= THRESHOLD).sum()) == cloud.width
+    env.rig.unsubscribe(grids)
+    env.rig.unsubscribe(markers)
+
+
+def test_a_late_marker_viewer_never_gets_older_markers_than_the_cloud(env: Env) -> None:
+    rig = env.rig
+    wait_for(lambda: rig.node.count_subscribers(f'{NODE}/markers') == 0, timeout=10,
+             what='no marker viewer left')
+    time.sleep(1.0)  # not synchronisation: the node's DDS learns that the last viewer left
+    for seed in (21, 22, 23):  # reconstructions that nobody's markers were built for
+        stamp, cloud = reconstruct(env, make_frames(3, seed=seed))
+    time.sleep(0.5)  # not synchronisation: lets the worker finish publishing the last set
+    latest = rig.clouds_since(0)[-1]
+    received = rig.subscribe(MarkerArray, f'{NODE}/markers', durability='transient_local')
+
+    def fresh_cubes() -> Any:
+        return [m for m in list(received) if m.markers and m.markers[0].type == Marker.CUBE_LIST
+                and m.markers[0].header.stamp == latest.header.stamp]
+    marker = wait_for(fresh_cubes, timeout=30, what='markers of the latest cloud')[0].markers[0]
+    assert len(marker.points) == latest.width
+    for message in list(received):  # whatever came first: this cloud's markers or a clear-all
+        head = message.markers[0]
+        assert head.action == Marker.DELETEALL or head.header.stamp == latest.header.stamp, \
+            f'stale markers of stamp {stamp_to_ns(head.header.stamp)} next to the newest cloud'
 
 
 def test_diagnostics_report_rates_latency_and_device(env: Env) -> None:

@@ -13,7 +13,7 @@ from ..core.checkpoint import CheckpointError
 from ..core.inference import InferenceError, Reconstructor
 from ..core.preprocess import RENDERING_SIZE, ImageInputError, preprocess_rendering
 from ..core.visualize import render_grid_views
-from ..core.voxels import grid_to_points, write_binvox, write_ply
+from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
 
 OUTPUT_SUFFIXES = ('.ply', '.binvox', '.npy')
 
@@ -29,7 +29,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="checkpoint: the authors' release file or a project file")
     parser.add_argument('--out', required=True, type=Path,
                         help='output grid: .npy (probabilities), .binvox (thresholded) or .ply '
-                             '(occupied voxel centres, ROS axes, metres)')
+                             '(occupied voxel centres in metres); axes as --axes says')
+    parser.add_argument('--axes', choices=('ros', 'shapenet'), default='ros',
+                        help="axes of every output file: 'ros' (default; x forward, y left, "
+                             "z up, as the node's ~/grid and clouds) or 'shapenet' (the "
+                             "network's own canonical frame, y up, as ShapeNetVox32)")
     parser.add_argument('--png', type=Path, help='also write a picture of the occupied voxels')
     parser.add_argument('--threshold', type=float,
                         help="occupancy threshold (default: the weights' recommended one)")
@@ -84,13 +88,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     threshold = reconstructor.threshold if args.threshold is None else args.threshold
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    ros_axes = args.axes == 'ros'
+    written = grid_to_ros_axes(grid) if ros_axes else grid  # (32, 32, 32) in --axes
     if args.out.suffix == '.npy':
-        np.save(args.out, grid)
+        np.save(args.out, written)
     elif args.out.suffix == '.binvox':
-        write_binvox(args.out, grid >= threshold)
+        write_binvox(args.out, written >= threshold)
     else:
         points, probabilities = grid_to_points(grid, threshold=threshold,
-                                               object_size_m=args.object_size_m)
+                                               object_size_m=args.object_size_m,
+                                               ros_axes=ros_axes)
         write_ply(args.out, points, probabilities)
     occupied = int((grid >= threshold).sum())
     print(f'{len(args.images)} view(s) -> {args.out} ({occupied} occupied voxels at threshold '

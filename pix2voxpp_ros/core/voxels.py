@@ -132,6 +132,23 @@ def write_binvox(
     Path(path).write_bytes(header + data.tobytes())
 
 
+def grid_to_ros_axes(grid: np.ndarray) -> np.ndarray:
+    """Reorder a ShapeNet-axes grid so that index ``[a, b, c]`` runs along ROS x, y, z.
+
+    :data:`SHAPENET_TO_ROS` is an axis permutation, so this is a transpose, no resampling: voxel
+    ``[a, b, c]`` of the result has its centre at ``((a, b, c) + 0.5) / D - 0.5`` times the grid's
+    edge in ROS axes, the point :func:`grid_to_points` gives for it.
+
+    :param grid: ``(D, D, D)`` indexed (x, y, z) in ShapeNet axes (y up).
+    :returns: ``(D, D, D)`` contiguous, indexed along ROS x (forward), y (left), z (up).
+    """
+    grid = np.asarray(grid)
+    if grid.ndim != 3:
+        raise ValueError(f'expected a (D, D, D) grid, got shape {grid.shape}')
+    order = tuple(int(np.argmax(np.abs(row))) for row in SHAPENET_TO_ROS)
+    return np.ascontiguousarray(grid.transpose(order))
+
+
 def voxel_centres(resolution: int, *, edge_length: float = 1.0) -> np.ndarray:
     """Return the centre of every voxel of a cubic grid centred on the origin, ShapeNet axes.
 

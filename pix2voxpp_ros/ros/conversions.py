@@ -1,4 +1,4 @@
-"""Message conversions: sensor_msgs/Image -> numpy, occupancy grid -> PointCloud2, markers, array.
+"""Message conversions: sensor_msgs/Image -> numpy, occupancy grid -> PointCloud2 and markers.
 
 Small free functions, numpy in and message out, no node state. Where the robot has ``cv_bridge``
 (images) or ``sensor_msgs_py`` (clouds) they are used; elsewhere the module's own few lines do the
@@ -14,21 +14,21 @@ from __future__ import annotations
 
 import array
 import sys
-from typing import Any, Optional, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
 
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
 from sensor_msgs.msg import Image, PointCloud2, PointField
-from std_msgs.msg import ColorRGBA, Float32MultiArray, Header, MultiArrayDimension
+from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
 from ..core.preprocess import ENCODINGS
-from ..core.voxels import SHAPENET_TO_ROS, grid_to_points
+from ..core.voxels import grid_to_points, grid_to_ros_axes, voxel_centres
 
 BACKENDS = ('auto', 'own', 'library')
 CLOUD_FIELD_NAMES = ('x', 'y', 'z', 'occupancy')
-GRID_AXIS_LABELS = ('x', 'y', 'z')
 MARKER_NAMESPACE = 'occupancy'
 
 _cv_bridge: Any = None  # CvBridge instance, False once its import failed
@@ -273,43 +273,88 @@ def grid_to_markers(
     return MarkerArray(markers=[marker])
 
 
-def _ros_axis_order() -> tuple[int, int, int]:
-    """For each ROS axis, the ShapeNet grid axis it reads (the rotation is a permutation)."""
-    order = tuple(int(np.argmax(row)) for row in SHAPENET_TO_ROS)
-    if sorted(order) != [0, 1, 2] or not np.array_equal(np.abs(SHAPENET_TO_ROS).sum(1), [1, 1, 1]):
-        raise RuntimeError('SHAPENET_TO_ROS is not an axis permutation')
-    return order  # type: ignore[return-value]
+def grid_to_dense_cloud(
+    grid: np.ndarray,
+    *,
+    object_size_m: float,
+    header: Header,
+) -> PointCloud2:
+    """Return the whole probability grid as a dense, organized PointCloud2 for planners.
 
+    Every voxel is a point (float32 ``x, y, z, occupancy``: its centre in metres in
+    ``header.frame_id``, ROS axes, and its probability), so the message carries what a planner
+    needs: stamp and frame in the header, origin and voxel size in the points themselves.
+    Layout: ``height = D * D`` rows, ``width = D`` columns; voxel ``(a, b, c)`` along ROS
+    x, y, z is point ``a * D * D + b * D + c`` (row ``a * D + b``, column ``c``). Point 0 is the
+    centre of the corner voxel at ``-object_size_m / 2 + voxel / 2`` on every axis, and
+    neighbouring points are one voxel (``object_size_m / D``) apart.
 
-def grid_in_ros_axes(grid: np.ndarray) -> np.ndarray:
-    """Reorder a ShapeNet-axes grid so that index ``[a, b, c]`` runs along ROS x, y, z.
-
-    Voxel ``[a, b, c]`` of the result has its centre at ``((a, b, c) + 0.5) / D - 0.5`` times the
-    grid's edge, in ROS axes: the same point :func:`grid_to_points` gives for it.
+    :param grid: ``(D, D, D)`` probabilities indexed (x, y, z), ShapeNet axes (core convention).
     """
-    grid = np.asarray(grid)
-    if grid.ndim != 3:
-        raise ValueError(f'expected a (D, D, D) grid, got shape {grid.shape}')
-    return np.ascontiguousarray(grid.transpose(_ros_axis_order()))
+    ordered = grid_to_ros_axes(grid).astype(np.float32, copy=False)  # (D, D, D), ROS axes
+    size = ordered.shape[0]
+    rows = np.empty((size, size, size, 4), dtype=np.float32)
+    rows[..., :3] = voxel_centres(size, edge_length=float(object_size_m))  # same axes as index
+    rows[..., 3] = ordered
+    cloud = PointCloud2(header=header, height=size * size, width=size,
+                        fields=occupancy_fields(), is_bigendian=sys.byteorder != 'little',
+                        point_step=16, row_step=16 * size, is_dense=True)
+    cloud.data = array.array('B', rows.tobytes())
+    return cloud
 
 
-def grid_to_multiarray(grid: np.ndarray) -> Float32MultiArray:
-    """Return the whole probability grid as a Float32MultiArray for planners.
+def dense_cloud_to_grid(cloud: PointCloud2) -> tuple[np.ndarray, float, np.ndarray]:
+    """Inverse of :func:`grid_to_dense_cloud`: the grid in ROS axes, voxel size and origin.
 
-    Layout: three dimensions labelled ``x``, ``y``, ``z`` (ROS axes of ``frame_id``), row-major
-    with ``z`` fastest, so voxel ``(a, b, c)`` is ``data[a * D * D + b * D + c]``; each
-    ``dim[i].stride`` is, as std_msgs defines it, the element count of that dimension and all
-    below (``D**3``, ``D**2``, ``D``). Voxel ``(a, b, c)`` is centred at
-    ``((a, b, c) + 0.5) / D - 0.5`` times ``object_size_m`` (see :func:`grid_in_ros_axes`).
+    For a planner or a test that reads ``~/grid``: ``grid[a, b, c]`` is the probability of the
+    voxel ``a, b, c`` steps along ROS x, y, z from the corner voxel centred at ``origin``.
+
+    :returns: ``(grid (D, D, D) float32, voxel_size_m, origin (3,) float32)``.
+    :raises ValueError: a cloud that is not such a grid (fields, layout, byte order).
     """
-    ordered = grid_in_ros_axes(grid).astype(np.float32, copy=False)
-    sizes: Sequence[int] = ordered.shape
-    dims = []
-    for i, label in enumerate(GRID_AXIS_LABELS):
-        dims.append(MultiArrayDimension(label=label, size=int(sizes[i]),
-                                        stride=int(np.prod(sizes[i:]))))
-    msg = Float32MultiArray()
-    msg.layout.dim = dims
-    msg.layout.data_offset = 0
-    msg.data = array.array('f', ordered.tobytes())
-    return msg
+    names = tuple(f.name for f in cloud.fields)
+    size = int(cloud.width)
+    if (names != CLOUD_FIELD_NAMES or cloud.point_step != 16 or size < 2
+            or cloud.height != size * size or bool(cloud.is_bigendian) != (sys.byteorder != 'little')
+            or len(cloud.data) != 16 * size ** 3):
+        raise ValueError(f'not a dense {CLOUD_FIELD_NAMES} grid cloud: fields {names}, '
+                         f'{cloud.height}x{cloud.width} points, point_step {cloud.point_step}')
+    rows = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(size, size, size, 4)
+    origin = rows[0, 0, 0, :3].copy()
+    voxel = float(rows[1, 0, 0, 0] - rows[0, 0, 0, 0])
+    return rows[..., 3].copy(), voxel, origin
+
+
+@dataclass(frozen=True)
+class ReconstructionMessages:
+    """The three outputs of one reconstruction, as the node publishes (and a bag records) them.
+
+    :ivar cloud: occupied voxel centres (``~/occupancy``).
+    :ivar markers: one CUBE_LIST of the same voxels (``~/markers``); None when not built.
+    :ivar grid: every voxel with its probability (``~/grid``).
+    """
+
+    cloud: PointCloud2
+    markers: Optional[MarkerArray]
+    grid: PointCloud2
+
+
+def reconstruction_messages(
+    grid: np.ndarray,
+    *,
+    threshold: float,
+    object_size_m: float,
+    header: Header,
+    markers: bool = True,
+) -> ReconstructionMessages:
+    """Build every output message of one reconstruction with one header.
+
+    :param grid: ``(D, D, D)`` probabilities, ShapeNet axes (as the network returns them).
+    :param markers: build the MarkerArray (the costly one: ~10 ms per 1,000 voxels).
+    """
+    return ReconstructionMessages(
+        cloud=grid_to_cloud(grid, threshold=threshold, object_size_m=object_size_m,
+                            header=header),
+        markers=grid_to_markers(grid, threshold=threshold, object_size_m=object_size_m,
+                                header=header) if markers else None,
+        grid=grid_to_dense_cloud(grid, object_size_m=object_size_m, header=header))

@@ -60,7 +60,7 @@ def cloud_to_voxels(points: np.ndarray, object_size_m: float) -> np.ndarray:
 
 
 def ros_grid_to_shapenet(grid: np.ndarray) -> np.ndarray:
-    """Invert :func:`pix2voxpp_ros.ros.conversions.grid_in_ros_axes` (for pictures)."""
+    """Invert :func:`pix2voxpp_ros.ros.conversions.grid_to_ros_axes` (for pictures)."""
     from ..core.voxels import SHAPENET_TO_ROS
     order = [int(np.argmax(row)) for row in SHAPENET_TO_ROS]  # ROS axis i reads ShapeNet order[i]
     return np.ascontiguousarray(grid.transpose(np.argsort(order)))

@@ -18,8 +18,8 @@ rclpy's multi-threaded one); ``~/reconstruct``, which waits for its result, is s
 helper node on a thread of its own, so the wait never blocks image callbacks, diagnostics or
 lifecycle services.
 
-Topics: ``~/occupancy`` (PointCloud2), ``~/markers`` (MarkerArray), ``~/grid``
-(Float32MultiArray), ``/diagnostics``. Services: ``~/reconstruct`` and ``~/reset``
+Topics: ``~/occupancy`` (PointCloud2), ``~/markers`` (MarkerArray), ``~/grid`` (dense
+PointCloud2 of every voxel), ``/diagnostics``. Services: ``~/reconstruct`` and ``~/reset``
 (std_srvs/Trigger), plus the standard lifecycle services.
 """
 
@@ -48,7 +48,7 @@ from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image, PointCloud2
-from std_msgs.msg import Float32MultiArray, Header
+from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 from visualization_msgs.msg import MarkerArray
 
@@ -57,9 +57,8 @@ from ..core.inference import InferenceError, Reconstructor
 from ..core.preprocess import ImageInputError
 from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_REASONS, DROP_STALE, NS_PER_S,
                           Frame, PendingSlot, ViewBuffer)
-from .conversions import (ImageConversionError, UnsupportedEncodingError, grid_to_cloud,
-                          grid_to_markers, grid_to_multiarray, image_to_array, ns_to_stamp,
-                          stamp_to_ns)
+from .conversions import (ImageConversionError, UnsupportedEncodingError, grid_to_markers,
+                          image_to_array, ns_to_stamp, reconstruction_messages, stamp_to_ns)
 from .params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, ConfigError, NodeConfig, coerce,
                      config_from_values, declare_parameters, find_problems, read_values)
 from .worker import Job, Outcome, ViewPreparer, Waiter, Worker, merge_jobs
@@ -72,6 +71,7 @@ ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 SERVICE_TIMEOUT_S = 60.0
 LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+MARKER_CHECK_PERIOD_S = 0.1  # how soon a new marker viewer gets markers of the latest cloud
 STATS_WINDOW = 50  # reconstructions the medians in /diagnostics are taken over
 # Frames pass from the executor thread to the preparer and the worker threads; CPython's default
 # 5 ms GIL switch interval would add up to that much to each hand-off while a thread computes.
@@ -168,7 +168,13 @@ class ReconstructionNode(LifecycleNode):
 
         self._cloud_pub = self.create_lifecycle_publisher(PointCloud2, '~/occupancy', OUTPUT_QOS)
         self._marker_pub = self.create_lifecycle_publisher(MarkerArray, '~/markers', OUTPUT_QOS)
-        self._grid_pub = self.create_lifecycle_publisher(Float32MultiArray, '~/grid', OUTPUT_QOS)
+        self._grid_pub = self.create_lifecycle_publisher(PointCloud2, '~/grid', OUTPUT_QOS)
+        # Markers cost ~10 ms per 1,000 voxels, so they are built only while someone watches;
+        # the latched topic must then never hand a late viewer markers of an older cloud.
+        self._marker_lock = threading.Lock()
+        self._markers_current = False  # the latched markers show the latest cloud
+        self._last_output: Optional[tuple[np.ndarray, float, float, Header]] = None
+        self.create_timer(MARKER_CHECK_PERIOD_S, self._refresh_markers)
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
@@ -531,8 +537,10 @@ class ReconstructionNode(LifecycleNode):
         model_ms = reconstructor.last_model_time_s * 1e3
         threshold = self._threshold()
         header = Header(stamp=ns_to_stamp(job.views.newest_stamp_ns), frame_id=config.frame_id)
-        cloud = grid_to_cloud(grid, threshold=threshold, object_size_m=config.object_size_m,
-                              header=header)
+        messages = reconstruction_messages(
+            grid, threshold=threshold, object_size_m=config.object_size_m, header=header,
+            markers=self._marker_pub.get_subscription_count() > 0)
+        cloud = messages.cloud
         self._cloud_pub.publish(cloud)
         published_ns = time.monotonic_ns()
         latency_ms = (published_ns - job.views.newest_received_ns) / 1e6
@@ -540,10 +548,8 @@ class ReconstructionNode(LifecycleNode):
                      'prepare_ms': (prepared_ns - started_ns) / 1e6,
                      'infer_ms': (inferred_ns - prepared_ns) / 1e6,
                      'publish_ms': (published_ns - inferred_ns) / 1e6}
-        self._grid_pub.publish(grid_to_multiarray(grid))
-        if self._marker_pub.get_subscription_count() > 0:  # building markers costs; skip unseen
-            self._marker_pub.publish(grid_to_markers(
-                grid, threshold=threshold, object_size_m=config.object_size_m, header=header))
+        self._grid_pub.publish(messages.grid)
+        self._publish_markers(messages.markers, (grid, threshold, config.object_size_m, header))
         names = self._describe_views(job)
         stamp_s = job.views.newest_stamp_ns / NS_PER_S
         with self._stats_lock:
@@ -569,6 +575,38 @@ class ReconstructionNode(LifecycleNode):
         else:
             self.get_logger().debug(f'reconstructed {summary}')
         return Outcome(True, f'reconstructed from {summary}')
+
+    def _publish_markers(self, markers: Optional[MarkerArray],
+                         output: tuple[np.ndarray, float, float, Header]) -> None:
+        """Publish the markers of the latest cloud, or retract the latched ones when unbuilt."""
+        with self._marker_lock:
+            self._last_output = output
+            if markers is not None:
+                self._marker_pub.publish(markers)
+                self._markers_current = True
+            elif self._markers_current:
+                # Nobody watches: replace the latched markers by a cheap DELETEALL of this stamp,
+                # so a viewer joining later never sees an older object next to the cloud.
+                self._marker_pub.publish(grid_to_markers(
+                    np.zeros((1, 1, 1), np.float32), threshold=1.0, object_size_m=output[2],
+                    header=output[3]))
+                self._markers_current = False
+
+    def _refresh_markers(self) -> None:
+        """Timer: give a viewer that joined since the last reconstruction its markers."""
+        try:
+            if self._markers_current or self._last_output is None or \
+                    self._marker_pub.get_subscription_count() == 0:
+                return
+            with self._marker_lock:
+                if self._markers_current or self._last_output is None:
+                    return
+                grid, threshold, object_size_m, header = self._last_output
+                self._marker_pub.publish(grid_to_markers(
+                    grid, threshold=threshold, object_size_m=object_size_m, header=header))
+                self._markers_current = True
+        except Exception as exc:  # noqa: BLE001 - a timer callback never kills the spin
+            self._warn_throttled('markers', f'markers failed: {type(exc).__name__}: {exc}')
 
     def _on_worker_error(self, job: Job, exc: Exception) -> Outcome:
         """Log (throttled) and count a failed reconstruction; the worker goes on."""
