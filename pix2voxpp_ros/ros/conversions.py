@@ -314,9 +314,9 @@ def dense_cloud_to_grid(cloud: PointCloud2) -> tuple[np.ndarray, float, np.ndarr
     """
     names = tuple(f.name for f in cloud.fields)
     size = int(cloud.width)
-    if (names != CLOUD_FIELD_NAMES or cloud.point_step != 16 or size < 2
-            or cloud.height != size * size or bool(cloud.is_bigendian) != (sys.byteorder != 'little')
-            or len(cloud.data) != 16 * size ** 3):
+    native = bool(cloud.is_bigendian) == (sys.byteorder != 'little')
+    if (names != CLOUD_FIELD_NAMES or cloud.point_step != 16 or size < 2 or not native
+            or cloud.height != size * size or len(cloud.data) != 16 * size ** 3):
         raise ValueError(f'not a dense {CLOUD_FIELD_NAMES} grid cloud: fields {names}, '
                          f'{cloud.height}x{cloud.width} points, point_step {cloud.point_step}')
     rows = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(size, size, size, 4)
