@@ -296,6 +296,31 @@ def test_lifecycle_transitions_and_parameter_rules(env: Env) -> None:
     assert_alive_and_publishing(env)
 
 
+def test_dynamic_parameters_set_while_inactive_apply_on_activation(env: Env) -> None:
+    rig = env.rig
+    assert rig.change_state(Transition.TRANSITION_DEACTIVATE)
+    try:
+        set_parameters(env, max_rate_hz=0.4, threshold=0.7)
+        assert rig.change_state(Transition.TRANSITION_ACTIVATE)
+        rig.wait_for_subscribers(timeout=30)
+        before = rig.cloud_count()
+        deadline = time.monotonic() + 4.0
+        seed = 40
+        while time.monotonic() < deadline:  # ~10 sets/s; the node may take one per 2.5 s
+            publish_set(env, make_frames(3, seed=seed), ['rgb8'] * 3)
+            seed += 1
+            time.sleep(0.1)
+        wait_for(lambda: rig.cloud_count() > before, timeout=30, what='a cloud')
+        clouds = rig.clouds_since(before)
+        assert 1 <= len(clouds) <= 3, f'{len(clouds)} clouds in 4 s at max_rate_hz 0.4'
+        for cloud in clouds:
+            values = cloud_to_array(cloud)[:, 3]
+            assert len(values) == 0 or values.min() >= 0.7  # the threshold set while inactive
+    finally:
+        set_parameters(env, max_rate_hz=0.0, threshold=-1.0)
+    assert_alive_and_publishing(env)
+
+
 # ------------------------------------------------------------------ bad input
 
 
