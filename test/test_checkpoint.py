@@ -57,7 +57,7 @@ def test_release_checkpoint_reproduces_its_modules(tmp_path, variant, prefix) ->
 
 @pytest.mark.parametrize('pickled_as', ['numpy.core.multiarray', 'numpy._core.multiarray'])
 def test_release_scalar_loads_under_both_numpy_names(tmp_path, pickled_as: str) -> None:
-    """numpy 1 pickles numpy.core.multiarray.scalar, numpy 2 numpy._core...: both must load."""
+    """Both names of the numpy scalar (numpy 1: numpy.core, numpy 2: numpy._core) load."""
     path = tmp_path / 'release.pth'
     torch.save(_release_dict(make_model('F')), path)
     rewritten = tmp_path / 'release_renamed.pth'
