@@ -56,7 +56,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         'weights': str(weights), 'camera_topics': CAMERAS, 'min_views': 0,
         'sync_slop_s': 0.1, 'max_frame_age_s': 3.0, 'future_tolerance_s': 1.0,
         'max_rate_hz': 0.0, 'frame_id': 'object', 'object_size_m': SIZE_M,
-        'threshold': -1.0, 'device': 'cpu', 'num_threads': 1})
+        'threshold': -1.0, 'device': 'cpu', 'num_threads': 1,
+        'camera_rois': []})  # as config/pix2voxpp.yaml has it
     node = NodeProcess(params, log_path=tmp / 'node.log')
     rig = Rig(CAMERAS, node=NODE)
     ready = Env(node, rig, weights, overflow, tmp)
@@ -265,6 +266,12 @@ def test_service_trigger_reconstructs_only_when_asked(env: Env) -> None:
         assert len(rig.clouds_since(before)) == 1 and rig.clouds_since(before)[0].width > 0
     finally:
         reconfigure(env, trigger='auto')
+
+
+def test_an_empty_list_in_the_parameters_file_is_a_typed_empty_list(env: Env) -> None:
+    from rcl_interfaces.msg import ParameterType
+    assert env.rig.parameter_types('camera_rois', 'camera_topics') == [
+        ParameterType.PARAMETER_INTEGER_ARRAY, ParameterType.PARAMETER_STRING_ARRAY]
 
 
 def test_lifecycle_transitions_and_parameter_rules(env: Env) -> None:
