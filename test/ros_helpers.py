@@ -319,8 +319,7 @@ class Rig:
             self.node.destroy_client(client)
 
     def parameter_types(self, *names: str) -> list[int]:
-        """Return the node's type codes of ``names`` (rcl_interfaces/ParameterType), as
-        ``ros2 param get`` sees them."""
+        """Return the node's type codes of ``names`` as ``ros2 param get`` sees them."""
         from rcl_interfaces.srv import GetParameters
         reply = self.call(GetParameters, f'{self.target}/get_parameters',
                           GetParameters.Request(names=list(names)))
