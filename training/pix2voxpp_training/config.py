@@ -136,7 +136,7 @@ class TrainConfig:
     :param seed: base seed of model initialisation, shuffling and every augmentation.
     :param loss_weight: the factor of each BCE term (10 in the paper).
     :param thresholds: occupancy thresholds of the validation IoU.
-    :param precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (GPU only; CPU runs stay fp32).
+    :param precision: ``fp32``, or ``bf16`` / ``fp16`` autocast (bf16 also on the CPU).
     :param channels_last_3d: store 3D convolutions channels-last: ``'auto'`` (on the CPU, where
         oneDNN is much faster that way), ``'on'`` or ``'off'``.
     :param deterministic: ask PyTorch for deterministic algorithms.

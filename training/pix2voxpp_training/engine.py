@@ -258,10 +258,14 @@ class ReconstructionModule(nn.Module):
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bf16/fp16 autocast on CUDA; a no-op on the CPU or in fp32."""
-    if device.type != 'cuda' or precision == 'fp32':
+    """bf16/fp16 autocast on CUDA, bf16 autocast on the CPU; a no-op in fp32.
+
+    fp16 on the CPU stays fp32 (no fast fp16 kernels there); bf16 on a CPU with native bf16
+    (avx512_bf16, AMX) runs oneDNN's bf16 convolutions.
+    """
+    if precision == 'fp32' or (device.type != 'cuda' and precision != 'bf16'):
         return contextlib.nullcontext()
-    return torch.autocast(device_type='cuda', dtype=AUTOCAST_DTYPES[precision])
+    return torch.autocast(device_type=device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 def make_scaler(device: torch.device, precision: str) -> torch.amp.GradScaler:

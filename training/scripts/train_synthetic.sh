@@ -7,14 +7,14 @@
 #   OUT=out/synthetic WEIGHTS=my.pth DEVICE=cuda training/scripts/train_synthetic.sh
 #
 # Environment: OUT (work folder, default out/synthetic), WEIGHTS (deployment file, default
-# pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth), PER_CATEGORY (default 40), SEED (0),
+# pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth), PER_CATEGORY (default 125), SEED (0),
 # DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=${OUT:-out/synthetic}
 WEIGHTS=${WEIGHTS:-pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth}
-PER_CATEGORY=${PER_CATEGORY:-40}
+PER_CATEGORY=${PER_CATEGORY:-125}
 SEED=${SEED:-0}
 DEVICE=${DEVICE:-auto}
 SYNTH_WORKERS=${SYNTH_WORKERS:-2}

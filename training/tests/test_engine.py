@@ -12,8 +12,9 @@ from pix2voxpp_ros.core.checkpoint import save_checkpoint
 from pix2voxpp_ros.core.model import build_model
 from pix2voxpp_training.config import TrainConfig
 from pix2voxpp_training.data import (SampleKey, ShapeNetViews, collate, list_objects)
-from pix2voxpp_training.engine import (InitCheckpointError, ReconstructionModule, create_model,
-                                       load_scheduler_state, make_optimizer, make_scheduler,
+from pix2voxpp_training.engine import (InitCheckpointError, ReconstructionModule, autocast,
+                                       create_model, load_scheduler_state, make_optimizer,
+                                       make_scheduler,
                                        reconstruct_view_prefixes, reconstruction_loss,
                                        scheduler_state, set_train_mode, train_step)
 from pix2voxpp_training.transforms import TrainTransform
@@ -52,6 +53,27 @@ def test_stage1_step_lowers_the_loss(tiny_data: Path, device: torch.device) -> N
     step_loss = train_step(ReconstructionModule(model), batch, optimizer, device=device)
     assert step_loss == pytest.approx(before, rel=1e-4)
     assert _loss(model, batch, 1) < before
+
+
+def test_bf16_step_runs_in_bf16_and_lowers_the_loss(tiny_data: Path,
+                                                    device: torch.device) -> None:
+    config = small_config()
+    model = create_model(config, 1, device=device)
+    batch = _batch(config, tiny_data, views=1)
+    dtypes = []
+    hook = model.encoder.register_forward_hook(lambda m, i, out: dtypes.append(out.dtype))
+    with autocast(device, 'bf16'):  # on the CPU too: oneDNN's bf16 kernels
+        model.reconstruct(batch['images'].to(device))
+    assert dtypes == [torch.bfloat16]
+    hook.remove()
+    before = _loss(model, batch, 1)
+    optimizer = make_optimizer(model, config.stage1)
+    set_train_mode(model, 1)
+    step_loss = train_step(ReconstructionModule(model), batch, optimizer, device=device,
+                           precision='bf16')
+    assert step_loss == pytest.approx(before, rel=0.05)  # bf16 forward, fp32 loss
+    assert _loss(model, batch, 1) < before
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp32 master weights
 
 
 def test_stage2_step_trains_only_the_merger(tiny_data: Path, tmp_path: Path,

@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
+
+_HALF_TYPES = (torch.float16, torch.bfloat16)
+
+
+def at_least_float32(tensor: torch.Tensor) -> torch.Tensor:
+    """Return ``tensor`` in float32 when it is half precision (bf16/fp16), else unchanged."""
+    return tensor.float() if tensor.dtype in _HALF_TYPES else tensor
+
+
+class Sigmoid32(nn.Module):
+    """A sigmoid computed in at least float32, also under bf16/fp16 autocast.
+
+    bf16 spaces values 2**-8 apart near 1: a half-precision sigmoid rounds confident
+    probabilities to exactly 0 or 1, which makes the BCE loss explode (log 0) and coarsens the
+    threshold. No parameters, so checkpoints keep their keys; float32 and float64 are unchanged.
+    """
+
+    def forward(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Return ``sigmoid(tensor)`` in float32 (or the input's wider type)."""
+        return torch.sigmoid(at_least_float32(tensor))
 
 
 def conv2d_bn_relu(in_channels: int, out_channels: int, *, pool: bool = False) -> nn.Sequential:

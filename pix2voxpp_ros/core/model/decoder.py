@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import upconv3d_bn_relu
+from .blocks import Sigmoid32, upconv3d_bn_relu
 from .config import VARIANT_CHANNELS, ModelConfig
 
 
@@ -22,7 +22,7 @@ class Decoder(nn.Module):
         self.layer3 = upconv3d_bn_relu(c2, c3)
         self.layer4 = upconv3d_bn_relu(c3, c4)
         self.layer5 = nn.Sequential(nn.ConvTranspose3d(c4, 1, kernel_size=1, bias=False),
-                                    nn.Sigmoid())
+                                    Sigmoid32())  # probabilities in float32 under autocast
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Decode a flat batch of encoded views.

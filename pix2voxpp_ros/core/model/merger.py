@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import conv3d_bn_leaky
+from .blocks import at_least_float32, conv3d_bn_leaky
 from .config import ModelConfig
 
 CONTEXT_CHANNELS = 9
@@ -47,5 +47,5 @@ class Merger(nn.Module):
         """
         batch, views = coarse.shape[:2]
         scores = self.scores(context.flatten(0, 1)).unflatten(0, (batch, views))  # (B, V, D, H, W)
-        weights = torch.softmax(scores, dim=1)
+        weights = torch.softmax(at_least_float32(scores), dim=1)  # fused in float32 (autocast)
         return (coarse * weights).sum(dim=1).clamp(0.0, 1.0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .blocks import conv3d_bn_leaky, upconv3d_bn_relu
+from .blocks import Sigmoid32, conv3d_bn_leaky, upconv3d_bn_relu
 from .config import ModelConfig
 
 BOTTLENECK = 128 * 4 * 4 * 4  # channels × 4³ at the coarsest level
@@ -27,7 +27,7 @@ class Refiner(nn.Module):
         self.layer7 = upconv3d_bn_relu(64, 32)
         self.layer8 = nn.Sequential(
             nn.ConvTranspose3d(32, 1, kernel_size=4, stride=2, padding=1, bias=False),
-            nn.Sigmoid())
+            Sigmoid32())  # probabilities in float32 under autocast
 
     def forward(self, volume: torch.Tensor) -> torch.Tensor:
         """Refine a batch of volumes.
