@@ -355,8 +355,9 @@ def evaluate(model: Pix2VoxPP, loader: Any, *, context: DistContext,
                       float(np.mean([row[3] for row in merged])))
 
 
-def reconstruct_view_prefixes(model: Pix2VoxPP, images: torch.Tensor, counts: list[int]
-                              ) -> dict[int, torch.Tensor]:
+def reconstruct_view_prefixes(model: Pix2VoxPP, images: torch.Tensor, counts: list[int], *,
+                              fusions: tuple[str, ...] = ('model',)
+                              ) -> dict[int, torch.Tensor] | dict[str, dict[int, torch.Tensor]]:
     """Occupancy from the first ``n`` views for every ``n`` in ``counts``, encoding once.
 
     Encoder and decoder treat views independently (eval mode), so the per-view volumes of the
@@ -364,22 +365,31 @@ def reconstruct_view_prefixes(model: Pix2VoxPP, images: torch.Tensor, counts: li
     (one view: the coarse volume; no merger: the mean). A test checks the two agree.
 
     :param images: ``(B, V, 3, 224, 224)`` with ``V >= max(counts)``.
-    :returns: ``{n: (B, 32, 32, 32)}``.
+    :param fusions: ``'model'`` (the network's own: its merger, or the mean without one) and/or
+        ``'average'`` (the plain mean of the views, to compare the merger against); with one
+        fusion the result is ``{n: volume}``, with several ``{fusion: {n: volume}}``.
+    :returns: ``{n: (B, 32, 32, 32)}`` (or one such dict per fusion).
     """
     batch, views = images.shape[:2]
     if not counts or max(counts) > views or min(counts) < 1:
         raise ValueError(f'view counts {counts} do not fit {views} views')
+    unknown = set(fusions) - {'model', 'average'}
+    if not fusions or unknown:
+        raise ValueError(f"fusions must be 'model' and/or 'average', got {fusions}")
     features = model.encoder(images.flatten(0, 1))  # (B*V, C, 7, 7)
     coarse, context = model.decoder(features)  # (B*V, 32, 32, 32), (B*V, 9, 32, 32, 32)
     coarse = coarse.unflatten(0, (batch, views))  # (B, V, 32, 32, 32)
     context = context.unflatten(0, (batch, views))  # (B, V, 9, 32, 32, 32)
-    out: dict[int, torch.Tensor] = {}
-    for n in counts:
-        if n == 1:
-            fused = coarse[:, 0]
-        elif model.merger is not None:
-            fused = model.merger(coarse[:, :n], context[:, :n])
-        else:
-            fused = coarse[:, :n].mean(dim=1)
-        out[n] = model.refiner(fused) if model.refiner is not None else fused
-    return out
+    results: dict[str, dict[int, torch.Tensor]] = {}
+    for fusion in fusions:
+        out: dict[int, torch.Tensor] = {}
+        for n in counts:
+            if n == 1:
+                fused = coarse[:, 0]
+            elif model.merger is not None and fusion == 'model':
+                fused = model.merger(coarse[:, :n], context[:, :n])
+            else:
+                fused = coarse[:, :n].mean(dim=1)
+            out[n] = model.refiner(fused) if model.refiner is not None else fused
+        results[fusion] = out
+    return results[fusions[0]] if len(fusions) == 1 else results

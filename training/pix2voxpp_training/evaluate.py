@@ -29,7 +29,8 @@ from pix2voxpp_ros.core.inference import resolve_device
 from .config import AugmentSection, DataSection
 from .data import SPLITS, DatasetError, ShapeNetViews, list_objects, make_eval_loader
 from .engine import reconstruct_view_prefixes
-from .metrics import THRESHOLDS, fscore_batch, iou_per_threshold, summarize_iou
+from .metrics import (THRESHOLDS, fscore_batch, iou_per_threshold, paired_bootstrap,
+                      summarize_iou)
 from .transforms import TestTransform
 
 
@@ -51,13 +52,16 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
                    categories: Sequence[str] | None = None, merger: bool = True,
                    batch_size: int = 8, workers: int = 1, fscore: bool = True,
                    fscore_threshold: float = 0.3, thresholds: Sequence[float] = THRESHOLDS,
-                   progress: bool = True) -> dict[str, Any]:
+                   compare_average: bool = False, progress: bool = True) -> dict[str, Any]:
     """Evaluate weights on a split for several numbers of views.
 
     :param weights: a release or project checkpoint.
     :param data: dataset folder in the ShapeNet / 3D-R2N2 layout.
     :param views: numbers of views, each in 1..24.
     :param merger: ``False`` replaces the merger by the plain average of the views.
+    :param compare_average: also fuse the same encoded views by their plain average and add
+        ``report['average']`` (the same report for it) and ``report['comparison']`` (merger
+        minus average per number of views, with a paired bootstrap 95 % interval).
     :returns: the report (what ``--json`` writes).
     :raises EvaluationError: bad views or an empty selection.
     :raises CheckpointError: unreadable weights.
@@ -84,8 +88,10 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
                             transform=TestTransform(augment, metadata=loaded.metadata),
                             views_per_model=section.views_per_model)
     loader = make_eval_loader(dataset, views=counts[-1], batch_size=batch_size, workers=workers)
-    ious: dict[int, list[np.ndarray]] = {n: [] for n in counts}
-    fscores: dict[int, list[np.ndarray]] = {n: [] for n in counts}
+    fusions = ('model', 'average') if compare_average and model.merger is not None \
+        else ('model',)
+    ious = {f: {n: [] for n in counts} for f in fusions}  # fusion -> views -> (B, T) arrays
+    fscores = {f: {n: [] for n in counts} for f in fusions}
     taxonomy_ids: list[str] = []
     with torch.inference_mode():
         for batch in tqdm(loader, desc=f'{split} ({len(records)} objects)',
@@ -93,20 +99,61 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
             images = batch['images'].to(torch_device)
             target = batch['volume']
             taxonomy_ids.extend(batch['taxonomy_id'])
-            predictions = reconstruct_view_prefixes(model, images, counts)
-            for n, occupancy in predictions.items():
-                occupancy = occupancy.float().cpu()
-                ious[n].append(iou_per_threshold(occupancy, target, thresholds))
-                fscores[n].append(fscore_batch(occupancy, target, threshold=fscore_threshold)
-                                  if fscore else np.full(len(target), np.nan))
-    results = [ViewResult(n, np.concatenate(ious[n]), np.concatenate(fscores[n]))
-               for n in counts]
+            predictions = reconstruct_view_prefixes(model, images, counts, fusions=fusions)
+            if len(fusions) == 1:
+                predictions = {fusions[0]: predictions}
+            for fusion, volumes in predictions.items():
+                for n, occupancy in volumes.items():
+                    occupancy = occupancy.float().cpu()
+                    ious[fusion][n].append(iou_per_threshold(occupancy, target, thresholds))
+                    fscores[fusion][n].append(
+                        fscore_batch(occupancy, target, threshold=fscore_threshold)
+                        if fscore else np.full(len(target), np.nan))
     names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id for r in records}
-    return build_report(results, taxonomy_ids, names, thresholds=tuple(thresholds),
-                        weights=str(weights), split=split,
-                        merger=merger and loaded.model.config.use_merger,
-                        weights_threshold=loaded.metadata.threshold,
-                        fscore_threshold=fscore_threshold)
+    reports = {}
+    for fusion in fusions:
+        results = [ViewResult(n, np.concatenate(ious[fusion][n]),
+                              np.concatenate(fscores[fusion][n])) for n in counts]
+        reports[fusion] = build_report(
+            results, taxonomy_ids, names, thresholds=tuple(thresholds), weights=str(weights),
+            split=split, merger=fusion == 'model' and model.merger is not None,
+            weights_threshold=loaded.metadata.threshold, fscore_threshold=fscore_threshold)
+    report = reports['model']
+    if 'average' in reports:
+        report['average'] = reports['average']
+        report['comparison'] = compare_fusions(
+            {n: np.concatenate(ious['model'][n]) for n in counts},
+            {n: np.concatenate(ious['average'][n]) for n in counts},
+            report, reports['average'], thresholds=tuple(thresholds))
+    return report
+
+
+def compare_fusions(merger_ious: dict[int, np.ndarray], average_ious: dict[int, np.ndarray],
+                    merger_report: dict[str, Any], average_report: dict[str, Any], *,
+                    thresholds: tuple[float, ...]) -> list[dict[str, Any]]:
+    """Merger minus plain average per number of views, on the same objects and views.
+
+    Each fusion's per-object IoUs are taken at that fusion's own best threshold (the numbers of
+    its table), and the mean of the paired differences gets a percentile bootstrap 95 %
+    interval over objects (:func:`paired_bootstrap`).
+
+    :param merger_ious: ``{views: (N, T)}`` per-object IoU per threshold, merger.
+    :param average_ious: the same for the plain average.
+    """
+    rows = []
+    for merged_row, average_row in zip(merger_report['results'], average_report['results']):
+        n = merged_row['views']
+        t_merger = thresholds.index(merged_row['iou']['best_threshold'])
+        t_average = thresholds.index(average_row['iou']['best_threshold'])
+        differences = merger_ious[n][:, t_merger] - average_ious[n][:, t_average]
+        interval = paired_bootstrap(differences)
+        rows.append({'views': n, 'merger_iou': merged_row['iou']['best'],
+                     'average_iou': average_row['iou']['best'],
+                     'difference': interval.mean, 'ci95': [interval.low, interval.high],
+                     'objects': int(len(differences)), 'resamples': interval.resamples,
+                     'merger_better_share': float(np.mean(differences > 0)),
+                     'average_better_share': float(np.mean(differences < 0))})
+    return rows
 
 
 def build_report(results: Sequence[ViewResult], taxonomy_ids: Sequence[str],
@@ -172,6 +219,16 @@ def format_table(report: dict[str, Any]) -> str:
                      + ''.join(f'{r["fscore"]["per_category"][name]:>9.4f}' for r in rows))
     lines.append(f'{"overall":<14}{report["objects"]:>5}'
                  + ''.join(f'{r["fscore"]["overall"]:>9.4f}' for r in rows))
+    if 'comparison' in report:
+        lines += ['', 'Merger against the plain average of the same views (IoU; paired '
+                  'bootstrap 95 % interval over objects)',
+                  f'{"views":>6}{"merger":>9}{"average":>9}{"diff":>9}   95 % interval']
+        for row in report['comparison']:
+            low, high = row['ci95']
+            verdict = 'merger better' if low > 0 else 'average better' if high < 0 else \
+                'not resolved'
+            lines.append(f'{row["views"]:>6}{row["merger_iou"]:>9.4f}{row["average_iou"]:>9.4f}'
+                         f'{row["difference"]:>+9.4f}   [{low:+.4f}, {high:+.4f}]  {verdict}')
     return '\n'.join(lines)
 
 
@@ -211,6 +268,11 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
             axis.plot(views, values, marker='.', linewidth=1, alpha=0.6, label=name)
         overall = [r['iou']['best'] if key == 'iou' else r['fscore']['overall'] for r in rows]
         axis.plot(views, overall, marker='o', linewidth=2.5, color='black', label='overall')
+        if 'average' in report:
+            average = [r['iou']['best'] if key == 'iou' else r['fscore']['overall']
+                       for r in report['average']['results']]
+            axis.plot(views, average, marker='o', linewidth=2, linestyle='--', color='grey',
+                      label='overall, plain average')
         axis.set_xlabel('views')
         axis.set_ylabel(title)
         axis.set_xticks(views)
@@ -241,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--workers', type=int, default=1, help='DataLoader workers')
     parser.add_argument('--no-merger', action='store_true',
                         help='average the views instead of the merger (comparison)')
+    parser.add_argument('--compare-average', action='store_true',
+                        help='also fuse the same views by their plain average: both tables and '
+                             'merger minus average with a paired bootstrap 95 %% interval')
     parser.add_argument('--no-fscore', action='store_true', help='skip F-Score@1%%')
     parser.add_argument('--json', type=Path, help='write the report here (and, unless given, '
                         'the CSV and PNG next to it)')
@@ -262,11 +327,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.weights, args.data, args.views, split=args.split, device=args.device,
             max_objects=args.max_objects, categories=args.categories,
             merger=not args.no_merger, batch_size=args.batch_size, workers=args.workers,
-            fscore=not args.no_fscore, progress=not args.no_progress)
+            fscore=not args.no_fscore, compare_average=args.compare_average,
+            progress=not args.no_progress)
     except (EvaluationError, CheckpointError, DatasetError, ValueError) as exc:
         print(f'pix2voxpp-eval: error: {exc}', file=sys.stderr)
         return 2
     print(format_table(report))
+    if 'average' in report:
+        print('\n' + format_table(report['average']).split('\n\n', 1)[1].replace(
+            'IoU (max', 'Plain average of the views: IoU (max', 1))
     csv_path, plot_path = args.csv, args.plot
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

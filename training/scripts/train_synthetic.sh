@@ -43,12 +43,9 @@ step 'stage 2: multi-view, merger on, encoder and decoder frozen'
   --init "$OUT/stage1/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2")
 
-step 'evaluation on the test split: merger'
+step 'evaluation on the test split: merger against the plain average of the same views'
 "${BIN}pix2voxpp-eval" --weights "$OUT/stage2/checkpoints/best.pth" --data "$DATA" \
-  --views 1 2 3 4 5 8 --device "$DEVICE" --json "$OUT/eval/merger.json" --no-progress
-step 'evaluation on the test split: plain average of the views (comparison)'
-"${BIN}pix2voxpp-eval" --weights "$OUT/stage2/checkpoints/best.pth" --data "$DATA" \
-  --views 1 2 3 4 5 8 --device "$DEVICE" --no-merger --json "$OUT/eval/average.json" \
+  --views 1 2 3 4 5 8 --device "$DEVICE" --compare-average --json "$OUT/eval/test.json" \
   --no-progress
 
 step "export to $WEIGHTS"

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pix2voxpp_training.metrics import (fscore, fscore_batch, fscore_points, iou_per_threshold,
-                                        summarize_iou, surface_mesh)
+                                        paired_bootstrap, summarize_iou, surface_mesh)
 
 
 def test_iou_on_2x2x2_grids() -> None:
@@ -95,3 +95,18 @@ def test_fscore_of_a_shifted_cube(shift: int, distance: float) -> None:
     assert value == pytest.approx(expected, abs=0.025)
     assert fscore(_cube(16), _cube(16, offset=shift), distance=distance, seed=1) \
         == pytest.approx(expected, abs=0.025)
+
+
+def test_paired_bootstrap_interval() -> None:
+    constant = paired_bootstrap(np.full(50, 0.02))
+    assert (constant.mean, constant.low, constant.high) == pytest.approx((0.02, 0.02, 0.02))
+    rng = np.random.default_rng(3)
+    differences = rng.normal(0.01, 0.05, size=400)
+    interval = paired_bootstrap(differences, resamples=4000, seed=1)
+    assert interval.mean == pytest.approx(differences.mean())
+    half_width = 1.96 * differences.std(ddof=1) / np.sqrt(len(differences))  # normal theory
+    assert interval.low == pytest.approx(interval.mean - half_width, abs=0.2 * half_width)
+    assert interval.high == pytest.approx(interval.mean + half_width, abs=0.2 * half_width)
+    assert paired_bootstrap(differences, resamples=4000, seed=1) == interval  # seeded
+    with pytest.raises(ValueError, match='no differences'):
+        paired_bootstrap(np.array([]))

@@ -108,6 +108,19 @@ def test_stage2_evaluate_and_export(stage1_run: Path, tiny_data: Path, tmp_path:
     averaged = json.loads(average.read_text())
     assert not averaged['merger']
     assert averaged['results'][0]['iou'] == report['results'][0]['iou']  # one view: no fusion
+    compared = tmp_path / 'eval' / 'compared.json'
+    assert evaluate.main(['--weights', str(weights), '--data', str(tiny_data), '--views', '1',
+                          '2', '--compare-average', '--no-fscore', '--json', str(compared),
+                          '--workers', '0', '--device', 'cpu', '--no-progress']) == 0
+    assert 'paired bootstrap 95 % interval' in capsys.readouterr().out
+    both = json.loads(compared.read_text())
+    assert both['results'][1]['iou'] == report['results'][1]['iou']  # the merger's own table
+    assert both['average']['results'][1]['iou'] == averaged['results'][1]['iou']  # one pass
+    two = both['comparison'][1]
+    assert two['views'] == 2 and two['objects'] == 2
+    assert two['difference'] == pytest.approx(two['merger_iou'] - two['average_iou'])
+    assert two['ci95'][0] <= two['difference'] <= two['ci95'][1]
+    assert both['comparison'][0]['difference'] == 0.0  # one view: both are the coarse volume
     assert evaluate.main(['--weights', str(weights), '--data', str(tiny_data), '--views',
                           '25']) == 2
     assert '--views must be in 1..24' in capsys.readouterr().err
