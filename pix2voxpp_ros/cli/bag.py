@@ -362,7 +362,7 @@ def _write_files(args: argparse.Namespace, index: int, stamp_ns: int, grid: np.n
 
 
 def _score(scored: list[tuple[int, np.ndarray, int]], truth: Truth) -> dict:
-    """IoU of every reconstruction with a truth of its stamp, grouped by object as the demo."""
+    """Score every reconstruction (IoU) with a truth of its stamp, by object as the demo."""
     from ..ros.demo import iou
     objects: dict[str, dict] = {}
     unmatched = 0
@@ -380,7 +380,7 @@ def _score(scored: list[tuple[int, np.ndarray, int]], truth: Truth) -> dict:
             name = f'object_{unnamed}'
         previous = grid
         value = iou(prediction, grid)
-        entry = objects.setdefault(name, {'name': name, 'iou': round(value, 4), 'stamp_ns': stamp,
+        entry = objects.setdefault(name, {'name': name, 'iou': value, 'stamp_ns': stamp,
                                           'points': points, 'truth_voxels': int(grid.sum()),
                                           'ious': []})
         entry['ious'].append(value)
@@ -388,9 +388,9 @@ def _score(scored: list[tuple[int, np.ndarray, int]], truth: Truth) -> dict:
     for entry in objects.values():
         ious = entry.pop('ious')
         entry['sets'] = len(ious)
-        entry['mean_iou_all_sets'] = round(statistics.fmean(ious), 4)
+        entry['mean_iou_all_sets'] = statistics.fmean(ious)
         rows.append(entry)
-    mean = round(statistics.fmean(r['iou'] for r in rows), 4) if rows else None
+    mean = statistics.fmean(r['iou'] for r in rows) if rows else None
     return {'objects': rows, 'mean_iou': mean, 'unmatched_sets': unmatched}
 
 
@@ -399,6 +399,12 @@ def _summary(args: argparse.Namespace, config: Any, stats: RunStats, reconstruct
     dropped_sets = dict(stats.sets_failed)
     if stats.sets_rate_dropped:
         dropped_sets['rate'] = stats.sets_rate_dropped
+    if scores is not None:  # rounded for the file only: the printed table uses full values
+        scores = dict(scores, objects=[
+            dict(row, iou=round(row['iou'], 4),
+                 mean_iou_all_sets=round(row['mean_iou_all_sets'], 4))
+            for row in scores['objects']],
+            mean_iou=None if scores['mean_iou'] is None else round(scores['mean_iou'], 4))
     return {
         'bag': str(args.bag), 'out': str(args.out), 'weights': config.weights,
         'device': config.device, 'batch': args.batch, 'clock': args.clock,

@@ -35,7 +35,7 @@ class BagError(Exception):
 
 @lru_cache(maxsize=1)
 def typestore() -> Any:
-    """The message definitions used to decode and to describe written topics (ROS 2 Kilted)."""
+    """Return the message definitions that decode and describe topics (ROS 2 Kilted)."""
     return get_typestore(Stores.ROS2_KILTED)
 
 

@@ -27,7 +27,7 @@ OBJECT_TOPIC = f'{NAMESPACE}/{NODE_NAME}/object'
 
 
 def image_topic(camera: int) -> str:
-    """The live rig's image topic of camera ``camera`` in the demo namespace."""
+    """Return the live rig's image topic of camera ``camera`` in the demo namespace."""
     return f'{NAMESPACE}/camera_{camera}/image_raw'
 
 

@@ -161,7 +161,7 @@ def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
 
 
 def camera_info(camera: Camera, header: Header) -> CameraInfo:
-    """The CameraInfo of a simulated camera (pinhole, no distortion)."""
+    """Return the CameraInfo of a simulated camera (pinhole, no distortion)."""
     k = camera.intrinsics
     info = CameraInfo(header=header, width=camera.width, height=camera.height,
                       distortion_model='plumb_bob')
