@@ -457,6 +457,9 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (BagError, CheckpointError, InferenceError, OSError, ValueError) as exc:
         print(f'{PROG}: {exc}', file=sys.stderr)
         return 1
+    except RuntimeError as exc:  # e.g. PyTorch out of memory: say what, without a traceback
+        print(f'{PROG}: {type(exc).__name__}: {exc}', file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f'{PROG}: interrupted; no output bag written', file=sys.stderr)
         return 130
