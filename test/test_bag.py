@@ -219,6 +219,25 @@ def test_rate_and_ages_follow_the_recorded_stamps(setup: Setup, tmp_path: Path,
     assert summary['frames']['dropped'] == {'stale': 1}
 
 
+def test_receive_clock_judges_ages_by_the_recorded_arrival(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # One set whose camera 2 frame was logged 3 s after its capture: older than max_frame_age_s
+    # (2 s) on the receive clock, fresh on the header clock.
+    messages = recorded_sets()[:3]
+    topic, _, msg = messages[2]
+    messages[2] = (topic, SET_STAMPS[0] + 3 * NS_PER_S, msg)
+    bag = write_bag(tmp_path / 'in', messages)
+    code, _, stderr = run_tool(setup, bag, tmp_path / 'header', capsys=capsys)
+    assert code == 0, stderr
+    assert len(read_bag(tmp_path / 'header')['/pix2voxpp/occupancy']) == 1
+    code, _, stderr = run_tool(setup, bag, tmp_path / 'receive', '--clock', 'receive',
+                               capsys=capsys)
+    assert code == 0, stderr
+    summary = json.loads((tmp_path / 'receive' / 'summary.json').read_text())
+    assert summary['frames']['dropped'] == {'stale': 1} and summary['sets']['found'] == 0
+    assert summary['messages_written']['/pix2voxpp/occupancy'] == 0
+
+
 def bad_case(name: str, setup: Setup, tmp: Path) -> tuple[Path, list[str], str]:
     """Build one broken input; return (bag, extra arguments, text the message must hold)."""
     good = recorded_sets()[:3]
