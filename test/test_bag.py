@@ -219,6 +219,22 @@ def test_rate_and_ages_follow_the_recorded_stamps(setup: Setup, tmp_path: Path,
     assert summary['frames']['dropped'] == {'stale': 1}
 
 
+def test_one_moving_camera_makes_sets_of_key_frames(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # One camera at 5 Hz; key frames at least 0.5 s apart (0, 0.6, 1.2, 1.8 s), two per set.
+    frames = make_frames(10, seed=3)
+    stamps = [T0 + k * 200_000_000 for k in range(10)]
+    bag = write_bag(tmp_path / 'in', [(CAMERAS[0], s, image_message(f, s, 'rgb8'))
+                                      for f, s in zip(frames, stamps)])
+    code, _, stderr = run_tool(setup, bag, tmp_path / 'out', '--camera-topics', CAMERAS[0],
+                               '-p', 'views_per_reconstruction:=2', capsys=capsys)
+    assert code == 0, stderr
+    written = [stamp_of(m) for _, m in read_bag(tmp_path / 'out')['/pix2voxpp/occupancy']]
+    assert written == [stamps[3], stamps[6], stamps[9]]
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['sets']['views'] == {'2': 3} and summary['forward_passes'] == 1
+
+
 def test_receive_clock_judges_ages_by_the_recorded_arrival(
         setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # One set whose camera 2 frame was logged 3 s after its capture: older than max_frame_age_s

@@ -167,8 +167,11 @@ def _warn_once(stats: RunStats, key: Any, message: str) -> None:
 
 def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[str],
              reconstructor: Reconstructor, stats: RunStats, truth: Optional[Truth],
-             names_topic: Optional[str], progress: Any) -> Iterator[list[PreparedSet]]:
-    """Read the bag in recorded order and yield batches of prepared view sets (reader thread)."""
+             names_topic: Optional[str]) -> Iterator[tuple[int, list[PreparedSet]]]:
+    """Read the bag in recorded order; yield (camera frames read so far, a batch of sets).
+
+    Runs on the reader thread, ahead of the network by a batch or two.
+    """
     from ..ros.bag_io import CLOUD_TYPE, IMAGE_TYPE, STRING_TYPE, BagError
     from ..ros.conversions import (ImageConversionError, UnsupportedEncodingError,
                                    image_to_array)
@@ -193,8 +196,10 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
                 stats.sets_failed['image'] += 1
                 _warn_once(stats, ('image', str(exc)), f'skipping a view set: {exc}')
                 continue
-            yield from batcher.add(PreparedSet(view_set, views))
+            for batch in batcher.add(PreparedSet(view_set, views)):
+                yield frames, batch
 
+    frames = 0
     for topic, received_ns, raw in reader.messages(wanted):
         stats.frames_read[topic] += 1
         if topic not in camera_of:
@@ -210,8 +215,7 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
                 _warn_once(stats, ('truth', topic), f'skipping undecodable messages on {topic}: '
                            f'{exc}')
             continue
-        if progress is not None:
-            progress.update(1)
+        frames += 1
         try:
             msg = reader.decode(raw, IMAGE_TYPE)
             image = image_to_array(msg, backend='own')  # rosbags messages: the own path
@@ -238,7 +242,8 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
             stats.frames_dropped[reason] += 1
         yield from ready(due)
     yield from ready(assembler.finish())
-    yield from batcher.flush()
+    for batch in batcher.flush():
+        yield frames, batch
     stats.sets_found = assembler.sets_found
     stats.sets_rate_dropped = assembler.sets_rate_dropped
 
@@ -317,9 +322,9 @@ def run(args: argparse.Namespace) -> int:
             bag.add_topic(out_topics['markers'], MARKERS_TYPE)
             bag.add_topic(out_topics['grid'], CLOUD_TYPE)
             batches = in_background(_produce(reader, config, args, topics, reconstructor, stats,
-                                             truth, names_topic, progress))
+                                             truth, names_topic))
             try:
-                for batch in batches:
+                for frames_read, batch in batches:
                     for item, grid in _infer(reconstructor, batch, stats):
                         stamp_ns = item.view_set.newest_stamp_ns
                         header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=config.frame_id)
@@ -337,6 +342,9 @@ def run(args: argparse.Namespace) -> int:
                             points = Scorer.cloud_points(messages.cloud)
                             scored.append((stamp_ns, cloud_to_voxels(
                                 points, config.object_size_m), len(points)))
+                    if progress is not None:  # frames up to this batch's last one
+                        progress.set_postfix_str(f'{stats.reconstructed} sets', refresh=False)
+                        progress.update(frames_read - progress.n)
             finally:
                 batches.close()
                 if progress is not None:
