@@ -5,8 +5,13 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Second tier: ROS 2 Jazzy (LTS) wheels with numpy 1.26 and a numpy-1 OpenCV, as on Ubuntu 24.04.
+JAZZY := .venv-jazzy
+JAZZY_STAMP := $(JAZZY)/.installed
+# Everything but lint and the colcon build (tools of the first tier, not of a robot's Python).
+JAZZY_TESTS := --ignore=test/test_lint.py --ignore=test/test_colcon_build.py
 
-.PHONY: venv demo test lint clean
+.PHONY: venv venv-jazzy demo test test-jazzy lint clean
 
 venv: $(STAMP)
 
@@ -19,11 +24,26 @@ $(STAMP): requirements.txt setup.py training/pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e . -e training
 	touch $(STAMP)
 
+venv-jazzy: $(JAZZY_STAMP)
+
+$(JAZZY_STAMP): requirements-jazzy.txt setup.py training/pyproject.toml
+	test -x $(JAZZY)/bin/python || $(PYTHON) -m venv $(JAZZY)
+	echo '*' > $(JAZZY)/.gitignore
+	touch $(JAZZY)/COLCON_IGNORE
+	$(JAZZY)/bin/python -m pip install --quiet --upgrade pip
+	$(JAZZY)/bin/python -m pip install --quiet -r requirements-jazzy.txt
+	$(JAZZY)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . -e training
+	touch $(JAZZY_STAMP)
+
 demo: venv
 	$(VENV)/bin/pix2voxpp-demo --objects 8
 
 test: venv
 	$(PY) -m pytest -q
+
+test-jazzy: venv-jazzy
+	$(JAZZY)/bin/python -c 'import numpy, cv2, rclpy; print("test-jazzy: numpy", numpy.__version__, "OpenCV", cv2.__version__)'
+	$(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS)
 
 lint: venv
 	$(VENV)/bin/flake8 pix2voxpp_ros training test benchmarks

@@ -318,6 +318,13 @@ class Rig:
         finally:
             self.node.destroy_client(client)
 
+    def parameter_types(self, *names: str) -> list[int]:
+        """Return the node's type codes of ``names`` as ``ros2 param get`` sees them."""
+        from rcl_interfaces.srv import GetParameters
+        reply = self.call(GetParameters, f'{self.target}/get_parameters',
+                          GetParameters.Request(names=list(names)))
+        return [value.type for value in reply.values]
+
     def lifecycle_state(self) -> str:
         """Return the node's lifecycle state label (via lifecycle_msgs/GetState)."""
         from lifecycle_msgs.srv import GetState

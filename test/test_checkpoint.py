@@ -55,19 +55,24 @@ def test_release_checkpoint_reproduces_its_modules(tmp_path, variant, prefix) ->
         torch.testing.assert_close(loaded.model(images), source(images), atol=0, rtol=0)
 
 
-def test_release_numpy1_scalar_name_is_accepted(tmp_path) -> None:
-    """Files written under numpy 1 name numpy.core.multiarray.scalar; numpy 2 renamed it."""
+@pytest.mark.parametrize('pickled_as', ['numpy.core.multiarray', 'numpy._core.multiarray'])
+def test_release_scalar_loads_under_both_numpy_names(tmp_path, pickled_as: str) -> None:
+    """Both names of the numpy scalar (numpy 1: numpy.core, numpy 2: numpy._core) load."""
     path = tmp_path / 'release.pth'
     torch.save(_release_dict(make_model('F')), path)
-    rewritten = tmp_path / 'release_numpy1.pth'
+    rewritten = tmp_path / 'release_renamed.pth'
+    names = (b'numpy._core.multiarray', b'numpy.core.multiarray')
     with zipfile.ZipFile(path) as src, zipfile.ZipFile(rewritten, 'w') as dst:
         for item in src.infolist():
             data = src.read(item.filename)
             if item.filename.endswith('data.pkl'):
-                assert b'numpy._core.multiarray' in data
-                data = data.replace(b'numpy._core.multiarray', b'numpy.core.multiarray')
+                assert any(name in data for name in names)  # what this numpy wrote
+                for name in names:
+                    data = data.replace(name, pickled_as.encode())
             dst.writestr(item, data)
-    assert load_checkpoint(rewritten).config.variant == 'F'
+    loaded = read_checkpoint(rewritten)
+    assert loaded.model.config.variant == 'F'
+    assert loaded.metadata.provenance['best_iou'] == pytest.approx(0.668)
 
 
 def test_project_checkpoint_round_trip(tmp_path) -> None:

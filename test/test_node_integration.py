@@ -56,7 +56,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         'weights': str(weights), 'camera_topics': CAMERAS, 'min_views': 0,
         'sync_slop_s': 0.1, 'max_frame_age_s': 3.0, 'future_tolerance_s': 1.0,
         'max_rate_hz': 0.0, 'frame_id': 'object', 'object_size_m': SIZE_M,
-        'threshold': -1.0, 'device': 'cpu', 'num_threads': 1})
+        'threshold': -1.0, 'device': 'cpu', 'num_threads': 1,
+        'camera_rois': []})  # as config/pix2voxpp.yaml has it
     node = NodeProcess(params, log_path=tmp / 'node.log')
     rig = Rig(CAMERAS, node=NODE)
     ready = Env(node, rig, weights, overflow, tmp)
@@ -267,6 +268,12 @@ def test_service_trigger_reconstructs_only_when_asked(env: Env) -> None:
         reconfigure(env, trigger='auto')
 
 
+def test_an_empty_list_in_the_parameters_file_is_a_typed_empty_list(env: Env) -> None:
+    from rcl_interfaces.msg import ParameterType
+    assert env.rig.parameter_types('camera_rois', 'camera_topics') == [
+        ParameterType.PARAMETER_INTEGER_ARRAY, ParameterType.PARAMETER_STRING_ARRAY]
+
+
 def test_lifecycle_transitions_and_parameter_rules(env: Env) -> None:
     rig = env.rig
     assert rig.lifecycle_state() == 'active'
@@ -293,6 +300,31 @@ def test_lifecycle_transitions_and_parameter_rules(env: Env) -> None:
     assert rig.change_state(Transition.TRANSITION_ACTIVATE)
     assert rig.lifecycle_state() == 'active'
     rig.wait_for_subscribers(timeout=30)
+    assert_alive_and_publishing(env)
+
+
+def test_dynamic_parameters_set_while_inactive_apply_on_activation(env: Env) -> None:
+    rig = env.rig
+    assert rig.change_state(Transition.TRANSITION_DEACTIVATE)
+    try:
+        set_parameters(env, max_rate_hz=0.4, threshold=0.7)
+        assert rig.change_state(Transition.TRANSITION_ACTIVATE)
+        rig.wait_for_subscribers(timeout=30)
+        before = rig.cloud_count()
+        deadline = time.monotonic() + 4.0
+        seed = 40
+        while time.monotonic() < deadline:  # ~10 sets/s; the node may take one per 2.5 s
+            publish_set(env, make_frames(3, seed=seed), ['rgb8'] * 3)
+            seed += 1
+            time.sleep(0.1)
+        wait_for(lambda: rig.cloud_count() > before, timeout=30, what='a cloud')
+        clouds = rig.clouds_since(before)
+        assert 1 <= len(clouds) <= 3, f'{len(clouds)} clouds in 4 s at max_rate_hz 0.4'
+        for cloud in clouds:
+            values = cloud_to_array(cloud)[:, 3]
+            assert len(values) == 0 or values.min() >= 0.7  # the threshold set while inactive
+    finally:
+        set_parameters(env, max_rate_hz=0.0, threshold=-1.0)
     assert_alive_and_publishing(env)
 
 

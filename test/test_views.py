@@ -11,7 +11,8 @@ import pytest
 from pix2voxpp_ros.core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_STALE,
                                       DROP_UNKNOWN_CAMERA, NS_PER_S, Frame, PendingSlot,
                                       ViewBuffer, ViewBufferConfig, ViewSet)
-from pix2voxpp_ros.ros.worker import Job, Outcome, ViewPreparer, Waiter, Worker, merge_jobs
+from pix2voxpp_ros.ros.worker import (Job, Outcome, ViewPreparer, Waiter, Worker, WorkerBusyError,
+                                      WorkerHandle, merge_jobs, submit_and_wait)
 
 S = NS_PER_S
 NOW = 1_000 * S  # an arbitrary "now" far from zero
@@ -171,6 +172,41 @@ def test_reset_clears_frames_and_stamps_but_keeps_counters() -> None:
         assert buffer.add(frame(camera, 0.2), now_ns=at(0.5)) is None
     assert buffer.take_new_set(now_ns=at(0.5)) is not None
     assert buffer.drops[DROP_OUT_OF_ORDER] == 1
+
+
+def test_a_clock_that_jumps_back_starts_the_buffer_afresh() -> None:
+    buffer = multi(future_tolerance_s=0.5)
+    for t in (10.0, 10.5):  # a bag plays ...
+        for camera in range(3):
+            assert buffer.add(frame(camera, t), now_ns=at(t)) is None
+    assert buffer.take_new_set(now_ns=at(10.5)) is not None
+    # ... and loops: clock and stamps start again at 0. Without a reset every frame would be
+    # "out of order" until the stamps passed 10.5 s.
+    for camera in range(3):
+        assert buffer.add(frame(camera, 0.0), now_ns=at(0.0)) is None
+    assert buffer.clock_resets == 1 and buffer.drops[DROP_OUT_OF_ORDER] == 0
+    assert stamps(buffer.take_new_set(now_ns=at(0.0))) == [(0, 0.0), (1, 0.0), (2, 0.0)]
+
+
+def test_a_stamp_jumping_back_alone_is_out_of_order_not_a_clock_jump() -> None:
+    buffer = multi(future_tolerance_s=0.5)
+    assert buffer.add(frame(0, 10.0), now_ns=at(10.0)) is None
+    # The clock goes on; one camera repeats an old stamp (a driver glitch): dropped as before.
+    assert buffer.add(frame(0, 9.95), now_ns=at(10.1)) == DROP_OUT_OF_ORDER
+    # The clock is behind the newest stamp, but within the future tolerance: no jump either.
+    assert buffer.add(frame(1, 9.6), now_ns=at(9.6)) is None
+    assert buffer.clock_resets == 0
+
+
+def test_a_moving_camera_after_a_clock_jump_collects_new_key_frames() -> None:
+    buffer = ViewBuffer(ViewBufferConfig(num_cameras=1, views_per_reconstruction=2,
+                                         min_view_interval_s=0.5, max_frame_age_s=2.0))
+    for t in (20.0, 20.5):
+        buffer.add(frame(0, t), now_ns=at(t))
+    assert buffer.take_new_set(now_ns=at(20.5)) is not None
+    for t in (0.0, 0.5):  # a simulator reset
+        assert buffer.add(frame(0, t), now_ns=at(t)) is None
+    assert stamps(buffer.take_new_set(now_ns=at(0.5))) == [(0, 0.0), (0, 0.5)]
 
 
 # ------------------------------------------------------------------ one moving camera
@@ -407,6 +443,45 @@ def test_worker_stop_fails_the_pending_job() -> None:
     assert running.wait(1) == Outcome(True, 'ok')
     outcome = pending.wait(1)
     assert outcome is not None and not outcome.success and 'stopped' in outcome.message
+
+
+def test_a_request_to_a_stopping_worker_gets_a_readable_answer() -> None:
+    slot: PendingSlot[Job] = PendingSlot(merge=merge_jobs)
+    worker = Worker(slot, lambda j: Outcome(True, 'ok'), on_error=lambda j, e: Outcome(False, ''))
+    worker.start()
+    assert submit_and_wait(slot, ViewSet((frame(0, 0.0),)), timeout=30) == Outcome(True, 'ok')
+    assert worker.stop(timeout=30)  # a deactivate closes the slot
+    outcome = submit_and_wait(slot, ViewSet((frame(0, 1.0),)), timeout=30)
+    assert outcome is not None and not outcome.success
+    assert 'deactivating' in outcome.message and 'PendingSlot' not in outcome.message
+
+
+def test_a_worker_abandoned_by_a_stop_blocks_a_second_one_until_it_ends() -> None:
+    gate = threading.Event()
+    started = threading.Event()
+
+    def stuck(j: Job) -> Outcome:
+        started.set()
+        gate.wait(30)
+        return Outcome(True, 'late')
+
+    handle = WorkerHandle()
+    first_slot: PendingSlot[Job] = PendingSlot(merge=merge_jobs)
+    handle.start(first_slot, stuck, on_error=lambda j, e: Outcome(False, str(e)))
+    first_slot.put(job(0.0))
+    assert started.wait(30)
+    assert not handle.stop(timeout=0.1)  # deactivate gives up on the hung reconstruction
+    with pytest.raises(WorkerBusyError, match='still running'):
+        handle.start(PendingSlot(merge=merge_jobs), stuck,
+                     on_error=lambda j, e: Outcome(False, ''))
+    gate.set()
+    deadline = time.monotonic() + 30
+    while handle.alive:
+        assert time.monotonic() < deadline, 'the abandoned worker never ended'
+        time.sleep(0.01)
+    second = handle.start(PendingSlot(merge=merge_jobs), stuck,
+                          on_error=lambda j, e: Outcome(False, ''))
+    assert second.alive and handle.stop(timeout=30) and not handle.alive
 
 
 # ------------------------------------------------------------------ the view preparer

@@ -16,6 +16,7 @@ The only non-tensor globals allowed are the numpy scalar and dtype types the rel
 
 from __future__ import annotations
 
+import importlib
 import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,13 +33,32 @@ PROJECT_FORMAT = 'pix2voxpp_ros.checkpoint'
 PROJECT_FORMAT_VERSION = 1
 RELEASE_MODULES = ('encoder', 'decoder', 'merger', 'refiner')
 
-# numpy scalars in the release files pickle as numpy.core (numpy 1) or numpy._core (numpy 2).
+
+def _numpy_scalar_reconstructor() -> Any:
+    """Return numpy's scalar unpickling function, whatever numpy 1.x or 2.x is installed.
+
+    numpy 2 moved ``numpy.core`` to ``numpy._core``; numpy 1.x (apt's 1.21 and 1.26) has only
+    the old module, or a ``numpy._core`` stub without ``multiarray``. The old name is tried last
+    because numpy 2 warns on its use.
+    """
+    for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        try:
+            return importlib.import_module(module_name).scalar
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError('numpy has neither numpy._core.multiarray nor numpy.core.multiarray')
+
+
+_NUMPY_SCALAR = _numpy_scalar_reconstructor()
+# numpy scalars in the release files pickle as numpy.core (numpy 1) or numpy._core (numpy 2);
+# either name must load under either numpy.
 _NUMPY_SAFE_GLOBALS: list[Any] = [
     np.dtype,
     type(np.dtype(np.float64)),
     type(np.dtype(np.float32)),
-    np._core.multiarray.scalar,
-    (np._core.multiarray.scalar, 'numpy.core.multiarray.scalar'),
+    _NUMPY_SCALAR,
+    (_NUMPY_SCALAR, 'numpy.core.multiarray.scalar'),
+    (_NUMPY_SCALAR, 'numpy._core.multiarray.scalar'),
 ]
 
 

@@ -4,7 +4,8 @@ Owns three things, all thread-safe and free of ROS:
 
 * :class:`ViewBuffer` keeps the newest frame of each camera (several static cameras) or a short
   history of key frames (one moving camera), drops frames that are out of order, in the future or
-  too old, and answers whether a *complete* view set exists:
+  too old, starts afresh when the clock jumps back (a looping bag, a simulator reset), and
+  answers whether a *complete* view set exists:
 
   - **several cameras**: at least ``min_views`` cameras have a fresh frame and those frames lie
     within ``sync_slop_s`` of each other; the largest such group wins, the newest on a tie;
@@ -42,6 +43,10 @@ DROP_UNKNOWN_CAMERA = 'unknown_camera'  # camera index outside the configured ca
 DROP_REASONS = (DROP_OUT_OF_ORDER, DROP_FUTURE, DROP_STALE, DROP_UNKNOWN_CAMERA)
 
 T = TypeVar('T')
+
+
+class SlotClosedError(RuntimeError):
+    """An item was offered to a closed :class:`PendingSlot` (its consumer is stopping)."""
 
 
 def seconds_to_ns(seconds: float) -> int:
@@ -193,6 +198,7 @@ class ViewBuffer:
         self._interval_ns = seconds_to_ns(config.min_view_interval_s)
         self._drops = dict.fromkeys(DROP_REASONS, 0)
         self._accepted = [0] * config.num_cameras
+        self._clock_resets = 0
         self._clear()
 
     def _clear(self) -> None:
@@ -212,6 +218,7 @@ class ViewBuffer:
             camera = frame.camera
             if not 0 <= camera < self.config.num_cameras:
                 return self._drop(DROP_UNKNOWN_CAMERA)
+            self._detect_clock_jump(now_ns)
             if frame.stamp_ns > now_ns + self._future_ns:
                 return self._drop(DROP_FUTURE)
             if now_ns - frame.stamp_ns > self._max_age_ns:
@@ -227,6 +234,18 @@ class ViewBuffer:
                 if last is None or frame.stamp_ns - last >= self._interval_ns:
                     self._key_frames.append(frame)
             return None
+
+    def _detect_clock_jump(self, now_ns: int) -> None:
+        """Start afresh when the clock is behind a stamp already accepted (it jumped back).
+
+        Accepted stamps are at most ``future_tolerance_s`` ahead of the clock when they come, so
+        a clock further behind than that went backwards (``ros2 bag play --loop`` with
+        ``/clock``, a simulator reset): every old stamp would make new frames "out of order".
+        """
+        stamps = [s for s in self._newest_stamp if s is not None]
+        if stamps and max(stamps) - now_ns > self._future_ns:
+            self._clear()
+            self._clock_resets += 1
 
     def _drop(self, reason: str) -> str:
         self._drops[reason] += 1
@@ -303,6 +322,12 @@ class ViewBuffer:
             self._clear()
 
     @property
+    def clock_resets(self) -> int:
+        """Times the buffer started afresh because the clock had jumped back."""
+        with self._lock:
+            return self._clock_resets
+
+    @property
     def drops(self) -> dict[str, int]:
         """Frames dropped so far, per reason (a copy)."""
         with self._lock:
@@ -356,11 +381,11 @@ class PendingSlot(Generic[T]):
     def put(self, item: T) -> bool:
         """Offer an item; return True when it replaced (dropped) a pending one.
 
-        :raises RuntimeError: the slot is closed.
+        :raises SlotClosedError: the slot is closed.
         """
         with self._cond:
             if self._closed:
-                raise RuntimeError('PendingSlot is closed')
+                raise SlotClosedError('PendingSlot is closed')
             replaced = self._item is not None
             if replaced:
                 self._dropped += 1

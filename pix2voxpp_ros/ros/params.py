@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
 from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.parameter import Parameter
 
 from ..core.inference import PRECISIONS
 from ..core.preprocess import Roi
@@ -313,6 +314,9 @@ def config_from_values(values: Mapping[str, Any]) -> NodeConfig:
     return _build(values)
 
 
+_ARRAY_TYPES = {'int_list': Parameter.Type.INTEGER_ARRAY, 'str_list': Parameter.Type.STRING_ARRAY}
+
+
 def declare_parameters(node: Any) -> None:
     """Declare every parameter of :data:`PARAMETERS` on ``node`` with its descriptor."""
     for spec in PARAMETERS:
@@ -322,6 +326,10 @@ def declare_parameters(node: Any) -> None:
             additional_constraints=f'{spec.constraints}; settable {when}'.lstrip('; '),
             dynamic_typing=True)
         node.declare_parameter(spec.name, spec.default, descriptor)
+        if spec.kind in _ARRAY_TYPES and node.get_parameter(spec.name).value is None:
+            # An empty list (the default, or `[]` in a parameters file) has no element type:
+            # rcl leaves it "not set". Give it its type, as `ros2 param get` should show it.
+            node.set_parameters([Parameter(spec.name, _ARRAY_TYPES[spec.kind], [])])
 
 
 def read_values(node: Any) -> dict[str, Any]:

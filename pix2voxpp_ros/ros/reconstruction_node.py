@@ -43,6 +43,8 @@ import rclpy
 import torch
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import JumpThreshold, TimeJump
+from rclpy.duration import Duration
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
@@ -61,7 +63,8 @@ from .conversions import (ImageConversionError, UnsupportedEncodingError, grid_t
                           image_to_array, ns_to_stamp, reconstruction_messages, stamp_to_ns)
 from .params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, ConfigError, NodeConfig, coerce,
                      config_from_values, declare_parameters, find_problems, read_values)
-from .worker import Job, Outcome, ViewPreparer, Waiter, Worker, merge_jobs
+from .worker import (Job, Outcome, ViewPreparer, Worker, WorkerHandle, merge_jobs,
+                     submit_and_wait)
 
 NODE_NAME = 'pix2voxpp'
 DROP_ENCODING = 'encoding'  # an encoding the network cannot take
@@ -71,6 +74,7 @@ ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 SERVICE_TIMEOUT_S = 60.0
 LOG_THROTTLE_S = 5.0
 DIAGNOSTICS_PERIOD_S = 1.0
+CLOCK_JUMP_BACK_S = 0.1  # a backward clock jump larger than this clears the view buffer
 MARKER_CHECK_PERIOD_S = 0.1  # how soon a new marker viewer gets markers of the latest cloud
 STATS_WINDOW = 50  # reconstructions the medians in /diagnostics are taken over
 # Frames pass from the executor thread to the preparer and the worker threads; CPython's default
@@ -83,7 +87,7 @@ _FRAME_DROP_HINTS = {
     DROP_STALE: 'older than max_frame_age_s on arrival; are the clocks synchronised, and '
                 'use_sim_time set alike on camera and node?',
     DROP_OUT_OF_ORDER: 'not newer than the newest frame already received from this camera '
-                       '(out of order or repeated); call ~/reset after a bag loop or clock jump',
+                       '(out of order or repeated)',
 }
 
 
@@ -155,6 +159,9 @@ class ReconstructionNode(LifecycleNode):
         self._preparer: Optional[ViewPreparer] = None
         self._slot: Optional[PendingSlot[Job]] = None
         self._worker: Optional[Worker] = None
+        self._workers = WorkerHandle()  # never two workers, even after a stop that gave up
+        self._finalized = threading.Event()  # set by the shutdown transition: main() exits
+        self._clock_resets_seen = 0
         self._camera_subs: list[Any] = []
         self._topics: list[str] = []
         self._active = False
@@ -179,6 +186,12 @@ class ReconstructionNode(LifecycleNode):
         self.create_service(Trigger, '~/reset', self._on_reset)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
+        # A looping bag or a simulator reset moves /clock back: old stamps would make every new
+        # frame "out of order", so the buffer starts afresh.
+        self._jump_handle = self.get_clock().create_jump_callback(
+            JumpThreshold(min_forward=None, min_backward=Duration(seconds=-CLOCK_JUMP_BACK_S),
+                          on_clock_change=True),
+            post_callback=self._on_clock_jump)
         self._service_node, self._service_executor = self._serve_reconstruct()
 
     def _serve_reconstruct(self) -> tuple[Any, SingleThreadedExecutor]:
@@ -256,6 +269,7 @@ class ReconstructionNode(LifecycleNode):
         self._config = config
         self._reconstructor = reconstructor
         self._buffer = ViewBuffer(buffer_config)
+        self._clock_resets_seen = 0
         rois, margin = config.camera_rois, config.roi_margin
 
         def prepare(frame: Frame) -> np.ndarray:
@@ -303,10 +317,12 @@ class ReconstructionNode(LifecycleNode):
         if config is None:
             return TransitionCallbackReturn.FAILURE
         try:
-            rate = config.max_rate_hz if config.trigger == 'auto' else 0.0
+            # Dynamic parameters may have changed while inactive: take their current values.
+            rate = coerce('max_rate_hz', self.get_parameter('max_rate_hz').value)[0] \
+                if config.trigger == 'auto' else 0.0
             self._slot = PendingSlot(max_rate_hz=rate, merge=merge_jobs)
-            self._worker = Worker(self._slot, self._process, on_error=self._on_worker_error)
-            self._worker.start()
+            self._worker = self._workers.start(self._slot, self._process,
+                                               on_error=self._on_worker_error)
             self._active = True
             qos = image_qos(config.qos_reliability)
             self._camera_subs = [
@@ -342,10 +358,17 @@ class ReconstructionNode(LifecycleNode):
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: State) -> TransitionCallbackReturn:
-        """Stop everything before the node is finalized."""
+        """Stop everything before the node is finalized; the process then exits."""
         self.close()
         self._state = 'finalized'
+        self._finalized.set()
+        self.get_logger().info('finalized: exiting')
         return super().on_shutdown(state)
+
+    @property
+    def finalized(self) -> bool:
+        """True once the shutdown transition ran: nothing is left to do in this process."""
+        return self._finalized.is_set()
 
     def on_error(self, state: State) -> TransitionCallbackReturn:
         """Recover to unconfigured after an error in a transition."""
@@ -363,10 +386,11 @@ class ReconstructionNode(LifecycleNode):
         for sub in self._camera_subs:
             self.destroy_subscription(sub)
         self._camera_subs = []
-        worker, slot = self._worker, self._slot
+        slot = self._slot
         self._worker = None
-        if worker is not None and not worker.stop(timeout=SERVICE_TIMEOUT_S):
-            self.get_logger().warning('a reconstruction is still running; it is abandoned')
+        if not self._workers.stop(timeout=SERVICE_TIMEOUT_S):
+            self.get_logger().warning('a reconstruction is still running; it is abandoned (the '
+                                      'node activates again only after it has ended)')
         if slot is not None:
             with self._stats_lock:
                 self._run.sets_dropped_before += slot.dropped
@@ -463,6 +487,13 @@ class ReconstructionNode(LifecycleNode):
                       received_ns=received_ns)
         now_ns = self.get_clock().now().nanoseconds
         reason = buffer.add(frame, now_ns=now_ns)
+        resets = buffer.clock_resets
+        if resets != self._clock_resets_seen:
+            self._clock_resets_seen = resets
+            self.get_logger().warning(
+                f'{stats.topic}: the node clock ({now_ns / NS_PER_S:.3f}) is behind frames '
+                'already buffered: the clock jumped back (bag loop or simulator reset?); view '
+                'buffer cleared')
         if reason is not None:
             self._drop_frame(stats, reason)
             self._warn_throttled((stats.topic, reason),
@@ -610,6 +641,8 @@ class ReconstructionNode(LifecycleNode):
 
     def _on_worker_error(self, job: Job, exc: Exception) -> Outcome:
         """Log (throttled) and count a failed reconstruction; the worker goes on."""
+        if not self.context.ok():  # Ctrl-C shut ROS down under a running reconstruction
+            return Outcome(False, 'ROS is shutting down')
         if isinstance(exc, InferenceError):
             kind = 'inference'
         elif isinstance(exc, ImageInputError):
@@ -647,9 +680,7 @@ class ReconstructionNode(LifecycleNode):
                 response.message = self._explain_incomplete()
                 return response
             buffer.mark_taken(view_set)
-            waiter = Waiter()
-            slot.put(Job(view_set, waiters=[waiter]))
-            outcome = waiter.wait(SERVICE_TIMEOUT_S)
+            outcome = submit_and_wait(slot, view_set, timeout=SERVICE_TIMEOUT_S)
             if outcome is None:
                 response.success = False
                 response.message = (f'no result within {SERVICE_TIMEOUT_S:.0f} s; the '
@@ -678,6 +709,16 @@ class ReconstructionNode(LifecycleNode):
         return (f'no complete view set: need {status.required} camera(s) with frames within '
                 f'sync_slop_s {config.sync_slop_s} s of each other and younger than '
                 f'max_frame_age_s {config.max_frame_age_s} s; have {held}')
+
+    def _on_clock_jump(self, jump: TimeJump) -> None:
+        """Clock jump callback: a backward jump (bag loop, simulator reset) clears the buffer."""
+        buffer = self._buffer
+        if buffer is None:
+            return
+        buffer.reset()
+        back_s = -jump.delta.nanoseconds / NS_PER_S
+        self.get_logger().warning(f'the clock jumped back by {back_s:.3f} s (bag loop or '
+                                  'simulator reset?): view buffer cleared')
 
     def _on_reset(self, request: Trigger.Request, response: Trigger.Response) -> Trigger.Response:
         """Forget every buffered frame and stamp."""
@@ -822,7 +863,8 @@ def main(args: Optional[list[str]] = None) -> None:
         executor = SingleThreadedExecutor()
         executor.add_node(node)
         node.start()
-        executor.spin()
+        while rclpy.ok() and not node.finalized:  # the shutdown transition ends the process
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

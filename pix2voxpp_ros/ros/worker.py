@@ -23,7 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from ..core.views import Frame, PendingSlot, ViewSet
+from ..core.views import Frame, PendingSlot, SlotClosedError, ViewSet
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,26 @@ def merge_jobs(replaced: Job, newer: Job) -> None:
     """:class:`PendingSlot` merge hook: the newer job answers the replaced job's waiters."""
     newer.waiters.extend(replaced.waiters)
     replaced.waiters = []
+
+
+def submit_and_wait(slot: PendingSlot['Job'], view_set: ViewSet, *,
+                    timeout: float) -> Optional[Outcome]:
+    """Queue a set for the worker and wait for its outcome (what a service call does).
+
+    :returns: the outcome of this set or of a newer one that replaced it; None on timeout. A
+        slot closed meanwhile (the node is deactivating) gives a failed outcome that says so.
+    """
+    waiter = Waiter()
+    try:
+        slot.put(Job(view_set, waiters=[waiter]))
+    except SlotClosedError:
+        return Outcome(False, 'the node is deactivating: no reconstruction now; call again '
+                              'once it is active')
+    return waiter.wait(timeout)
+
+
+class WorkerBusyError(RuntimeError):
+    """A worker abandoned by an earlier stop is still running; a second one must not start."""
 
 
 class Worker:
@@ -147,6 +167,45 @@ class Worker:
             finally:
                 self._busy.clear()
             job.resolve(outcome)
+
+
+class WorkerHandle:
+    """The node's worker: at most one thread at any time, even after a stop gave up waiting.
+
+    A stop that times out (a reconstruction hangs) keeps the thread here, so a later
+    :meth:`start` refuses to run a second worker beside it until it has ended.
+    """
+
+    def __init__(self) -> None:
+        self._worker: Optional[Worker] = None
+
+    def start(self, slot: PendingSlot[Job], process: Callable[[Job], Outcome], *,
+              on_error: Callable[[Job, Exception], Outcome]) -> Worker:
+        """Start a worker on ``slot``.
+
+        :raises WorkerBusyError: the previous worker's thread is still running.
+        """
+        if self._worker is not None and self._worker.alive:
+            raise WorkerBusyError('a reconstruction started before the last deactivate is still '
+                                  'running; activate again once it has ended')
+        self._worker = Worker(slot, process, on_error=on_error)
+        self._worker.start()
+        return self._worker
+
+    def stop(self, *, timeout: float) -> bool:
+        """Stop the worker; True when no thread is left running (see :meth:`Worker.stop`)."""
+        worker = self._worker
+        if worker is None:
+            return True
+        if worker.stop(timeout=timeout):
+            self._worker = None
+            return True
+        return False
+
+    @property
+    def alive(self) -> bool:
+        """True while a worker thread (current or abandoned) runs."""
+        return self._worker is not None and self._worker.alive
 
 
 class ViewPreparer:
