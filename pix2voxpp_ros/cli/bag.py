@@ -28,8 +28,8 @@ import yaml
 
 from ..core.checkpoint import CheckpointError
 from ..core.inference import InferenceError, Reconstructor
-from ..core.offline import (Batcher, OfflineAssembler, PreparedSet, PreparedViews, in_background,
-                            stack_batch)
+from ..core.offline import (DROP_RATE, Batcher, OfflineAssembler, PreparedSet, PreparedViews,
+                            in_background, stack_batch)
 from ..core.preprocess import ImageInputError
 from ..core.views import NS_PER_S, Frame
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_ply
@@ -188,7 +188,7 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
     camera_of = {topic: i for i, topic in enumerate(topics)}
     wanted = list(topics) + [t for t in (args.truth_topic, names_topic) if t]
 
-    def ready(view_sets: list) -> Iterator[list[PreparedSet]]:
+    def ready(view_sets: list) -> Iterator[tuple[int, list[PreparedSet]]]:
         for view_set in view_sets:
             try:
                 views = prepared.views(view_set)  # (V, 3, 224, 224)
@@ -406,7 +406,7 @@ def _summary(args: argparse.Namespace, config: Any, stats: RunStats, reconstruct
              wall_s: float, scores: Optional[dict], counts: dict) -> dict:
     dropped_sets = dict(stats.sets_failed)
     if stats.sets_rate_dropped:
-        dropped_sets['rate'] = stats.sets_rate_dropped
+        dropped_sets[DROP_RATE] = stats.sets_rate_dropped
     if scores is not None:  # rounded for the file only: the printed table uses full values
         scores = dict(scores, objects=[
             dict(row, iou=round(row['iou'], 4),
