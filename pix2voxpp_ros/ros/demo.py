@@ -275,6 +275,8 @@ def _record(args: argparse.Namespace) -> int:
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the demo; returns the process exit status."""
     args = _parse_args(argv)
+    if args.record is not None:
+        return _record(args)  # no node, so no weights
     if not args.weights.is_file():
         print(f'pix2voxpp-demo: weights file not found: {args.weights}\n'
               "Train them (training/README.md) or pass --weights with the authors' "
@@ -283,8 +285,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.objects < 1:
         print(f'pix2voxpp-demo: --objects {args.objects}: must be at least 1', file=sys.stderr)
         return 2
-    if args.record is not None:
-        return _record(args)
     domain = args.domain_id if args.domain_id is not None else random.randint(60, 200)
     os.environ['ROS_DOMAIN_ID'] = str(domain)  # before rclpy.init: this process listens there
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # all on this machine
