@@ -32,6 +32,7 @@ setup(
             'pix2voxpp_node = pix2voxpp_ros.ros.reconstruction_node:main',
             'sim_camera_rig = pix2voxpp_ros.ros.sim_camera_rig:main',
             'pix2voxpp-demo = pix2voxpp_ros.ros.demo:main',
+            'pix2voxpp-bag = pix2voxpp_ros.cli.bag:main',
         ],
     },
 )

@@ -72,6 +72,13 @@ def iou(prediction: np.ndarray, truth: np.ndarray) -> float:
     return float(np.logical_and(prediction, truth).sum() / union) if union else 1.0
 
 
+def format_score(name: str, value: float, points: int, truth_voxels: int, *,
+                 detail: str = '') -> str:
+    """One line of the IoU table (the demo's and ``pix2voxpp-bag --truth-topic``'s)."""
+    return (f'  {name:<14} IoU {value:.3f}  ({points} voxels reconstructed, {truth_voxels} '
+            f'true{detail})')
+
+
 @dataclass
 class ScoredObject:
     """One object of the demo and the first reconstruction made only from its views."""
@@ -104,6 +111,12 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help='ROS_DOMAIN_ID for the demo (default: random, keeps runs apart)')
     parser.add_argument('--config-dir', type=Path, default=None,
                         help='folder with demo_rig.yaml and demo_node.yaml')
+    parser.add_argument('--record', type=Path, metavar='BAG',
+                        help="instead of the live demo: render the rig's --objects objects "
+                             'straight into a new rosbag2 bag (images, camera infos, ground '
+                             'truth, object names; no DDS) for pix2voxpp-bag')
+    parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
+                        help='storage of the --record bag (default mcap)')
     return parser.parse_args(argv)
 
 
@@ -241,9 +254,29 @@ def _picture(item: ScoredObject) -> np.ndarray:
     return np.vstack([pad(top), np.full((10, width, 3), 255, np.uint8), pad(bottom)])
 
 
+def _record(args: argparse.Namespace) -> int:
+    """Render the rig's scenes into a bag (``--record``); returns the exit status."""
+    from .bag_io import BagError
+    from .param_files import ParamsFileError
+    from .rig_bag import record_rig_bag
+    config = args.config_dir or config_dir()
+    overrides = {} if args.object_switch_s is None else {'object_switch_s': args.object_switch_s}
+    try:
+        counts = record_rig_bag(args.record, params_file=config / 'demo_rig.yaml',
+                                overrides=overrides, objects=args.objects, storage=args.storage,
+                                progress=lambda line: print(f'  {line}', flush=True))
+    except (BagError, ParamsFileError, ValueError) as exc:
+        print(f'pix2voxpp-demo: {exc}', file=sys.stderr)
+        return 1
+    print(f'recorded {sum(counts.values())} messages on {len(counts)} topics -> {args.record}')
+    return 0
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the demo; returns the process exit status."""
     args = _parse_args(argv)
+    if args.record is not None:
+        return _record(args)  # no node, so no weights
     if not args.weights.is_file():
         print(f'pix2voxpp-demo: weights file not found: {args.weights}\n'
               "Train them (training/README.md) or pass --weights with the authors' "
@@ -287,9 +320,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             time.sleep(0.2)
             scored = scorer.score()[:args.objects]
             for item in scored[reported:]:
-                print(f'  {item.name:<14} IoU {item.iou:.3f}  ({item.points} voxels '
-                      f'reconstructed, {item.truth_voxels} true, latency '
-                      f'{item.latency_s * 1000:.0f} ms)', flush=True)
+                print(format_score(item.name, item.iou, item.points, item.truth_voxels,
+                                   detail=f', latency {item.latency_s * 1000:.0f} ms'),
+                      flush=True)
             reported = len(scored)
     finally:
         _stop(processes)

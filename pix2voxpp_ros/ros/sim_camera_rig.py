@@ -95,6 +95,83 @@ PARAMETERS: dict[str, tuple[object, str]] = {
 }
 
 
+def rig_config_from_values(values: dict) -> RigConfig:
+    """Build the rig's configuration from one value per entry of :data:`PARAMETERS`.
+
+    :raises ValueError: with every problem found.
+    """
+    azimuths = tuple(float(a) for a in values['camera_azimuths_deg'])
+    if azimuths == (0.0,):
+        azimuths = ()
+    problems = []
+    if values['num_cameras'] < 1 and not azimuths:
+        problems.append('num_cameras must be at least 1')
+    if values['rate_hz'] <= 0:
+        problems.append('rate_hz must be > 0')
+    unknown = [c for c in values['categories'] if c not in CATEGORIES]
+    if unknown or not values['categories']:
+        problems.append(f'categories must be a non-empty subset of {list(CATEGORIES)}, '
+                        f'got {unknown or "[]"}')
+    if len(values['background_rgb']) != 3:
+        problems.append('background_rgb needs three values')
+    if problems:
+        raise ValueError('; '.join(problems))
+    return RigConfig(
+        num_cameras=len(azimuths) or int(values['num_cameras']),
+        camera_azimuths_deg=azimuths,
+        camera_elevation_deg=float(values['camera_elevation_deg']),
+        camera_distance_ratio=float(values['camera_distance_ratio']),
+        fov_deg=float(values['fov_deg']), width=int(values['width']),
+        height=int(values['height']), rate_hz=float(values['rate_hz']),
+        object_switch_s=float(values['object_switch_s']),
+        categories=tuple(values['categories']), seed=int(values['seed']),
+        first_index=int(values['first_index']),
+        background_rgb=tuple(int(v) for v in values['background_rgb']),
+        frame_prefix=str(values['frame_prefix']),
+        object_frame_id=str(values['object_frame_id']),
+        object_size_m=float(values['object_size_m']))
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One object of the rig's sequence: its name, each camera's rgb8 view and its truth cloud."""
+
+    name: str
+    views: list[np.ndarray]
+    truth_cloud: PointCloud2
+
+
+def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
+    """Build object number ``count`` of the rig's sequence and render it from ``cameras``."""
+    categories = config.categories
+    category = categories[count % len(categories)]
+    index = config.first_index + count // len(categories)
+    obj = dataset_object(category, index, seed=config.seed)
+    background = np.asarray(config.background_rgb, dtype=np.float32)
+    views = []
+    for camera in cameras:
+        rgba = render_view(obj, camera, supersample=2).astype(np.float32)
+        alpha = rgba[:, :, 3:] / 255.0
+        rgb = rgba[:, :, :3] * alpha + background * (1.0 - alpha)
+        views.append(np.round(rgb).astype(np.uint8))
+    truth = grid_to_cloud(voxelize(obj).astype(np.float32), threshold=0.5,
+                          object_size_m=config.object_size_m,
+                          header=Header(frame_id=config.object_frame_id))
+    return Scene(name=f'{category}/{index}', views=views, truth_cloud=truth)
+
+
+def camera_info(camera: Camera, header: Header) -> CameraInfo:
+    """Return the CameraInfo of a simulated camera (pinhole, no distortion)."""
+    k = camera.intrinsics
+    info = CameraInfo(header=header, width=camera.width, height=camera.height,
+                      distortion_model='plumb_bob')
+    info.d = [0.0] * 5
+    info.k = [float(v) for v in k.reshape(-1)]
+    info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
+    return info
+
+
 class SimCameraRig(Node):
     """Publish synchronized views of synthetic objects from N simulated cameras."""
 
@@ -123,70 +200,21 @@ class SimCameraRig(Node):
             f'(seed {self.config.seed})')
 
     def _read_config(self) -> RigConfig:
-        values = {name: self.get_parameter(name).value for name in PARAMETERS}
-        azimuths = tuple(float(a) for a in values['camera_azimuths_deg'])
-        if azimuths == (0.0,):
-            azimuths = ()
-        problems = []
-        if values['num_cameras'] < 1 and not azimuths:
-            problems.append('num_cameras must be at least 1')
-        if values['rate_hz'] <= 0:
-            problems.append('rate_hz must be > 0')
-        unknown = [c for c in values['categories'] if c not in CATEGORIES]
-        if unknown or not values['categories']:
-            problems.append(f'categories must be a non-empty subset of {list(CATEGORIES)}, '
-                            f'got {unknown or "[]"}')
-        if len(values['background_rgb']) != 3:
-            problems.append('background_rgb needs three values')
-        if problems:
-            raise ValueError('; '.join(problems))
-        return RigConfig(
-            num_cameras=len(azimuths) or int(values['num_cameras']),
-            camera_azimuths_deg=azimuths,
-            camera_elevation_deg=float(values['camera_elevation_deg']),
-            camera_distance_ratio=float(values['camera_distance_ratio']),
-            fov_deg=float(values['fov_deg']), width=int(values['width']),
-            height=int(values['height']), rate_hz=float(values['rate_hz']),
-            object_switch_s=float(values['object_switch_s']),
-            categories=tuple(values['categories']), seed=int(values['seed']),
-            first_index=int(values['first_index']),
-            background_rgb=tuple(int(v) for v in values['background_rgb']),
-            frame_prefix=str(values['frame_prefix']),
-            object_frame_id=str(values['object_frame_id']),
-            object_size_m=float(values['object_size_m']))
+        return rig_config_from_values({name: self.get_parameter(name).value
+                                       for name in PARAMETERS})
 
     def _show_object(self, count: int) -> None:
         """Build object number ``count`` of the sequence and render every camera's view."""
-        categories = self.config.categories
-        category = categories[count % len(categories)]
-        index = self.config.first_index + count // len(categories)
-        obj = dataset_object(category, index, seed=self.config.seed)
-        background = np.asarray(self.config.background_rgb, dtype=np.float32)
-        self.views = []
-        for camera in self.rig_cameras:
-            rgba = render_view(obj, camera, supersample=2).astype(np.float32)
-            alpha = rgba[:, :, 3:] / 255.0
-            rgb = rgba[:, :, :3] * alpha + background * (1.0 - alpha)
-            self.views.append(np.round(rgb).astype(np.uint8))
-        # Built once per object; each tick only restamps it.
-        self.truth_cloud = grid_to_cloud(
-            voxelize(obj).astype(np.float32), threshold=0.5,
-            object_size_m=self.config.object_size_m,
-            header=Header(frame_id=self.config.object_frame_id))
-        self.object_name = f'{category}/{index}'
+        scene = render_scene(self.config, self.rig_cameras, count)
+        self.views = scene.views
+        self.truth_cloud = scene.truth_cloud  # built once per object; each tick restamps it
+        self.object_name = scene.name
         self.object_count = count
         self.object_started_ns = self.get_clock().now().nanoseconds
         self.get_logger().info(f'showing object {self.object_name}')
 
     def _camera_info(self, camera: Camera, header: Header) -> CameraInfo:
-        k = camera.intrinsics
-        info = CameraInfo(header=header, width=camera.width, height=camera.height,
-                          distortion_model='plumb_bob')
-        info.d = [0.0] * 5
-        info.k = [float(v) for v in k.reshape(-1)]
-        info.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-        info.p = [k[0, 0], 0.0, k[0, 2], 0.0, 0.0, k[1, 1], k[1, 2], 0.0, 0.0, 0.0, 1.0, 0.0]
-        return info
+        return camera_info(camera, header)
 
     def _tick(self) -> None:
         now_ns = self.get_clock().now().nanoseconds

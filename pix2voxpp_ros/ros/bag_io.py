@@ -1,0 +1,213 @@
+"""rosbag2 files without ROS: read recorded messages, write new bags completely or not at all.
+
+Built on ``rosbags`` (pure Python; mcap and sqlite3 storage, CDR): :class:`BagReader` opens a bag
+(directory or single ``.mcap`` / ``.db3`` file), checks topics and their types with messages that
+list what the bag has, and yields decoded messages; every failure of the storage, from a missing
+file to a truncated one, becomes one :class:`BagError` naming the file. :class:`BagWriter` writes
+rclpy messages (serialized with ``rclpy.serialization``, the bytes a live publisher sends) into a
+bag under a temporary name and renames it into place only when it is complete.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from functools import lru_cache
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Iterable, Iterator, Optional, Union
+
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+IMAGE_TYPE = 'sensor_msgs/msg/Image'
+COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
+CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
+CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
+MARKERS_TYPE = 'visualization_msgs/msg/MarkerArray'
+STRING_TYPE = 'std_msgs/msg/String'
+STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+
+class BagError(Exception):
+    """A bag cannot be read or written, or lacks what was asked for; the message says which."""
+
+
+@lru_cache(maxsize=1)
+def typestore() -> Any:
+    """Return the message definitions that decode and describe topics (ROS 2 Kilted)."""
+    return get_typestore(Stores.ROS2_KILTED)
+
+
+class BagReader:
+    """An open rosbag2 bag: its topics and decoded messages.
+
+    :param path: a bag directory (``metadata.yaml`` and its files) or one ``.mcap``/``.db3`` file.
+    :raises BagError: missing, not a bag, or unreadable (its metadata or storage is broken).
+    """
+
+    def __init__(self, path: Union[str, Path]) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise BagError(f'{self.path}: no such bag (a rosbag2 directory, .mcap or .db3 file)')
+        try:
+            self._reader = Reader(self.path)
+            self._reader.open()
+        except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds; one message
+            raise BagError(f'{self.path}: not a readable rosbag2 bag: {_reason(exc)}') from exc
+        self.topics: dict[str, str] = {t: info.msgtype or '?' for t, info in
+                                       self._reader.topics.items()}
+        self.counts: dict[str, int] = {t: info.msgcount for t, info in
+                                       self._reader.topics.items()}
+
+    def close(self) -> None:
+        """Close the storage (idempotent)."""
+        if self._reader.is_open:
+            self._reader.close()
+
+    def __enter__(self) -> BagReader:
+        return self
+
+    def __exit__(self, exc_type: Optional[type], exc_value: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        self.close()
+
+    def topics_of_type(self, *msgtypes: str) -> list[str]:
+        """Topics whose type is one of ``msgtypes``, sorted."""
+        return sorted(t for t, msgtype in self.topics.items() if msgtype in msgtypes)
+
+    def require(self, topic: str, msgtype: str, *, role: str) -> None:
+        """Check that ``topic`` is in the bag with type ``msgtype``.
+
+        :param role: what the topic is for, e.g. ``camera topic``, for the message.
+        :raises BagError: the topic is absent (listing the bag's topics of that type) or has
+            another type.
+        """
+        if topic not in self.topics:
+            same = self.topics_of_type(msgtype)
+            listed = ', '.join(same) if same else f'none (it has {len(self.topics)} other topics)'
+            raise BagError(f'{self.path}: {role} {topic} is not in the bag; its '
+                           f'{msgtype} topics: {listed}')
+        if self.topics[topic] != msgtype:
+            raise BagError(f'{self.path}: {role} {topic} has type {self.topics[topic]}, '
+                           f'expected {msgtype}')
+
+    def messages(self, topics: Iterable[str]) -> Iterator[tuple[str, int, Any]]:
+        """Yield ``(topic, recorded time ns, raw CDR bytes)`` of ``topics`` in recorded order.
+
+        :raises BagError: the storage fails while reading (e.g. a truncated file).
+        """
+        wanted = set(topics)
+        connections = [c for c in self._reader.connections if c.topic in wanted]
+        if not connections:
+            return
+        iterator = self._reader.messages(connections=connections)
+        while True:
+            try:
+                connection, stamp, raw = next(iterator)
+            except StopIteration:
+                return
+            except Exception as exc:  # noqa: BLE001 - storage errors of every kind; one message
+                raise BagError(f'{self.path}: reading failed, the bag may be truncated or '
+                               f'damaged: {_reason(exc)}') from exc
+            yield connection.topic, stamp, raw
+
+    def decode(self, raw: Any, msgtype: str) -> Any:
+        """Decode CDR bytes to a ``rosbags`` message (fields as in the ROS message).
+
+        :raises BagError: the bytes are not a valid message of that type.
+        """
+        try:
+            return typestore().deserialize_cdr(raw, msgtype)
+        except Exception as exc:  # noqa: BLE001 - a damaged message of any kind
+            raise BagError(f'undecodable {msgtype}: {_reason(exc)}') from exc
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
+
+
+class BagWriter:
+    """Write a new bag at ``path``: under a temporary name first, renamed when complete.
+
+    Use as a context manager; when the block raises, nothing is left behind. Messages are rclpy
+    messages (serialized with :func:`rclpy.serialization.serialize_message`) or CDR bytes.
+
+    :param path: the bag directory to create.
+    :param storage: ``mcap`` (default, what ``ros2 bag record`` writes since Iron) or ``sqlite3``.
+    :param overwrite: replace an existing bag at ``path`` (only once the new one is complete).
+    :raises BagError: ``path`` exists (without ``overwrite``) or an unknown storage.
+    """
+
+    def __init__(self, path: Union[str, Path], *, storage: str = 'mcap',
+                 overwrite: bool = False) -> None:
+        self.path = Path(path)
+        if storage not in STORAGES:
+            raise BagError(f'storage must be one of {", ".join(STORAGES)}, got {storage!r}')
+        if self.path.exists() and not overwrite:
+            raise BagError(f'{self.path}: already exists; choose another output or pass '
+                           '--overwrite')
+        self.storage = storage
+        self.overwrite = overwrite
+        # The bag's files are named after its directory: keep the final name inside a
+        # temporary parent, so the renamed bag looks exactly as if written in place.
+        self._parent = self.path.parent / f'.{self.path.name}.partial-{os.getpid()}'
+        self._writer: Optional[Writer] = None
+        self._connections: dict[str, Any] = {}
+        self.extra_files: dict[str, bytes] = {}  # written into the bag directory at the end
+        self.counts: dict[str, int] = {}
+
+    def __enter__(self) -> BagWriter:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if self._parent.exists():
+                shutil.rmtree(self._parent)
+            self._parent.mkdir()
+            self._writer = Writer(self._parent / self.path.name, version=Writer.VERSION_LATEST,
+                                  storage_plugin=STORAGES[self.storage])
+            self._writer.open()
+        except Exception as exc:  # noqa: BLE001 - permissions, disk: one message
+            self._discard()
+            raise BagError(f'{self.path}: cannot create the bag: {_reason(exc)}') from exc
+        return self
+
+    def add_topic(self, topic: str, msgtype: str) -> None:
+        """Declare a topic and its type (``sensor_msgs/msg/PointCloud2`` style)."""
+        assert self._writer is not None, 'use BagWriter as a context manager'
+        self._connections[topic] = self._writer.add_connection(topic, msgtype,
+                                                               typestore=typestore())
+        self.counts[topic] = 0
+
+    def write(self, topic: str, message: Any, stamp_ns: int) -> None:
+        """Write one message (an rclpy message, or its CDR bytes) at recorded time ``stamp_ns``."""
+        assert self._writer is not None, 'use BagWriter as a context manager'
+        if not isinstance(message, (bytes, bytearray, memoryview)):
+            from rclpy.serialization import serialize_message
+            message = serialize_message(message)
+        self._writer.write(self._connections[topic], int(stamp_ns), message)
+        self.counts[topic] += 1
+
+    def __exit__(self, exc_type: Optional[type], exc_value: Optional[BaseException],
+                 tb: Optional[TracebackType]) -> None:
+        writer, self._writer = self._writer, None
+        if exc_type is not None:
+            if writer is not None:
+                writer.abort()
+            self._discard()
+            return
+        try:
+            assert writer is not None
+            writer.close()
+            for name, data in self.extra_files.items():
+                (self._parent / self.path.name / name).write_bytes(data)
+            if self.path.exists() and self.overwrite:
+                shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
+            os.replace(self._parent / self.path.name, self.path)
+        except Exception as exc:  # noqa: BLE001 - disk full, permissions: one message
+            self._discard()
+            raise BagError(f'{self.path}: writing the bag failed: {_reason(exc)}') from exc
+        self._discard()
+
+    def _discard(self) -> None:
+        shutil.rmtree(self._parent, ignore_errors=True)

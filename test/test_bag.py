@@ -1,0 +1,415 @@
+"""``pix2voxpp-bag`` on real rosbag2 files written here with ``rosbags`` (mcap and sqlite3).
+
+Input bags are written with rosbags' own serializer and Humble's message definitions, as a robot's
+recorder would, independently of the rclpy code that writes the outputs; outputs are read back
+with rosbags too. The tool runs in this process (``main(argv)``), so a traceback would fail the
+test; the clouds are compared with what the core reconstructs from the same frames.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterator, NamedTuple, Optional
+
+import numpy as np
+import pytest
+import torch
+from rosbags.rosbag2 import Reader, StoragePlugin, Writer
+from rosbags.typesys import Stores, get_typestore
+
+from ros_helpers import make_frames, write_checkpoint, write_params
+from pix2voxpp_ros.cli import bag as bag_cli
+from pix2voxpp_ros.core.inference import Reconstructor
+from pix2voxpp_ros.core.views import NS_PER_S
+from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
+from pix2voxpp_ros.ros import demo
+from pix2voxpp_ros.ros.bag_io import BagWriter
+from pix2voxpp_ros.ros.conversions import reconstruction_messages
+from pix2voxpp_ros.ros.param_files import ParamsFileError, read_params_file
+from pix2voxpp_ros.ros.rig_bag import TRUTH_TOPIC, image_topic, record_rig_bag
+
+pytestmark = pytest.mark.timeout(300)
+
+TS = get_typestore(Stores.ROS2_HUMBLE)
+IMAGE = 'sensor_msgs/msg/Image'
+CAMERAS = ['/cam0/image_raw', '/cam1/image_raw', '/cam2/image_raw']
+T0 = 1_700_000_000 * NS_PER_S
+THRESHOLD = 0.5
+SIZE_M = 0.5
+STORAGE = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
+
+
+class Setup(NamedTuple):
+    weights: Path
+    params: Path
+    tmp: Path
+
+
+@pytest.fixture(scope='module')
+def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    tmp = tmp_path_factory.mktemp('bag')
+    weights = write_checkpoint(tmp / 'f.pth', threshold=THRESHOLD)
+    params = write_params(tmp / 'node.yaml', {
+        'weights': str(weights), 'camera_topics': CAMERAS, 'sync_slop_s': 0.1,
+        'max_frame_age_s': 2.0, 'max_rate_hz': 0.0, 'frame_id': 'object',
+        'object_size_m': SIZE_M, 'threshold': -1.0, 'device': 'cpu', 'num_threads': 1,
+        'qos_reliability': 'reliable'})
+    threads = torch.get_num_threads()
+    yield Setup(weights, params, tmp)
+    torch.set_num_threads(threads)  # the tool set one thread, as the parameters say
+
+
+def image_message(array: np.ndarray, stamp_ns: int, encoding: str) -> Any:
+    """Build a rosbags sensor_msgs/Image (not rclpy: an independent serializer)."""
+    header = TS.types['std_msgs/msg/Header'](
+        stamp=TS.types['builtin_interfaces/msg/Time'](sec=stamp_ns // NS_PER_S,
+                                                      nanosec=stamp_ns % NS_PER_S),
+        frame_id='camera')
+    channels = 1 if array.ndim == 2 else array.shape[2]
+    return TS.types[IMAGE](header=header, height=array.shape[0], width=array.shape[1],
+                           encoding=encoding, is_bigendian=0, step=array.shape[1] * channels,
+                           data=np.ascontiguousarray(array).reshape(-1))
+
+
+def write_bag(path: Path, messages: list[tuple[str, int, Any]], *, storage: str = 'mcap',
+              types: Optional[dict[str, str]] = None) -> Path:
+    """Write ``(topic, time ns, rosbags message or raw bytes)`` in order; types per topic."""
+    types = dict(types or {})
+    with Writer(path, version=9, storage_plugin=STORAGE[storage]) as writer:
+        connections = {}
+        for topic, _, _ in messages:
+            if topic not in connections:
+                connections[topic] = writer.add_connection(topic, types.get(topic, IMAGE),
+                                                           typestore=TS)
+        for topic, stamp, msg in messages:
+            raw = msg if isinstance(msg, bytes) else TS.serialize_cdr(
+                msg, types.get(topic, IMAGE))
+            writer.write(connections[topic], stamp, raw)
+    return path
+
+
+def read_bag(path: Path) -> dict[str, list[tuple[int, Any]]]:
+    """Every message of a bag decoded with rosbags, by topic: ``[(time ns, message)]``."""
+    out: dict[str, list] = {}
+    with Reader(path) as reader:
+        for connection, stamp, raw in reader.messages():
+            out.setdefault(connection.topic, []).append(
+                (stamp, TS.deserialize_cdr(raw, connection.msgtype)))
+    return out
+
+
+def stamp_of(msg: Any) -> int:
+    return msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec
+
+
+def run_tool(setup: Setup, bag: Path, out: Path, *extra: str,
+             capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    code = bag_cli.main([str(bag), '--params', str(setup.params), '--out', str(out), '--quiet',
+                         *extra])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+# Two complete sets of three cameras (0.5 s apart), with the colour encodings the node takes.
+SET_FRAMES = [make_frames(3, seed=10), make_frames(3, seed=20)]
+SET_FRAMES[1][2] = make_frames(1, seed=21, channels=1)[0]
+ENCODINGS = [['rgb8', 'bgr8', 'rgb8'], ['bgr8', 'rgb8', 'mono8']]
+SET_STAMPS = [T0 + 100_000_000, T0 + 600_000_000]
+
+
+def recorded_sets() -> list[tuple[str, int, Any]]:
+    """Return the two sets in arrival order (received 2 ms after capture, camera by camera)."""
+    messages = []
+    for frames, encodings, stamp in zip(SET_FRAMES, ENCODINGS, SET_STAMPS):
+        for camera, (frame, encoding) in enumerate(zip(frames, encodings)):
+            messages.append((CAMERAS[camera], stamp + 2_000_000 + camera,
+                             image_message(frame, stamp, encoding)))
+    return messages
+
+
+def expected_messages(setup: Setup, index: int) -> Any:
+    """Return what the node publishes for set ``index``: the core's result, one thread."""
+    from std_msgs.msg import Header
+
+    from pix2voxpp_ros.ros.conversions import ns_to_stamp
+    grid = Reconstructor(setup.weights, device='cpu', num_threads=1, warmup_views=0).reconstruct(
+        SET_FRAMES[index], encodings=ENCODINGS[index])
+    header = Header(stamp=ns_to_stamp(SET_STAMPS[index]), frame_id='object')
+    return grid, reconstruction_messages(grid, threshold=THRESHOLD, object_size_m=SIZE_M,
+                                         header=header)
+
+
+@pytest.mark.parametrize('storage', ['mcap', 'sqlite3'])
+def test_every_set_of_a_recording_becomes_the_node_outputs(
+        setup: Setup, storage: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    messages = recorded_sets()
+    # single bad frames between the sets: counted and skipped, never fatal
+    bad = image_message(make_frames(1, seed=5)[0], SET_STAMPS[0] + 200_000_000, 'rgb8')
+    messages.insert(3, (CAMERAS[0], SET_STAMPS[0] + 200_000_000, TS.types[IMAGE](
+        header=bad.header, height=48, width=64, encoding='16UC1', is_bigendian=0, step=128,
+        data=np.zeros(48 * 128, np.uint8))))  # unsupported encoding
+    messages.insert(4, (CAMERAS[1], SET_STAMPS[0] + 210_000_000, TS.types[IMAGE](
+        header=bad.header, height=48, width=64, encoding='rgb8', is_bigendian=0, step=192,
+        data=np.zeros(100, np.uint8))))  # data shorter than step x height
+    messages.insert(5, (CAMERAS[2], SET_STAMPS[0] + 220_000_000, b'\x00\x01\x00\x00\x07'))
+    bag = write_bag(tmp_path / f'in_{storage}', messages, storage=storage)
+    out = tmp_path / 'out'
+    code, stdout, stderr = run_tool(setup, bag, out, '--batch', '4', '--npy-dir',
+                                    str(tmp_path / 'npy'), '--ply-dir', str(tmp_path / 'ply'),
+                                    capsys=capsys)
+    assert code == 0, stderr
+    assert 'Traceback' not in stderr
+    assert '16UC1' in stderr and 'malformed' in stderr and 'undecodable' in stderr
+
+    written = read_bag(out)
+    assert sorted(written) == ['/pix2voxpp/grid', '/pix2voxpp/markers', '/pix2voxpp/occupancy']
+    for index, stamp in enumerate(SET_STAMPS):
+        grid, expected = expected_messages(setup, index)
+        log_ns, cloud = written['/pix2voxpp/occupancy'][index]
+        assert log_ns == stamp == stamp_of(cloud) and cloud.header.frame_id == 'object'
+        assert cloud.width == expected.cloud.width > 0
+        assert bytes(cloud.data) == bytes(expected.cloud.data)  # value for value
+        assert [(f.name, f.offset, f.datatype) for f in cloud.fields] == \
+            [(f.name, f.offset, f.datatype) for f in expected.cloud.fields]
+        _, dense = written['/pix2voxpp/grid'][index]
+        assert stamp_of(dense) == stamp and bytes(dense.data) == bytes(expected.grid.data)
+        _, markers = written['/pix2voxpp/markers'][index]
+        marker = markers.markers[0]
+        assert stamp_of(marker) == stamp and len(marker.points) == cloud.width
+        assert [(p.x, p.y, p.z) for p in marker.points] == \
+            [(p.x, p.y, p.z) for p in expected.markers.markers[0].points]
+        np.testing.assert_array_equal(
+            np.load(tmp_path / 'npy' / f'{index:05d}_{stamp}.npy'), grid_to_ros_axes(grid))
+        assert len(read_ply(tmp_path / 'ply' / f'{index:05d}_{stamp}.ply')['x']) == cloud.width
+
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['sets'] == {'found': 2, 'reconstructed': 2, 'dropped': {}, 'views': {'3': 2}}
+    assert summary['frames']['dropped'] == {'encoding': 1, 'bad_image': 1, 'undecodable': 1}
+    assert summary['forward_passes'] == 1  # both sets in one pass
+    assert summary['sets_per_s'] > 0 and summary['model_time_s'] > 0
+    assert '2 view set(s) found, 2 reconstructed in 1 forward pass(es)' in stdout
+    assert not [p for p in tmp_path.iterdir() if '.partial' in p.name]
+
+
+def test_rate_and_ages_follow_the_recorded_stamps(setup: Setup, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    # 5 ticks 0.3 s apart, at most 2 sets per second of recorded time, as the node's one-slot
+    # queue does it: tick 0 runs at once; 0.3 waits and runs at 0.5; 0.6 waits and is replaced by
+    # 0.9, which runs at 1.0; 1.2 waits and runs when the recording ends. This holds however fast
+    # this machine reads. A late frame of camera 0 (3.2 s older than the newest stamp) is stale.
+    frames = make_frames(3, seed=1)
+    messages = []
+    for k in range(5):
+        stamp = T0 + k * 300_000_000
+        messages += [(CAMERAS[c], stamp, image_message(frames[c], stamp, 'rgb8'))
+                     for c in range(3)]
+    late = T0 - 2_000_000_000
+    messages.append((CAMERAS[0], T0 + 1_300_000_000, image_message(frames[0], late, 'rgb8')))
+    bag = write_bag(tmp_path / 'in', messages)
+    out = tmp_path / 'out'
+    code, _, stderr = run_tool(setup, bag, out, '-p', 'max_rate_hz:=2.0', capsys=capsys)
+    assert code == 0, stderr
+    stamps = [stamp_of(m) for _, m in read_bag(out)['/pix2voxpp/occupancy']]
+    assert stamps == [T0, T0 + 300_000_000, T0 + 900_000_000, T0 + 1_200_000_000]
+    summary = json.loads((out / 'summary.json').read_text())
+    assert summary['sets']['found'] == 5 and summary['sets']['dropped'] == {'rate': 1}
+    assert summary['frames']['dropped'] == {'stale': 1}
+
+
+def test_one_moving_camera_makes_sets_of_key_frames(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # One camera at 5 Hz; key frames at least 0.5 s apart (0, 0.6, 1.2, 1.8 s), two per set.
+    frames = make_frames(10, seed=3)
+    stamps = [T0 + k * 200_000_000 for k in range(10)]
+    bag = write_bag(tmp_path / 'in', [(CAMERAS[0], s, image_message(f, s, 'rgb8'))
+                                      for f, s in zip(frames, stamps)])
+    code, _, stderr = run_tool(setup, bag, tmp_path / 'out', '--camera-topics', CAMERAS[0],
+                               '-p', 'views_per_reconstruction:=2', capsys=capsys)
+    assert code == 0, stderr
+    written = [stamp_of(m) for _, m in read_bag(tmp_path / 'out')['/pix2voxpp/occupancy']]
+    assert written == [stamps[3], stamps[6], stamps[9]]
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert summary['sets']['views'] == {'2': 3} and summary['forward_passes'] == 1
+
+
+def test_receive_clock_judges_ages_by_the_recorded_arrival(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # One set whose camera 2 frame was logged 3 s after its capture: older than max_frame_age_s
+    # (2 s) on the receive clock, fresh on the header clock.
+    messages = recorded_sets()[:3]
+    topic, _, msg = messages[2]
+    messages[2] = (topic, SET_STAMPS[0] + 3 * NS_PER_S, msg)
+    bag = write_bag(tmp_path / 'in', messages)
+    code, _, stderr = run_tool(setup, bag, tmp_path / 'header', capsys=capsys)
+    assert code == 0, stderr
+    assert len(read_bag(tmp_path / 'header')['/pix2voxpp/occupancy']) == 1
+    code, _, stderr = run_tool(setup, bag, tmp_path / 'receive', '--clock', 'receive',
+                               capsys=capsys)
+    assert code == 0, stderr
+    summary = json.loads((tmp_path / 'receive' / 'summary.json').read_text())
+    assert summary['frames']['dropped'] == {'stale': 1} and summary['sets']['found'] == 0
+    assert summary['messages_written']['/pix2voxpp/occupancy'] == 0
+
+
+def bad_case(name: str, setup: Setup, tmp: Path) -> tuple[Path, list[str], str]:
+    """Build one broken input; return (bag, extra arguments, text the message must hold)."""
+    good = recorded_sets()[:3]
+    if name == 'missing':
+        return tmp / 'nothing_here', [], 'no such bag'
+    if name == 'not_a_bag':
+        path = tmp / 'noise.mcap'
+        path.write_bytes(os.urandom(4096))
+        return path, [], 'not a readable rosbag2 bag'
+    if name == 'broken_metadata':
+        bag = write_bag(tmp / 'meta', good)
+        (bag / 'metadata.yaml').write_text('rosbag2_bagfile_information: [unclosed\n')
+        return bag, [], 'not a readable rosbag2 bag'
+    if name in ('truncated_mcap', 'truncated_sqlite3'):
+        storage = name.split('_')[1]
+        bag = write_bag(tmp / name, good, storage=storage)
+        data = next(p for p in bag.iterdir() if p.suffix in ('.mcap', '.db3'))
+        os.truncate(data, data.stat().st_size // 2)
+        return bag, [], str(bag)
+    if name == 'damaged_chunk':  # opens fine, fails while reading: after the output was opened
+        bag = write_bag(tmp / name, good)
+        data = bag / f'{name}.mcap'
+        with open(data, 'r+b') as handle:  # the chunk of messages; the index at the end stays
+            handle.seek(100)
+            handle.write(b'\xff' * (data.stat().st_size // 2))
+        return bag, [], 'reading failed'
+    if name == 'topic_not_in_bag':
+        bag = write_bag(tmp / name, good[:2] + [('/other/image', T0, good[2][2])])
+        return bag, [], '/cam2/image_raw is not in the bag; its sensor_msgs/msg/Image topics: ' \
+                        '/cam0/image_raw, /cam1/image_raw, /other/image'
+    if name == 'wrong_type':
+        text = TS.types['std_msgs/msg/String'](data='hello')
+        bag = write_bag(tmp / name, good[:2] + [(CAMERAS[2], T0, text)],
+                        types={CAMERAS[2]: 'std_msgs/msg/String'})
+        return bag, [], '/cam2/image_raw has type std_msgs/msg/String, expected ' \
+                        'sensor_msgs/msg/Image'
+    if name == 'bad_parameters':
+        bag = write_bag(tmp / name, good)
+        return bag, ['-p', 'sync_slop_s:=-1', '--weights', str(tmp / 'none.pth')], \
+            'invalid parameters'
+    raise AssertionError(name)
+
+
+@pytest.mark.parametrize('name', ['missing', 'not_a_bag', 'broken_metadata', 'truncated_mcap',
+                                  'truncated_sqlite3', 'damaged_chunk', 'topic_not_in_bag',
+                                  'wrong_type', 'bad_parameters'])
+def test_a_bad_bag_gives_one_clear_message_and_no_output(
+        setup: Setup, name: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bag, extra, expected = bad_case(name, setup, tmp_path)
+    out = tmp_path / 'results' / 'out'
+    code, stdout, stderr = run_tool(setup, bag, out, *extra, capsys=capsys)
+    assert code != 0
+    errors = [line for line in stderr.splitlines() if 'pix2voxpp-bag: ' in line
+              and 'frames on' not in line]
+    assert len(errors) == 1 and expected in errors[0], stderr
+    assert 'Traceback' not in stderr + stdout
+    assert not out.exists()
+    assert not (tmp_path / 'results').exists() or not list((tmp_path / 'results').iterdir())
+
+
+def test_an_existing_output_is_kept_unless_overwrite(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bag = write_bag(tmp_path / 'in', recorded_sets())
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'keep').write_text('mine')
+    code, _, stderr = run_tool(setup, bag, out, capsys=capsys)
+    assert code != 0 and 'already exists' in stderr and (out / 'keep').read_text() == 'mine'
+    code, _, stderr = run_tool(setup, bag, out, '--overwrite', capsys=capsys)
+    assert code == 0, stderr
+    assert not (out / 'keep').exists() and len(read_bag(out)['/pix2voxpp/occupancy']) == 2
+
+
+def test_bag_writer_leaves_nothing_behind_when_interrupted(tmp_path: Path) -> None:
+    from std_msgs.msg import String
+    path = tmp_path / 'out'
+    with pytest.raises(RuntimeError):
+        with BagWriter(path) as bag:
+            bag.add_topic('/t', 'std_msgs/msg/String')
+            bag.write('/t', String(data='x'), T0)
+            raise RuntimeError('stop')
+    assert list(tmp_path.iterdir()) == []
+    with BagWriter(path, storage='sqlite3') as bag:
+        bag.add_topic('/t', 'std_msgs/msg/String')
+        bag.write('/t', String(data='x'), T0)
+    assert [m.data for _, m in read_bag(path)['/t']] == ['x']
+    assert sorted(p.name for p in path.iterdir()) == ['metadata.yaml', 'out.db3']
+
+
+def test_rig_recording_is_scored_like_the_demo(setup: Setup, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    bag = tmp_path / 'rig'
+    record_rig_bag(bag, params_file=demo.config_dir() / 'demo_rig.yaml', objects=2,
+                   overrides={'width': 64, 'height': 48, 'object_switch_s': 1.0}, start_ns=T0)
+    out = tmp_path / 'out'
+    code, stdout, stderr = run_tool(
+        setup, bag, out, '--camera-topics', *[image_topic(i) for i in range(3)],
+        '-p', 'sync_slop_s:=0.05', '--truth-topic', TRUTH_TOPIC, capsys=capsys)
+    assert code == 0, stderr
+    # Score independently: the output clouds against the recorded truth of the same stamp.
+    written, recorded = read_bag(out), read_bag(bag)
+    truths = {stamp_of(m): demo.cloud_to_voxels(demo.Scorer.cloud_points(m), SIZE_M)
+              for _, m in recorded[TRUTH_TOPIC]}
+    names = {int(m.data.rsplit(' ', 1)[1]): m.data.rsplit(' ', 1)[0]
+             for _, m in recorded['/rig/sim_camera_rig/object']}
+    first: dict[str, float] = {}
+    for _, cloud in written['/pix2voxpp/occupancy']:
+        prediction = demo.cloud_to_voxels(demo.Scorer.cloud_points(cloud), SIZE_M)
+        first.setdefault(names[stamp_of(cloud)], demo.iou(prediction, truths[stamp_of(cloud)]))
+    assert list(first) == ['table/0', 'chair/0'] and len(written['/pix2voxpp/occupancy']) == 4
+    summary = json.loads((out / 'summary.json').read_text())['scores']
+    assert [(o['name'], o['sets']) for o in summary['objects']] == [('table/0', 2), ('chair/0', 2)]
+    for row in summary['objects']:
+        assert row['iou'] == pytest.approx(first[row['name']], abs=1e-4)
+        assert f'  {row["name"]:<14} IoU {first[row["name"]]:.3f}  (' in stdout
+    assert f'mean IoU {np.mean(list(first.values())):.3f} over 2 objects' in stdout
+
+
+def test_demo_records_the_rig_into_a_bag(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bag = tmp_path / 'demo_bag'
+    assert demo.main(['--record', str(bag), '--objects', '1', '--object-switch-s', '0.5',
+                      '--storage', 'sqlite3']) == 0
+    recorded = read_bag(bag)
+    assert sorted(recorded) == sorted(
+        [f'/rig/camera_{i}/{t}' for i in range(3) for t in ('image_raw', 'camera_info')]
+        + [TRUTH_TOPIC, '/rig/sim_camera_rig/object'])
+    _, image = recorded['/rig/camera_1/image_raw'][0]
+    _, info = recorded['/rig/camera_1/camera_info'][0]
+    assert (image.width, image.height, image.encoding) == (640, 480, 'rgb8')
+    assert stamp_of(info) == stamp_of(image) == stamp_of(recorded[TRUTH_TOPIC][0][1])
+    assert 'recorded 8 messages on 8 topics' in capsys.readouterr().out
+
+
+def test_params_file_sections(tmp_path: Path) -> None:
+    path = tmp_path / 'p.yaml'
+    path.write_text('/**:\n  ros__parameters:\n    a: 1\n    b: 2\n'
+                    'pix2voxpp:\n  ros__parameters:\n    b: 3\n    nested: {c: 4}\n'
+                    'other:\n  ros__parameters:\n    a: 9\n')
+    assert read_params_file(path, node_name='pix2voxpp') == {'a': 1, 'b': 3, 'nested.c': 4}
+    assert read_params_file(path, node_name='other') == {'a': 9, 'b': 2}
+    path.write_text('rig:\n  ros__parameters:\n    a: 1\n')
+    with pytest.raises(ParamsFileError, match="no parameters for node 'pix2voxpp'.*'rig'"):
+        read_params_file(path, node_name='pix2voxpp')
+    path.write_text('a: [unclosed\n')
+    with pytest.raises(ParamsFileError, match='not valid YAML'):
+        read_params_file(path, node_name='pix2voxpp')
+
+
+def test_the_node_parameters_file_of_the_package_is_accepted(setup: Setup) -> None:
+    class Args:
+        params = Path(demo.config_dir()) / 'pix2voxpp.yaml'
+        param = ['trigger:=service']
+        weights, threshold, device, num_threads = str(setup.weights), None, 'cpu', None
+        camera_topics, node_name = None, 'pix2voxpp'
+    config, notes = bag_cli.load_config(Args())
+    assert config.trigger == 'auto' and any('trigger: service' in n for n in notes)
+    assert bag_cli.resolve_topic(config.camera_topics[0], 'pix2voxpp') == '/camera/image_raw'
+    assert bag_cli.resolve_topic('~/x', 'n') == '/n/x'
+    shutil.rmtree(setup.tmp / 'never', ignore_errors=True)

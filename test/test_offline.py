@@ -1,0 +1,137 @@
+"""Offline view-set assembly on recorded time, batching, the background reader (core, no ROS)."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from pix2voxpp_ros.core.offline import (DROP_RATE, Batcher, OfflineAssembler, PreparedSet,
+                                        PreparedViews, in_background, stack_batch)
+from pix2voxpp_ros.core.views import DROP_STALE, NS_PER_S, Frame, ViewBufferConfig, ViewSet
+
+T0 = 1_700_000_000 * NS_PER_S
+MS = 1_000_000
+
+
+def frame(camera: int, t_ms: int) -> Frame:
+    return Frame(camera=camera, stamp_ns=T0 + t_ms * MS, image=np.zeros((2, 2, 3), np.uint8))
+
+
+def feed(assembler: OfflineAssembler, frames: list[Frame]) -> list[tuple[int, tuple]]:
+    """Feed frames; return (index of the frame that released it, set key) per released set."""
+    out = []
+    for i, f in enumerate(frames):
+        sets, _ = assembler.add(f)
+        out += [(i, tuple((c, (s - T0) // MS) for c, s in v.key)) for v in sets]
+    out += [(len(frames), tuple((c, (s - T0) // MS) for c, s in v.key))
+            for v in assembler.finish()]
+    return out
+
+
+def three_cameras(ticks_ms: list[int]) -> list[Frame]:
+    return [frame(c, t) for t in ticks_ms for c in range(3)]
+
+
+def test_every_tick_is_a_set_without_a_rate_limit() -> None:
+    assembler = OfflineAssembler(ViewBufferConfig(num_cameras=3), max_rate_hz=0.0)
+    released = feed(assembler, three_cameras([0, 500, 1000]))
+    assert released == [(2, ((0, 0), (1, 0), (2, 0))), (5, ((0, 500), (1, 500), (2, 500))),
+                        (8, ((0, 1000), (1, 1000), (2, 1000)))]
+    assert assembler.sets_found == 3 and assembler.sets_rate_dropped == 0
+
+
+def test_rate_limit_runs_on_recorded_time_and_keeps_the_newest_set() -> None:
+    # Ticks every 400 ms, at most one set per second of recorded time: the node's one-slot queue
+    # takes the first set at once, then the newest waiting one when the second is up.
+    assembler = OfflineAssembler(ViewBufferConfig(num_cameras=3), max_rate_hz=1.0)
+    released = feed(assembler, three_cameras([0, 400, 800, 1200, 1600, 2000, 2400]))
+    stamps = [key[0][1] for _, key in released]
+    # 0 taken; 400 waits, replaced by 800, taken at 1000 (seen with the first frame stamped
+    # 1200); 1200 waits, replaced by 1600, taken at 2000; 2000 waits, replaced by 2400, which is
+    # left waiting when the recording ends.
+    assert stamps == [0, 800, 1600, 2400]
+    assert [i for i, _ in released] == [2, 9, 15, 21]
+    assert assembler.sets_found == 7
+    assert assembler.sets_rate_dropped == 3  # 400, 1200 and 2000 were replaced
+    assert DROP_RATE == 'rate'
+
+
+def test_frame_age_is_judged_against_the_newest_stamp_seen() -> None:
+    assembler = OfflineAssembler(ViewBufferConfig(num_cameras=2, max_frame_age_s=1.0))
+    assert assembler.add(frame(0, 5000)) == ([], None)
+    sets, reason = assembler.add(frame(1, 3500))  # 1.5 s older than camera 0's frame
+    assert sets == [] and reason == DROP_STALE
+    assert assembler.now_ns == T0 + 5000 * MS  # the clock never runs backwards
+    sets, reason = assembler.add(frame(1, 4950))
+    assert reason is None
+    assert [v.key for v in sets] == [((0, T0 + 5000 * MS), (1, T0 + 4950 * MS))]
+
+
+def test_receive_time_can_be_the_clock() -> None:
+    assembler = OfflineAssembler(ViewBufferConfig(num_cameras=1, views_per_reconstruction=1,
+                                                  max_frame_age_s=1.0))
+    sets, reason = assembler.add(frame(0, 0), now_ns=T0 + 2000 * MS)  # arrived 2 s late
+    assert sets == [] and reason == DROP_STALE
+
+
+def test_moving_camera_key_frames() -> None:
+    config = ViewBufferConfig(num_cameras=1, views_per_reconstruction=3, min_view_interval_s=0.5,
+                              max_frame_age_s=5.0)
+    released = feed(OfflineAssembler(config), [frame(0, t) for t in range(0, 2001, 200)])
+    # key frames at 0, 600, 1200, 1800 (each >= 500 ms after the previous one)
+    assert [key for _, key in released] == [((0, 0), (0, 600), (0, 1200)),
+                                            ((0, 600), (0, 1200), (0, 1800))]
+
+
+def test_prepared_views_prepare_each_frame_once() -> None:
+    calls = []
+
+    def prepare(f: Frame) -> np.ndarray:
+        calls.append(f.stamp_ns)
+        return np.full((3, 4, 4), f.stamp_ns - T0, np.float32)
+    prepared = PreparedViews(prepare, capacity=4)
+    a, b, c = frame(0, 1), frame(0, 2), frame(0, 3)
+    first = prepared.views(ViewSet((a, b)))
+    second = prepared.views(ViewSet((b, c)))
+    assert first.shape == (2, 3, 4, 4) and second[0, 0, 0, 0] == 2 * MS
+    assert calls == [a.stamp_ns, b.stamp_ns, c.stamp_ns] and prepared.prepared == 3
+
+
+def test_batcher_groups_sets_of_one_view_count() -> None:
+    def item(views: int) -> PreparedSet:
+        return PreparedSet(ViewSet(tuple(frame(c, 0) for c in range(views))),
+                           np.zeros((views, 3, 2, 2), np.float32))
+    batcher = Batcher(2)
+    out = [batch for v in (3, 3, 3, 2, 3) for batch in batcher.add(item(v))] + batcher.flush()
+    assert [[len(i.view_set) for i in batch] for batch in out] == [[3, 3], [3], [2], [3]]
+    assert stack_batch(out[0]).shape == (2, 3, 3, 2, 2)
+    with pytest.raises(ValueError):
+        Batcher(0)
+
+
+def test_in_background_keeps_order_and_raises_where_it_failed() -> None:
+    def produce():
+        yield from range(5)
+        raise RuntimeError('bag broke')
+    got = []
+    with pytest.raises(RuntimeError, match='bag broke'):
+        for value in in_background(produce(), depth=2):
+            got.append(value)
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_in_background_runs_ahead_on_another_thread_and_stops_early() -> None:
+    threads, produced = set(), []
+
+    def produce():
+        for i in range(100):
+            threads.add(threading.current_thread().name)
+            produced.append(i)
+            yield i
+    items = in_background(produce(), depth=2)
+    assert next(items) == 0
+    items.close()  # the consumer stops: so does the producer
+    assert threads == {'pix2voxpp_offline_reader'}
+    assert len(produced) < 10
