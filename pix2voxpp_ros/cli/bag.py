@@ -173,8 +173,8 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
     Runs on the reader thread, ahead of the network by a batch or two.
     """
     from ..ros.bag_io import CLOUD_TYPE, IMAGE_TYPE, STRING_TYPE, BagError
-    from ..ros.conversions import (ImageConversionError, UnsupportedEncodingError,
-                                   image_to_array)
+    from ..ros.conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
+                                   UnsupportedEncodingError, image_to_array)
     from ..ros.demo import Scorer, cloud_to_voxels
     assembler = OfflineAssembler(config.view_buffer_config(), max_rate_hz=config.max_rate_hz)
     rois, margin = config.camera_rois, config.roi_margin
@@ -225,13 +225,13 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
                        f'{exc}')
             continue
         except UnsupportedEncodingError as exc:
-            stats.frames_dropped['encoding'] += 1
-            _warn_once(stats, ('encoding', topic, msg.encoding), f'skipping frames on {topic}: '
+            stats.frames_dropped[DROP_ENCODING] += 1
+            _warn_once(stats, (DROP_ENCODING, topic, msg.encoding), f'skipping frames on {topic}: '
                        f'{exc}')
             continue
         except ImageConversionError as exc:
-            stats.frames_dropped['bad_image'] += 1
-            _warn_once(stats, ('bad_image', topic), f'skipping malformed frames on {topic}: '
+            stats.frames_dropped[DROP_BAD_IMAGE] += 1
+            _warn_once(stats, (DROP_BAD_IMAGE, topic), f'skipping malformed frames on {topic}: '
                        f'{exc}')
             continue
         frame = Frame(camera=camera_of[topic], stamp_ns=_stamp_ns(msg.header.stamp), image=image,

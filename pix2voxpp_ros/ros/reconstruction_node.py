@@ -59,16 +59,15 @@ from ..core.inference import InferenceError, Reconstructor
 from ..core.preprocess import ImageInputError
 from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_REASONS, DROP_STALE, NS_PER_S,
                           Frame, PendingSlot, ViewBuffer)
-from .conversions import (ImageConversionError, UnsupportedEncodingError, grid_to_markers,
-                          image_to_array, ns_to_stamp, reconstruction_messages, stamp_to_ns)
+from .conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
+                          UnsupportedEncodingError, grid_to_markers, image_to_array, ns_to_stamp,
+                          reconstruction_messages, stamp_to_ns)
 from .params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, ConfigError, NodeConfig, coerce,
                      config_from_values, declare_parameters, find_problems, read_values)
 from .worker import (Job, Outcome, ViewPreparer, Worker, WorkerHandle, merge_jobs,
                      submit_and_wait)
 
 NODE_NAME = 'pix2voxpp'
-DROP_ENCODING = 'encoding'  # an encoding the network cannot take
-DROP_BAD_IMAGE = 'bad_image'  # size, step or data length do not fit
 FRAME_DROP_REASONS = (DROP_ENCODING, DROP_BAD_IMAGE) + DROP_REASONS
 ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 SERVICE_TIMEOUT_S = 60.0
