@@ -1,30 +1,38 @@
 """Launch the demo scene: the simulated three-camera rig, the reconstruction node and RViz.
 
     ros2 launch pix2voxpp_ros demo.launch.py [weights:=/path/to/weights.pth] [use_rviz:=false]
+        [params_file:=my_node.yaml]
 
 The rig (namespace ``/rig``) publishes ``/rig/camera_<i>/image_raw`` of held-out synthetic
-objects; the node (``/pix2voxpp``) reconstructs them with ``config/demo_node.yaml``, the parameter
-files that ``pix2voxpp-demo`` uses too on machines without ``ros2 launch``. ``weights`` defaults
-to the demo weights shipped with the package (trained on synthetic objects).
+objects; the node (``/pix2voxpp``) reconstructs them with ``params_file`` (default
+``config/demo_node.yaml``, the parameters ``pix2voxpp-demo`` uses too on machines without
+``ros2 launch``). ``weights`` defaults to the demo weights shipped with the package (trained on
+synthetic objects). RViz starts when it is installed (``use_rviz``, default true).
+
+The rig's 900 KB frames cross between processes; Fast DDS's default 512 KB shared-memory segment
+delays them by seconds. Unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set, the demo points
+it at the package's ``config/fastdds_large_images.xml`` for the processes it starts.
 """
 
 import os
 
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription, SetEnvironmentVariable
 from launch.launch_description_sources import PythonLaunchDescriptionSource
-from launch.substitutions import LaunchConfiguration
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import Node
 
 from pix2voxpp_ros.ros.demo import DEFAULT_WEIGHTS
 
 PACKAGE = 'pix2voxpp_ros'
+FASTDDS_PROFILE_VARIABLE = 'FASTDDS_DEFAULT_PROFILES_FILE'
 
 
 def generate_launch_description():
     """Start the rig, and the reconstruction node (with RViz) through pix2voxpp.launch.py."""
     share = get_package_share_directory(PACKAGE)
+    large_images = os.path.join(share, 'config', 'fastdds_large_images.xml')
     rig = Node(
         package=PACKAGE,
         executable='sim_camera_rig',
@@ -37,15 +45,22 @@ def generate_launch_description():
         PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'pix2voxpp.launch.py')),
         launch_arguments={
             'weights': LaunchConfiguration('weights'),
-            'params_file': os.path.join(share, 'config', 'demo_node.yaml'),
+            'params_file': LaunchConfiguration('params_file'),
             'use_rviz': LaunchConfiguration('use_rviz'),
         }.items(),
     )
     return LaunchDescription([
         DeclareLaunchArgument('weights', default_value=str(DEFAULT_WEIGHTS),
                               description='checkpoint for the reconstruction node'),
+        DeclareLaunchArgument('params_file',
+                              default_value=os.path.join(share, 'config', 'demo_node.yaml'),
+                              description='parameters file of the reconstruction node'),
         DeclareLaunchArgument('use_rviz', default_value='true',
-                              description='start RViz with config/pix2voxpp.rviz'),
+                              description='start RViz with config/pix2voxpp.rviz (skipped with '
+                                          'a warning when rviz2 is not installed)'),
+        # A profile the user set wins; otherwise the large shared-memory segment.
+        SetEnvironmentVariable(FASTDDS_PROFILE_VARIABLE, EnvironmentVariable(
+            FASTDDS_PROFILE_VARIABLE, default_value=large_images)),
         rig,
         reconstruction,
     ])

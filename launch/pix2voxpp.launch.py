@@ -5,9 +5,11 @@
 
 Arguments: ``weights`` and ``camera_topics`` override the parameters of the same name when not
 empty (topics as a YAML list or comma separated); ``params_file`` is a parameters file like
-``config/pix2voxpp.yaml`` (its ``pix2voxpp`` or ``/**`` section is used, so it works in any
-namespace); ``namespace`` puts the node (and RViz) in a namespace; ``use_rviz`` starts RViz with
-``config/pix2voxpp.rviz``, whose topics are ``/pix2voxpp/...`` (edit them when namespaced).
+``config/pix2voxpp.yaml``, handed to the node as ``ros2 run ... --params-file`` does, so every
+section form ROS supports applies (``pix2voxpp:``, ``/**:``, ``/**/pix2voxpp:``,
+``/robot1/pix2voxpp:`` with ``namespace:=robot1``, ...); ``namespace`` puts the node (and RViz)
+in a namespace; ``use_rviz`` starts RViz with ``config/pix2voxpp.rviz``, whose topics are
+``/pix2voxpp/...`` (edit them when namespaced); without rviz2 installed it warns and goes on.
 
 The node configures and activates itself (parameter ``autostart``); a lifecycle manager can set
 ``autostart: false`` in the parameters file and drive the transitions instead.
@@ -16,9 +18,10 @@ The node configures and activates itself (parameter ``autostart``); a lifecycle 
 import os
 
 import yaml
-from ament_index_python.packages import get_package_share_directory
+from ament_index_python.packages import (PackageNotFoundError, get_package_prefix,
+                                         get_package_share_directory)
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
@@ -26,20 +29,6 @@ PACKAGE = 'pix2voxpp_ros'
 NODE_NAME = 'pix2voxpp'
 # Launch arguments that, when not empty, override the node parameter of the same name.
 PARAMETER_ARGUMENTS = ('weights', 'camera_topics')
-
-
-def _read_parameters(path):
-    """Read the node's parameters from a parameters file: its '/**', then its own section."""
-    if not path:
-        return {}
-    with open(path) as stream:
-        data = yaml.safe_load(stream) or {}
-    parameters = {}
-    for key in ('/**', NODE_NAME, '/' + NODE_NAME):
-        section = data.get(key) or {}
-        parameters.update(section.get('ros__parameters') or {})
-    # Empty values are the node's defaults; leaving them out avoids untyped empty parameters.
-    return {k: v for k, v in parameters.items() if v not in ('', [], None)}
 
 
 def _parse_topics(text):
@@ -50,23 +39,57 @@ def _parse_topics(text):
     return [topic for topic in text.replace(',', ' ').split() if topic]
 
 
-def _launch_setup(context, *args, **kwargs):
-    parameters = _read_parameters(LaunchConfiguration('params_file').perform(context))
-    for argument in PARAMETER_ARGUMENTS:
-        value = LaunchConfiguration(argument).perform(context).strip()
+def _node_parameters(params_file, arguments):
+    """Return the node's ``parameters``: the file's path, then the non-empty argument overrides.
+
+    The path goes to the node as ``--params-file`` (rcl reads every section form); later
+    entries override earlier ones.
+    """
+    parameters = []
+    if params_file:
+        if not os.path.isfile(params_file):
+            raise RuntimeError(f'params_file {params_file!r} does not exist')
+        parameters.append(params_file)
+    overrides = {}
+    for name in PARAMETER_ARGUMENTS:
+        value = arguments.get(name, '').strip()
         if value:
-            parameters[argument] = _parse_topics(value) if argument == 'camera_topics' else value
+            overrides[name] = _parse_topics(value) if name == 'camera_topics' else value
+    if overrides:
+        parameters.append(overrides)
+    return parameters
+
+
+def _package_installed(name):
+    """Return True when the ament index knows package ``name`` (e.g. rviz2)."""
+    try:
+        get_package_prefix(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def _launch_setup(context, *args, **kwargs):
+    arguments = {name: LaunchConfiguration(name).perform(context) for name in PARAMETER_ARGUMENTS}
+    parameters = _node_parameters(LaunchConfiguration('params_file').perform(context).strip(),
+                                  arguments)
     namespace = LaunchConfiguration('namespace').perform(context)
     actions = [Node(
         package=PACKAGE,
         executable='pix2voxpp_node',
         name=NODE_NAME,
         namespace=namespace,
-        parameters=[parameters],
+        parameters=parameters,
         output='screen',
         emulate_tty=True,
     )]
     if LaunchConfiguration('use_rviz').perform(context).lower() in ('true', '1', 'yes'):
+        if not _package_installed('rviz2'):
+            # Aborting here would leave the processes already started as orphans.
+            actions.append(LogInfo(msg='WARNING: use_rviz is true but rviz2 is not installed '
+                                       '(apt install ros-$ROS_DISTRO-rviz2); going on without '
+                                       'RViz'))
+            return actions
         rviz_config = os.path.join(get_package_share_directory(PACKAGE), 'config',
                                    'pix2voxpp.rviz')
         actions.append(Node(package='rviz2', executable='rviz2', name='rviz2',

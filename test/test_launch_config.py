@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from pix2voxpp_ros.ros.reconstruction_node import NODE_NAME
 
 REPO = Path(__file__).resolve().parents[1]
 LAUNCH = REPO / 'launch' / 'pix2voxpp.launch.py'
+DEMO_LAUNCH = REPO / 'launch' / 'demo.launch.py'
 PARAMS = REPO / 'config' / 'pix2voxpp.yaml'
 RVIZ = REPO / 'config' / 'pix2voxpp.rviz'
 DEFAULTS = {spec.name: spec.default for spec in PARAMETERS}
@@ -132,21 +134,63 @@ def launch_helpers() -> dict[str, Any]:
     """Run the launch file's pure helpers (not the launch_ros parts) in a namespace."""
     tree = launch_tree()
     keep = [n for n in tree.body if isinstance(n, ast.FunctionDef) and
-            n.name in ('_read_parameters', '_parse_topics')]
-    namespace: dict[str, Any] = {'yaml': yaml, **module_constants(tree)}
+            n.name in ('_node_parameters', '_parse_topics')]
+    namespace: dict[str, Any] = {'os': os, 'yaml': yaml, **module_constants(tree)}
     exec(compile(ast.Module(body=keep, type_ignores=[]), str(LAUNCH), 'exec'), namespace)
     return namespace
 
 
-def test_launch_reads_the_parameters_file_in_any_namespace(tmp_path: Path) -> None:
-    read = launch_helpers()['_read_parameters']
-    parameters = read(str(PARAMS))
-    # Everything but the empty defaults (weights '', camera_rois []) is passed on.
-    assert set(parameters) == set(PARAMETER_NAMES) - {'weights', 'camera_rois'}
-    assert parameters['camera_topics'] == DEFAULTS['camera_topics']
-    wildcard = tmp_path / 'wild.yaml'
-    wildcard.write_text(yaml.safe_dump({'/**': {'ros__parameters': {'threshold': 0.4}}}))
-    assert read(str(wildcard)) == {'threshold': 0.4}
+def test_launch_hands_the_parameters_file_itself_to_the_node(tmp_path: Path) -> None:
+    """The file goes to the node as --params-file, so rcl applies every section form.
+
+    (Reading it in the launch file and picking sections missed ``/robot1/pix2voxpp:`` and
+    ``/**/pix2voxpp:``.)
+    """
+    parameters = launch_helpers()['_node_parameters']
+    assert parameters(str(PARAMS), {'weights': '', 'camera_topics': ''}) == [str(PARAMS)]
+    assert parameters(str(PARAMS), {'weights': ' /w.pth ', 'camera_topics': '/a, /b'}) == [
+        str(PARAMS), {'weights': '/w.pth', 'camera_topics': ['/a', '/b']}]  # overrides last
+    assert parameters('', {'weights': '/w.pth'}) == [{'weights': '/w.pth'}]
+    with pytest.raises(RuntimeError, match='missing.yaml'):
+        parameters(str(tmp_path / 'missing.yaml'), {})
+
+
+def test_launch_file_reads_no_parameters_file_itself() -> None:
+    source = LAUNCH.read_text()
+    assert 'safe_load(stream' not in source and "'/**'" not in source
+    node = next(c for c in calls(launch_tree(), 'Node')
+                if keyword_value(c, 'package', module_constants(launch_tree())) == 'pix2voxpp_ros')
+    parameters = next(kw.value for kw in node.keywords if kw.arg == 'parameters')
+    assert isinstance(parameters, ast.Name) and parameters.id == 'parameters'
+
+
+def test_missing_rviz_is_a_warning_not_an_abort() -> None:
+    tree = launch_tree()
+    setup = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and
+                 n.name == '_launch_setup')
+    source = ast.get_source_segment(LAUNCH.read_text(), setup)
+    assert "_package_installed('rviz2')" in source and 'LogInfo(' in source
+    assert source.index("_package_installed('rviz2')") < source.index("package='rviz2'")
+
+
+def test_demo_launch_passes_the_users_params_file_and_the_large_image_profile() -> None:
+    tree = ast.parse(DEMO_LAUNCH.read_text(), filename=str(DEMO_LAUNCH))
+    declared = {ast.literal_eval(c.args[0]) for c in calls(tree, 'DeclareLaunchArgument')}
+    assert {'weights', 'params_file', 'use_rviz'} <= declared
+    include = calls(tree, 'IncludeLaunchDescription')[0]
+    arguments = next(kw.value for kw in include.keywords if kw.arg == 'launch_arguments')
+    mapping = arguments.func.value  # {...}.items()
+    passed = {ast.literal_eval(k): v for k, v in zip(mapping.keys, mapping.values)}
+    for name in ('weights', 'params_file', 'use_rviz'):  # the user's value, never a fixed one
+        value = passed[name]
+        assert isinstance(value, ast.Call) and value.func.id == 'LaunchConfiguration' and \
+            ast.literal_eval(value.args[0]) == name, f'{name} is not passed through'
+    environment = calls(tree, 'SetEnvironmentVariable')
+    assert len(environment) == 1
+    constants = module_constants(tree)
+    assert constants[environment[0].args[0].id] == 'FASTDDS_DEFAULT_PROFILES_FILE'
+    assert (REPO / 'config' / 'fastdds_large_images.xml').is_file()
+    assert "'fastdds_large_images.xml'" in DEMO_LAUNCH.read_text()
 
 
 @pytest.mark.parametrize('text', ['[/a/image, /b/image]', '/a/image,/b/image',
