@@ -8,7 +8,8 @@ import pytest
 
 from pix2voxpp_ros.core.checkpoint import WeightsMetadata
 from pix2voxpp_ros.core.preprocess import (ImageInputError, preprocess_frame,
-                                           preprocess_rendering, square_crop_box)
+                                           preprocess_rendering, rendering_crop,
+                                           square_crop_box)
 
 BG = (240 / 255 - 0.5) / 0.5
 
@@ -38,6 +39,26 @@ def test_rendering_matches_the_released_recipe() -> None:
     colour = np.where(image[:, :, 3:] == 0, 240 / 255, image[:, :, :3])
     expected = ((colour - 0.5) / 0.5).transpose(2, 0, 1)
     assert np.allclose(preprocess_rendering(rendering), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize('height, width, rows, columns', [
+    (137, 137, (4, 132), (4, 132)),  # ShapeNet: (137 - 128) / 2 = 4.5, rounded down
+    (160, 160, (16, 144), (16, 144)),
+    (130, 140, (1, 129), (6, 134)),
+    (129, 129, (0, 128), (0, 128)),
+    (128, 200, (0, 128), (0, 200)),  # one side not above 128: no crop at all
+    (100, 90, (0, 100), (0, 90)),
+])
+def test_rendering_crop_follows_the_released_transform_for_any_size(
+        height: int, width: int, rows: tuple, columns: tuple) -> None:
+    assert rendering_crop(height, width) == (slice(*rows), slice(*columns))
+    rng = np.random.default_rng(height * width)
+    rendering = rng.integers(0, 256, (height, width, 4), dtype=np.uint8)
+    rendering[..., 3] = 255
+    kept = rendering[rows[0]:rows[1], columns[0]:columns[1]].astype(np.float32) / 255
+    expected = (cv2.resize(kept, (224, 224))[:, :, :3] - 0.5) / 0.5
+    np.testing.assert_allclose(preprocess_rendering(rendering), expected.transpose(2, 0, 1),
+                               atol=1e-6)
 
 
 def test_frame_encodings_agree() -> None:

@@ -15,7 +15,7 @@ import numpy as np
 from .checkpoint import WeightsMetadata
 
 RENDERING_SIZE = 137
-RENDERING_CROP = (4, 132)  # rows and columns kept of a 137×137 rendering (centre 128×128)
+RENDERING_CROP_SIZE = 128  # the authors' test transform keeps the centre 128×128 of a rendering
 
 # Channels of each supported encoding, and whether the colour channels are stored B, G, R.
 ENCODINGS: dict[str, tuple[int, bool]] = {
@@ -37,6 +37,20 @@ def _normalize_chw(image: np.ndarray, metadata: WeightsMetadata) -> np.ndarray:
     return np.ascontiguousarray(((image - mean) / std).transpose(2, 0, 1), dtype=np.float32)
 
 
+def rendering_crop(height: int, width: int, *, crop: int = RENDERING_CROP_SIZE
+                   ) -> tuple[slice, slice]:
+    """Rows and columns the authors' centre crop keeps of a ``height`` × ``width`` rendering.
+
+    As their test (and training) transform does: when both sides exceed ``crop``, the centred
+    ``crop`` × ``crop`` window, its start ``(side - crop) / 2`` rounded down (4:132 of 137);
+    otherwise the whole image (which is then resized, aspect ratio and all).
+    """
+    if height > crop and width > crop:
+        top, left = (height - crop) // 2, (width - crop) // 2
+        return slice(top, top + crop), slice(left, left + crop)
+    return slice(0, height), slice(0, width)
+
+
 def preprocess_rendering(
     bgra: np.ndarray,
     *,
@@ -45,10 +59,12 @@ def preprocess_rendering(
 ) -> np.ndarray:
     """Apply the released test transform to a ShapeNet rendering as OpenCV reads it.
 
-    Order as in the released code: centre crop 4:132, resize to 224 (bilinear, all four channels),
+    Order as in the released code: centre crop (:func:`rendering_crop`, 4:132 of 137), resize to
+    224 (bilinear, all four channels),
     fully transparent pixels (alpha exactly 0 after resizing) set to the background, normalize.
 
-    :param bgra: ``(137, 137, 4)`` uint8 as ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` returns.
+    :param bgra: ``(H, W, 4)`` uint8 as ``cv2.imread(path, cv2.IMREAD_UNCHANGED)`` returns
+        (ShapeNet's renderings are 137×137).
     :param metadata: the weights' input description; defaults to the released weights'.
     :param background: grey level or per-channel colour in [0, 1] (network order) for alpha 0;
         defaults to ``metadata.background`` (240/255).
@@ -58,10 +74,8 @@ def preprocess_rendering(
     metadata = metadata or WeightsMetadata()
     if bgra.ndim != 3 or bgra.shape[2] != 4:
         raise ImageInputError(f'expected an (H, W, 4) BGRA rendering, got shape {bgra.shape}')
-    image = bgra.astype(np.float32) / 255.0
-    if image.shape[0] >= RENDERING_CROP[1] and image.shape[1] >= RENDERING_CROP[1]:
-        lo, hi = RENDERING_CROP
-        image = image[lo:hi, lo:hi]
+    rows, columns = rendering_crop(*bgra.shape[:2])
+    image = bgra[rows, columns].astype(np.float32) / 255.0
     size = metadata.input_size
     image = cv2.resize(image, (size, size))
     transparent = image[:, :, 3:4] == 0

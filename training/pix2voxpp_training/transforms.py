@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from pix2voxpp_ros.core.checkpoint import WeightsMetadata
-from pix2voxpp_ros.core.preprocess import RENDERING_CROP, preprocess_rendering
+from pix2voxpp_ros.core.preprocess import preprocess_rendering, rendering_crop
 
 from .config import AugmentSection
 
@@ -32,18 +32,15 @@ _LUMA_BGR = np.array([0.114, 0.587, 0.299], dtype=np.float32)
 
 
 def crop_and_resize(bgra: Sequence[np.ndarray], *, size: int = 224) -> np.ndarray:
-    """Centre-crop 137×137 renderings to 128×128 and resize them as the released code does.
+    """Centre-crop renderings to 128×128 and resize them as the released code does.
 
     :param bgra: ``V`` uint8 ``(H, W, 4)`` images as ``cv2.IMREAD_UNCHANGED`` reads them.
     :returns: ``(V, size, size, 4)`` float32 in [0, 1].
     """
     out = np.empty((len(bgra), size, size, 4), dtype=np.float32)
-    lo, hi = RENDERING_CROP
     for i, image in enumerate(bgra):
-        image = image.astype(np.float32) / 255.0
-        if image.shape[0] >= hi and image.shape[1] >= hi:
-            image = image[lo:hi, lo:hi]
-        out[i] = cv2.resize(image, (size, size))
+        rows, columns = rendering_crop(*image.shape[:2])
+        out[i] = cv2.resize(image[rows, columns].astype(np.float32) / 255.0, (size, size))
     return out
 
 

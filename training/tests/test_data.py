@@ -5,17 +5,18 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from pix2voxpp_ros.core.preprocess import preprocess_rendering
+from pix2voxpp_ros.core.preprocess import preprocess_rendering, rendering_crop
 from pix2voxpp_training.config import AugmentSection, DataSection
 from pix2voxpp_training.data import (DatasetError, SampleKey, ShapeNetViews, ViewCountBatchSampler,
                                      list_objects, read_rendering, read_taxonomy)
 from pix2voxpp_training.transforms import (IMAGENET_EIGVEC_RGB, TestTransform, TrainTransform,
-                                           colour_jitter, lighting_noise)
+                                           colour_jitter, crop_and_resize, lighting_noise)
 
 
 def test_splits_follow_the_taxonomy(tiny_data: Path) -> None:
@@ -153,3 +154,12 @@ def test_view_count_batches_are_deterministic_and_shared() -> None:
     assert {k.index for b in first for k in b}.isdisjoint({k.index for b in other_rank for k in b})
     views = {b[0].views for epoch in range(30) for b in batches(0, epoch)}
     assert views == {2, 3, 4, 5}
+
+
+@pytest.mark.parametrize('height, width', [(137, 137), (160, 160), (130, 140), (128, 200)])
+def test_training_crop_is_the_test_crop_for_any_size(height: int, width: int) -> None:
+    rendering = np.random.default_rng(height).integers(0, 256, (height, width, 4), np.uint8)
+    rows, columns = rendering_crop(height, width)
+    kept = rendering[rows, columns].astype(np.float32) / 255
+    np.testing.assert_allclose(crop_and_resize([rendering])[0], cv2.resize(kept, (224, 224)),
+                               atol=1e-6)
