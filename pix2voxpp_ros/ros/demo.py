@@ -26,10 +26,13 @@ from typing import Optional
 import cv2
 import numpy as np
 
+from ..core.voxels import write_ply
+
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = PACKAGE_DIR / 'weights' / 'pix2voxpp_f_synthetic.pth'
 RESOLUTION = 32
 NUM_CAMERAS = 3
+CLOUD_FIELDS = ('x', 'y', 'z', 'occupancy')  # the node's ~/occupancy fields
 
 
 def config_dir() -> Path:
@@ -92,6 +95,7 @@ class ScoredObject:
     prediction: np.ndarray = field(repr=False)
     truth: np.ndarray = field(repr=False)
     views: list[np.ndarray] = field(repr=False)
+    cloud: np.ndarray = field(repr=False)  # (N, 4) x, y, z, occupancy as published
 
 
 def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -177,11 +181,11 @@ class Scorer:
                                      lambda msg, i=i: self._on_image(i, msg), qos)
 
     @staticmethod
-    def cloud_points(msg) -> np.ndarray:
-        """Return the x, y, z fields of a cloud in the node's layout as ``(N, 3)`` float32."""
+    def cloud_points(msg, fields: tuple[str, ...] = ('x', 'y', 'z')) -> np.ndarray:
+        """Return fields of a cloud in the node's layout as ``(N, len(fields))`` float32."""
         rows = np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(-1, msg.point_step // 4)
         offsets = {f.name: f.offset // 4 for f in msg.fields}
-        return rows[:, [offsets['x'], offsets['y'], offsets['z']]]
+        return rows[:, [offsets[name] for name in fields]]
 
     def _on_object(self, msg) -> None:
         name, stamp = msg.data.rsplit(' ', 1)
@@ -204,7 +208,7 @@ class Scorer:
         stamp = self._stamp_to_ns(msg.header.stamp)
         latency = time.time() - stamp / 1e9  # the rig stamps with the system clock
         with self.lock:
-            self.clouds.append((stamp, self.cloud_points(msg).copy(), latency))
+            self.clouds.append((stamp, self.cloud_points(msg, CLOUD_FIELDS).copy(), latency))
             self.latencies.append(latency)
 
     def score(self) -> list[ScoredObject]:
@@ -215,7 +219,7 @@ class Scorer:
         """
         with self.lock:
             waiting = []
-            for stamp, points, latency in self.clouds:
+            for stamp, cloud, latency in self.clouds:
                 name = self.names.get(stamp)
                 truth = self.truths.get(stamp)
                 views = self.views.get(stamp, {})
@@ -223,13 +227,13 @@ class Scorer:
                     continue
                 if name is None or truth is None or len(views) < NUM_CAMERAS:
                     if not self.views or stamp >= min(self.views):
-                        waiting.append((stamp, points, latency))  # its messages may come
+                        waiting.append((stamp, cloud, latency))  # its messages may come
                     continue
-                prediction = cloud_to_voxels(points, self.object_size_m)
+                prediction = cloud_to_voxels(cloud[:, :3], self.object_size_m)
                 self.scored[name] = ScoredObject(
-                    name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(points),
+                    name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(cloud),
                     truth_voxels=int(truth.sum()), latency_s=latency, prediction=prediction,
-                    truth=truth, views=[views[i] for i in range(NUM_CAMERAS)])
+                    truth=truth, views=[views[i] for i in range(NUM_CAMERAS)], cloud=cloud)
             self.clouds = waiting
             return sorted(self.scored.values(), key=lambda s: s.stamp_ns)
 
@@ -333,6 +337,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     for k, item in enumerate(scored):
         path = args.out / f'{k:02d}_{item.name.replace("/", "_")}.png'
         cv2.imwrite(str(path), _picture(item))
+        # The scored cloud as the node published it (metres, ROS axes, occupancy).
+        write_ply(path.with_suffix('.ply'), item.cloud[:, :3], item.cloud[:, 3])
     latencies = sorted(scorer.latencies)
     mean_iou = statistics.fmean(item.iou for item in scored)
     summary = {
