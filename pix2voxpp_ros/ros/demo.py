@@ -21,7 +21,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import cv2
 import numpy as np
@@ -124,8 +124,16 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _start(args: argparse.Namespace, env: dict[str, str], folder: Path) -> list[subprocess.Popen]:
-    """Start the rig and the node as their own processes; their logs go to ``folder``."""
+def start_demo_processes(args: argparse.Namespace, env: dict[str, str], folder: Path, *,
+                         rig_parameters: Sequence[str] = (),
+                         node_parameters: Sequence[str] = ()) -> list[subprocess.Popen]:
+    """Start the rig and the node as their own processes; their logs go to ``folder``.
+
+    :param args: needs ``config_dir``, ``object_switch_s``, ``weights`` and ``device``.
+    :param rig_parameters: more ``name:=value`` overrides of the rig (e.g. for the soak test).
+    :param node_parameters: more ``name:=value`` overrides of the node.
+    :returns: ``[rig, node]``.
+    """
     config = args.config_dir or config_dir()
     rig_cmd = [sys.executable, '-m', 'pix2voxpp_ros.ros.sim_camera_rig', '--ros-args',
                '-r', '__ns:=/rig', '--params-file', str(config / 'demo_rig.yaml')]
@@ -134,6 +142,9 @@ def _start(args: argparse.Namespace, env: dict[str, str], folder: Path) -> list[
     node_cmd = [sys.executable, '-m', 'pix2voxpp_ros.ros.reconstruction_node', '--ros-args',
                 '--params-file', str(config / 'demo_node.yaml'),
                 '-p', f'weights:={args.weights.resolve()}', '-p', f'device:={args.device}']
+    for command, overrides in ((rig_cmd, rig_parameters), (node_cmd, node_parameters)):
+        for override in overrides:
+            command += ['-p', override]
     processes = []
     for name, cmd in (('rig', rig_cmd), ('node', node_cmd)):
         log = open(folder / f'{name}.log', 'w')
@@ -141,7 +152,8 @@ def _start(args: argparse.Namespace, env: dict[str, str], folder: Path) -> list[
     return processes
 
 
-def _stop(processes: list[subprocess.Popen]) -> None:
+def stop_processes(processes: list[subprocess.Popen]) -> None:
+    """Ctrl-C each process, wait for them, kill what hangs."""
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
@@ -305,7 +317,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     spinner.start()
     print(f'pix2voxpp-demo: weights {args.weights}, ROS_DOMAIN_ID {domain}, '
           f'{args.objects} object(s); logs in {args.out}/')
-    processes = _start(args, dict(os.environ), args.out)
+    processes = start_demo_processes(args, dict(os.environ), args.out)
     start = time.monotonic()
     scored: list[ScoredObject] = []
     reported = 0
@@ -329,7 +341,7 @@ def main(argv: Optional[list[str]] = None) -> int:
                       flush=True)
             reported = len(scored)
     finally:
-        _stop(processes)
+        stop_processes(processes)
         executor.shutdown()
         node.destroy_node()
         rclpy.shutdown()
