@@ -178,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def verdicts(rows: list[dict[str, Any]], *, period_s: float) -> dict[str, Any]:
-    """The soak criteria: memory flat after warm-up, latency not drifting, no errors."""
+    """Judge the soak: memory flat after warm-up, latency not drifting, no errors."""
     per_minute = 60.0 / period_s
     result: dict[str, Any] = {
         'errors': sum(r['errors'] for r in rows) + (rows[-1]['log_errors'] if rows else 0)}
