@@ -250,6 +250,12 @@ def probability_colours(values: np.ndarray, *, threshold: float = 0.0) -> np.nda
     return colours
 
 
+def clear_markers(header: Header) -> MarkerArray:
+    """A single DELETEALL marker: RViz removes the markers it shows of this namespace."""
+    return MarkerArray(markers=[Marker(header=header, ns=MARKER_NAMESPACE,
+                                       action=Marker.DELETEALL)])
+
+
 def grid_to_markers(
     grid: np.ndarray,
     *,
@@ -264,8 +270,7 @@ def grid_to_markers(
     points, values = grid_to_points(grid, threshold=threshold, object_size_m=object_size_m,
                                     ros_axes=True)
     if len(points) == 0:
-        return MarkerArray(markers=[Marker(header=header, ns=MARKER_NAMESPACE,
-                                           action=Marker.DELETEALL)])
+        return clear_markers(header)
     voxel = float(object_size_m) / grid.shape[0]
     marker = Marker(header=header, ns=MARKER_NAMESPACE, id=0, type=Marker.CUBE_LIST,
                     action=Marker.ADD)

@@ -60,8 +60,8 @@ from ..core.preprocess import ImageInputError
 from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_REASONS, DROP_STALE, NS_PER_S,
                           Frame, PendingSlot, ViewBuffer)
 from .conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
-                          UnsupportedEncodingError, grid_to_markers, image_to_array, ns_to_stamp,
-                          reconstruction_messages, stamp_to_ns)
+                          UnsupportedEncodingError, clear_markers, grid_to_markers,
+                          image_to_array, ns_to_stamp, reconstruction_messages, stamp_to_ns)
 from .params import (DYNAMIC_PARAMETERS, PARAMETER_NAMES, ConfigError, NodeConfig, coerce,
                      config_from_values, declare_parameters, find_problems, read_values)
 from .worker import (Job, Outcome, ViewPreparer, Worker, WorkerHandle, merge_jobs,
@@ -617,9 +617,7 @@ class ReconstructionNode(LifecycleNode):
             elif self._markers_current:
                 # Nobody watches: replace the latched markers by a cheap DELETEALL of this stamp,
                 # so a viewer joining later never sees an older object next to the cloud.
-                self._marker_pub.publish(grid_to_markers(
-                    np.zeros((1, 1, 1), np.float32), threshold=1.0, object_size_m=output[2],
-                    header=output[3]))
+                self._marker_pub.publish(clear_markers(output[3]))
                 self._markers_current = False
 
     def _refresh_markers(self) -> None:
