@@ -23,7 +23,7 @@ setup(
     # ONNX Runtime; without them the node runs PyTorch. Pinned in requirements.txt.
     extras_require={
         'openvino': ['openvino>=2026.4'],
-        'onnx': ['onnx>=1.23', 'onnxruntime>=1.31'],
+        'onnx': ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.31'],
     },
     zip_safe=True,
     maintainer='pix2voxpp_ros maintainers',

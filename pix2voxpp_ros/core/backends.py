@@ -16,7 +16,9 @@ into one :class:`BackendFallbackWarning` and runs PyTorch instead.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -289,27 +291,28 @@ class OpenVinoRunner:
 
 
 def export_onnx(model: Pix2VoxPP, path: str | Path, *, size: int = 224,
-                opset: int = 17) -> Path:
+                opset: int = 18) -> Path:
     """Write the network as ONNX with dynamic ``batch`` and ``views`` axes.
 
-    The graph contains the merger (traced with 2 views); with one view its softmax weight is
-    exactly 1, so one-view results equal PyTorch's too. Input ``images`` ``(B, V, 3, S, S)``,
-    output ``occupancy`` ``(B, 32, 32, 32)``.
+    The graph contains the merger (exported with a symbolic views axis); with one view its softmax
+    weight is exactly 1, so one-view results equal PyTorch's too. Input ``images``
+    ``(B, V, 3, S, S)``, output ``occupancy`` ``(B, 32, 32, 32)``.
 
     :raises BackendError: the export failed.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     model = model.float().cpu().eval()
+    from torch.export import Dim
+    dims = {0: Dim('batch', min=1, max=1024), 1: Dim('views', min=2, max=MAX_VIEWS)}
     try:
-        with warnings.catch_warnings(), torch.inference_mode():
-            warnings.simplefilter('ignore')  # the tracer's notes on the shape checks
-            # The TorchScript-based exporter needs no onnxscript; the graph is plain opset 17.
-            torch.onnx.export(model, (torch.zeros(1, 2, 3, size, size),), str(path),
-                              dynamo=False, input_names=['images'], output_names=['occupancy'],
-                              dynamic_axes={'images': {0: 'batch', 1: 'views'},
-                                            'occupancy': {0: 'batch'}},
-                              opset_version=opset)
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter('ignore')  # the exporter's progress notes
+            # torch.export keeps the views axis symbolic (the TorchScript exporter fixes it).
+            torch.onnx.export(model, (torch.zeros(2, 2, 3, size, size),), str(path),
+                              dynamo=True, external_data=False, verbose=False,
+                              input_names=['images'], output_names=['occupancy'],
+                              dynamic_shapes=(dims,), opset_version=opset)
     except Exception as exc:  # noqa: BLE001 - the exporter raises many types
         raise BackendError(f'ONNX export failed: {type(exc).__name__}: {exc}') from exc
     return path
