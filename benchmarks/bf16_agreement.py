@@ -7,7 +7,7 @@ the ground truth. ``precision: auto`` may pick bf16 only if agreement >= 99.5 % 
 <= 0.005 (``BF16_KEEPS_RESULTS`` in ``pix2voxpp_ros/core/inference.py``).
 
     pix2voxpp-synth --out /tmp/bf16data --per-category 10 --seed 1 --workers 1 --quiet
-    .venv/bin/python benchmarks/bf16_agreement.py --data /tmp/bf16data \\
+    .venv/bin/python benchmarks/bf16_agreement.py --data /tmp/bf16data
         [--weights pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth] [--views 1 3]
 """
 
@@ -42,8 +42,8 @@ def test_objects(root: Path) -> list[tuple[Path, Path]]:
     return objects
 
 
-def iou(prediction: np.ndarray, truth: np.ndarray, threshold: float) -> float:
-    """IoU of ``prediction >= threshold`` with a boolean ground truth."""
+def intersection_over_union(prediction: np.ndarray, truth: np.ndarray, threshold: float) -> float:
+    """Return the IoU of ``prediction >= threshold`` with a boolean ground truth."""
     occupied = prediction >= threshold
     union = np.logical_or(occupied, truth).sum()
     return float(np.logical_and(occupied, truth).sum() / union) if union else 1.0
@@ -82,10 +82,10 @@ def main() -> None:
                 grids[name].append(run.infer(images)[0])
             truths.append(read_binvox(binvox)[0])
         fp32 = np.stack(grids['torch fp32'])
-        fp32_iou = np.mean([iou(g, t, threshold) for g, t in zip(fp32, truths)])
+        fp32_iou = np.mean([intersection_over_union(g, t, threshold) for g, t in zip(fp32, truths)])
         for name, found in grids.items():
             stacked = np.stack(found)
-            mean_iou = float(np.mean([iou(g, t, threshold) for g, t in zip(stacked, truths)]))
+            mean_iou = float(np.mean([intersection_over_union(g, t, threshold) for g, t in zip(stacked, truths)]))
             agreement = float(((stacked >= threshold) == (fp32 >= threshold)).mean())
             row = {'path': name, 'views': views, 'objects': len(objects),
                    'agreement': agreement, 'iou': mean_iou, 'iou_change': mean_iou - fp32_iou,

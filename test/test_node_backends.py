@@ -6,7 +6,6 @@ publishes frames and compares the two clouds of each stamp. Skipped where OpenVI
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator, NamedTuple
 
 import numpy as np
