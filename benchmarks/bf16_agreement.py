@@ -82,16 +82,18 @@ def main() -> None:
                 grids[name].append(run.infer(images)[0])
             truths.append(read_binvox(binvox)[0])
         fp32 = np.stack(grids['torch fp32'])
-        fp32_iou = np.mean([intersection_over_union(g, t, threshold) for g, t in zip(fp32, truths)])
+        fp32_iou = np.mean([intersection_over_union(g, t, threshold)
+                            for g, t in zip(fp32, truths)])
         for name, found in grids.items():
             stacked = np.stack(found)
-            mean_iou = float(np.mean([intersection_over_union(g, t, threshold) for g, t in zip(stacked, truths)]))
+            mean_iou = float(np.mean([intersection_over_union(g, t, threshold)
+                                      for g, t in zip(stacked, truths)]))
             agreement = float(((stacked >= threshold) == (fp32 >= threshold)).mean())
             row = {'path': name, 'views': views, 'objects': len(objects),
                    'agreement': agreement, 'iou': mean_iou, 'iou_change': mean_iou - fp32_iou,
                    'max_abs_difference': float(np.abs(stacked - fp32).max())}
-            row['keeps_results'] = (agreement >= MIN_AGREEMENT and
-                                    abs(row['iou_change']) <= MAX_IOU_CHANGE)
+            row['keeps_results'] = bool(agreement >= MIN_AGREEMENT and
+                                        abs(row['iou_change']) <= MAX_IOU_CHANGE)
             rows.append(row)
             print(f'{name:>14} {views} view(s), {len(objects)} objects: agreement '
                   f'{100 * agreement:.3f} %, IoU {mean_iou:.4f} (change {row["iou_change"]:+.4f}),'
