@@ -100,6 +100,11 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument('--timeout-s', type=float, default=420.0,
                         help='give up after this many seconds (default 420)')
     parser.add_argument('--device', default='auto', help='node device: auto, cpu, cuda, cuda:N')
+    parser.add_argument('--backend', default='auto',
+                        help='node inference backend: auto (OpenVINO on the CPU when installed), '
+                             'torch or openvino')
+    parser.add_argument('--precision', default='auto',
+                        help='node precision (default auto: bf16 where the hardware has it)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the demo (default: random, keeps runs apart)')
     parser.add_argument('--config-dir', type=Path, default=None,
@@ -116,7 +121,8 @@ def _start(args: argparse.Namespace, env: dict[str, str], folder: Path) -> list[
         rig_cmd += ['-p', f'object_switch_s:={args.object_switch_s}']
     node_cmd = [sys.executable, '-m', 'pix2voxpp_ros.ros.reconstruction_node', '--ros-args',
                 '--params-file', str(config / 'demo_node.yaml'),
-                '-p', f'weights:={args.weights.resolve()}', '-p', f'device:={args.device}']
+                '-p', f'weights:={args.weights.resolve()}', '-p', f'device:={args.device}',
+                '-p', f'backend:={args.backend}', '-p', f'precision:={args.precision}']
     processes = []
     for name, cmd in (('rig', rig_cmd), ('node', node_cmd)):
         log = open(folder / f'{name}.log', 'w')
