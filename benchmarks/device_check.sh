@@ -21,17 +21,21 @@ esac
 
 py=${PYTHON:-.venv/bin/python}
 if [[ ! -x $py ]]; then
-  make venv
+  make venv  # minutes, not counted in the 5 (PyTorch is large)
 fi
 out=${OUT:-out}/device_check
 mkdir -p "$out"
 export PIX2VOXPP_CACHE_DIR=${PIX2VOXPP_CACHE_DIR:-$out/model_cache}
 export PYTHONUNBUFFERED=1
 
+# Time limits per step (tests, model benchmark, node benchmark) add up to under 5 minutes on the
+# GPU machine; the CPU dry run on a small machine gets more.
 if (( dry_run )); then
   device=cpu backends='torch openvino' precisions='fp32 bf16' repeats=1 rounds=5 node_backend=auto
+  limits=(420 300 150)
 else
   device=cuda backends='torch' precisions='fp32 fp16 bf16' repeats=5 rounds=40 node_backend=torch
+  limits=(110 110 70)
   if ! "$py" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
     echo 'device_check: CUDA is not available here (use --dry-run on a CPU machine)' >&2
     exit 1
@@ -64,17 +68,17 @@ EOF
 
 # 1. Core tests: model, checkpoints, inference and backends (CUDA graphs on CUDA), -rs lists
 #    skips so a missing CUDA case shows.
-step core_tests 150 "$py" -m pytest -q -rs -m 'not slow' -p no:cacheprovider \
+step core_tests "${limits[0]}" "$py" -m pytest -q -rs -m 'not slow' -p no:cacheprovider \
   test/test_model.py test/test_checkpoint.py test/test_inference.py test/test_backends.py
 
 # 2. Model benchmark: every precision against PyTorch fp32 of the same run.
 # shellcheck disable=SC2086  # the lists are meant to split into arguments
-step bench_model 150 "$py" benchmarks/bench_model.py --device "$device" --variants F A \
+step bench_model "${limits[1]}" "$py" benchmarks/bench_model.py --device "$device" --variants F A \
   --views 1 3 8 --backends $backends --precisions $precisions --repeats "$repeats" \
   --json "$out/bench_model.json"
 
 # 3. Node benchmark: 3 cameras at 640x480 over Fast DDS, latency and the node's own overhead.
-step bench_node 90 "$py" benchmarks/bench_node.py --device "$device" --backend "$node_backend" \
+step bench_node "${limits[2]}" "$py" benchmarks/bench_node.py --device "$device" --backend "$node_backend" \
   --rounds "$rounds" --warmup 3 --json "$out/bench_node.json"
 
 if (( ${#failed[@]} )); then

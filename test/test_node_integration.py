@@ -140,7 +140,7 @@ def test_cloud_equals_the_core_reconstruction(env: Env) -> None:
 
     threads = torch.get_num_threads()
     try:  # the node runs one thread: the same reduction order gives the same numbers
-        grid = Reconstructor(env.weights, device='cpu', num_threads=1,
+        grid = Reconstructor(env.weights, device='cpu', backend='torch', num_threads=1,
                              warmup_views=0).reconstruct(frames, encodings=encodings)
     finally:
         torch.set_num_threads(threads)
