@@ -115,7 +115,10 @@ class TorchRunner:
         self._pinned: dict[tuple[int, ...], torch.Tensor] = {}
 
     def _forward(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None):
+        # No autocast weight cache: its casts would be freed under a captured CUDA graph, and
+        # each weight is cast once per forward anyway (views are batched).
+        with torch.autocast(self.device.type, dtype=self.dtype, enabled=self.dtype is not None,
+                            cache_enabled=False):
             return self.model(images)
 
     def _to_device(self, images: torch.Tensor) -> torch.Tensor:
