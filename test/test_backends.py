@@ -139,6 +139,10 @@ def test_cached_model_is_reused_and_bf16_stays_close(small_weights: Path,
     views = _views(3)
     np.testing.assert_array_equal(again.infer(views), first.infer(views))
     assert np.abs(bf16.infer(views) - first.infer(views)).max() < 0.1
+    most = _views(24)  # the largest view count the dynamic axis was exported for
+    with torch.inference_mode():
+        expected = first.model(torch.from_numpy(most)).numpy()
+    np.testing.assert_allclose(first.infer(most), expected, rtol=0, atol=TOLERANCE)
 
 
 def _fallback(weights: Path, **options: object) -> tuple[Reconstructor, str]:

@@ -18,6 +18,7 @@ from .backends import (BACKENDS, BackendError, BackendFallbackWarning, OpenVinoR
                        TorchRunner, cpu_has_native_bf16, default_cache_dir, file_digest,
                        openvino_version, state_digest)
 from .checkpoint import LoadedCheckpoint, WeightsMetadata, read_checkpoint
+from .model.network import MAX_VIEWS
 from .preprocess import Roi, preprocess_frame
 
 PRECISIONS = {'fp32': None, 'fp16': torch.float16, 'bf16': torch.bfloat16}
@@ -217,7 +218,8 @@ class Reconstructor:
             raise InferenceError(f'expected input (B, V, 3, {size}, {size}), '
                                  f'got {tuple(tensor.shape)}')
         start = time.perf_counter()
-        grid = self._runner(tensor)
+        # Converted graphs were exported for 1..MAX_VIEWS views; more (untested maths) run eagerly.
+        grid = (self._runner if tensor.shape[1] <= MAX_VIEWS else self._torch)(tensor)
         self.last_model_time_s = time.perf_counter() - start
         if not np.isfinite(grid).all():
             raise InferenceError(f'network output holds {int((~np.isfinite(grid)).sum())} '
