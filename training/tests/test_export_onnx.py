@@ -1,4 +1,4 @@
-"""``pix2voxpp-export --onnx``: an ONNX file with dynamic batch and views that ONNX Runtime runs."""
+"""``pix2voxpp-export --onnx``: an ONNX file (dynamic batch and views) that ONNX Runtime runs."""
 
 from __future__ import annotations
 
