@@ -38,11 +38,29 @@ class Variant(NamedTuple):
     expected: dict  # views -> PyTorch fp32 grids
 
 
+@pytest.fixture(scope='module')
+def f_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Return the /F checkpoint that the parity cases and the cache and fallback cases share."""
+    path = tmp_path_factory.mktemp('weights_F') / 'w.pth'
+    save_checkpoint(path, make_model('F', seed=4))
+    return path
+
+
+@pytest.fixture(scope='module')
+def caches(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Return one converted-model cache per variant, shared by the module's tests."""
+    return {name: tmp_path_factory.mktemp(f'cache_{name}') for name in ('F', 'A')}
+
+
 @pytest.fixture(scope='module', params=['F', pytest.param('A', marks=pytest.mark.slow)])
-def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Variant:
+def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+            f_weights: Path) -> Variant:
     model = make_model(request.param, seed=4)
-    weights = tmp_path_factory.mktemp(f'weights_{request.param}') / 'w.pth'
-    save_checkpoint(weights, model)
+    if request.param == 'F':
+        weights = f_weights
+    else:
+        weights = tmp_path_factory.mktemp(f'weights_{request.param}') / 'w.pth'
+        save_checkpoint(weights, model)
     rng = np.random.default_rng(5)
     inputs = {v: rng.uniform(-1, 1, (BATCH, v, 3, 224, 224)).astype(np.float32) for v in VIEWS}
     with torch.inference_mode():
@@ -51,12 +69,12 @@ def variant(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope='module')
-def openvino_fp32(variant: Variant, tmp_path_factory: pytest.TempPathFactory) -> Reconstructor:
+def openvino_fp32(variant: Variant, caches: dict[str, Path]) -> Reconstructor:
     pytest.importorskip('openvino')
     with warnings.catch_warnings():
         warnings.simplefilter('error', BackendFallbackWarning)  # a fallback fails the test
         return Reconstructor(variant.weights, device='cpu', backend='openvino',
-                             cache_dir=tmp_path_factory.mktemp('cache'), warmup_views=0)
+                             cache_dir=caches[variant.name], warmup_views=0)
 
 
 @pytest.fixture(scope='module')
@@ -103,20 +121,17 @@ def test_onnx_has_dynamic_batch_and_views_axes(onnx_file: Path) -> None:
 
 
 @pytest.fixture(scope='module')
-def small_weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp('small') / 'f.pth'
-    save_checkpoint(path, make_model('F', seed=6))
-    return path
+def small_weights(f_weights: Path) -> Path:
+    return f_weights
 
 
 @pytest.fixture(scope='module')
-def small_cache(small_weights: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Return a cache holding the converted OpenVINO model of ``small_weights`` (made once)."""
+def small_cache(small_weights: Path, caches: dict[str, Path]) -> Path:
+    """Return the /F cache holding the converted model of ``small_weights`` (made once)."""
     pytest.importorskip('openvino')
-    cache = tmp_path_factory.mktemp('small_cache')
-    Reconstructor(small_weights, device='cpu', backend='openvino', cache_dir=cache,
+    Reconstructor(small_weights, device='cpu', backend='openvino', cache_dir=caches['F'],
                   warmup_views=0)
-    return cache
+    return caches['F']
 
 
 def _views(count: int, seed: int = 0) -> np.ndarray:
