@@ -233,7 +233,7 @@ class OpenVinoRunner:
         for graph in self._verified_graphs():
             try:
                 compiled = core.compile_model(str(self.folder / f'{graph}.xml'), 'CPU', config)
-            except RuntimeError as exc:
+            except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own types
                 raise BackendError(f'cached OpenVINO model {self.folder / graph}.xml does not '
                                    f'compile ({str(exc).splitlines()[0]}); delete '
                                    f'{self.folder} to convert again') from exc

@@ -137,6 +137,8 @@ class Reconstructor:
                                               num_threads=num_threads)
             except BackendError as exc:
                 self._fall_back(f'OpenVINO backend unusable: {exc}')
+            except Exception as exc:  # noqa: BLE001 - an optional backend must never stop us
+                self._fall_back(f'OpenVINO backend unusable: {type(exc).__name__}: {exc}')
         if warmup_views > 0:
             size = self.metadata.input_size
             self.infer(torch.zeros(1, warmup_views, 3, size, size))
@@ -186,7 +188,10 @@ class Reconstructor:
         with torch.inference_mode():
             for views in (probe[:, :1], probe):
                 expected = self.model(views.to(self.device)).float().cpu().numpy()
-                difference = float(np.abs(runner(views) - expected).max())
+                try:
+                    difference = float(np.abs(runner(views) - expected).max())
+                except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own types
+                    raise BackendError(f'{views.shape[1]}-view run failed: {exc}') from exc
                 if not difference <= VERIFY_TOLERANCE[self.precision]:
                     raise BackendError(
                         f'{views.shape[1]}-view result differs from PyTorch by {difference:.3g} '
