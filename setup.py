@@ -19,6 +19,12 @@ setup(
          glob('config/*.yaml') + glob('config/*.rviz') + glob('config/*.xml')),
     ],
     install_requires=['setuptools'],
+    # Optional inference backends: OpenVINO on CPUs (backend auto/openvino), ONNX export and
+    # ONNX Runtime; without them the node runs PyTorch. Pinned in requirements.txt.
+    extras_require={
+        'openvino': ['openvino>=2026.4'],
+        'onnx': ['onnx>=1.23', 'onnxscript>=0.7', 'onnxruntime>=1.31'],
+    },
     zip_safe=True,
     maintainer='pix2voxpp_ros maintainers',
     maintainer_email='maintainers@pix2voxpp-ros.dev',

@@ -62,6 +62,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--weights', type=Path,
                         help='checkpoint to use (default: a seeded /F written to a temp dir)')
     parser.add_argument('--device', default='cpu')
+    parser.add_argument('--backend', default='auto', help='node backend: auto, torch, openvino')
+    parser.add_argument('--precision', default='fp32', help='node precision, e.g. fp32, bf16')
     parser.add_argument('--num-threads', type=int, default=0, help='0: PyTorch default')
     parser.add_argument('--qos', choices=('best_effort', 'reliable'), default='best_effort',
                         help='image QoS of publisher and node (the node defaults to best_effort)')
@@ -152,7 +154,7 @@ def _node_rounds(args: argparse.Namespace, tmp: Path, messages: list) -> list[di
     params = write_params(tmp / 'params.yaml', {
         'weights': str(weights), 'camera_topics': topics, 'min_views': 0, 'max_rate_hz': 0.0,
         'max_frame_age_s': 5.0, 'device': args.device, 'num_threads': args.num_threads,
-        'qos_reliability': args.qos})
+        'backend': args.backend, 'precision': args.precision, 'qos_reliability': args.qos})
     node = NodeProcess(params, log_path=tmp / 'node.log')
     rig = Rig(topics, reliable=args.qos == 'reliable')
 
@@ -225,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         'command': ' '.join(['python'] + [str(a) for a in sys.argv]),
         'machine': {'cpus': os.cpu_count(), 'platform': platform.platform(),
                     'torch': torch.__version__, 'device': args.device,
+                    'backend': args.backend, 'precision': args.precision,
                     'load_average_at_end': os.getloadavg()},
         'cameras': args.cameras, 'image': f'{args.width}x{args.height} rgb8', 'qos': args.qos,
         'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'default'),

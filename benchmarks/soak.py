@@ -46,6 +46,8 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument('--out', type=Path, default=Path('out/soak'), help='output folder')
     parser.add_argument('--weights', type=Path, default=DEFAULT_WEIGHTS)
     parser.add_argument('--device', default='auto')
+    parser.add_argument('--backend', default='auto', help='torch, openvino or auto')
+    parser.add_argument('--precision', default='fp32', help='fp32, bf16, fp16 or auto')
     parser.add_argument('--rig-rate-hz', type=float, default=4.0,
                         help='camera frame rate (the node reconstructs as fast as it can)')
     parser.add_argument('--object-switch-s', type=float, default=8.0)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Iterator
+
 import pytest
 import torch
 
@@ -12,3 +16,16 @@ DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 def device(request: pytest.FixtureRequest) -> torch.device:
     """Every test that takes ``device`` runs on the CPU and, where present, on CUDA."""
     return torch.device(request.param)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of converted models for the session (and the nodes it starts), not ~/.cache."""
+    folder = tmp_path_factory.mktemp('model_cache')
+    previous = os.environ.get('PIX2VOXPP_CACHE_DIR')
+    os.environ['PIX2VOXPP_CACHE_DIR'] = str(folder)
+    yield folder
+    if previous is None:
+        os.environ.pop('PIX2VOXPP_CACHE_DIR', None)
+    else:
+        os.environ['PIX2VOXPP_CACHE_DIR'] = previous

@@ -56,7 +56,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         'weights': str(weights), 'camera_topics': CAMERAS, 'sync_slop_s': 0.1,
         'max_frame_age_s': 2.0, 'max_rate_hz': 0.0, 'frame_id': 'object',
         'object_size_m': SIZE_M, 'threshold': -1.0, 'device': 'cpu', 'num_threads': 1,
-        'qos_reliability': 'reliable'})
+        'backend': 'torch', 'qos_reliability': 'reliable'})  # exact comparisons: PyTorch
     threads = torch.get_num_threads()
     yield Setup(weights, params, tmp)
     torch.set_num_threads(threads)  # the tool set one thread, as the parameters say
@@ -135,7 +135,8 @@ def expected_messages(setup: Setup, index: int) -> Any:
     from std_msgs.msg import Header
 
     from pix2voxpp_ros.ros.conversions import ns_to_stamp
-    grid = Reconstructor(setup.weights, device='cpu', num_threads=1, warmup_views=0).reconstruct(
+    grid = Reconstructor(setup.weights, device='cpu', backend='torch', num_threads=1,
+                         warmup_views=0).reconstruct(
         SET_FRAMES[index], encodings=ENCODINGS[index])
     header = Header(stamp=ns_to_stamp(SET_STAMPS[index]), frame_id='object')
     return grid, reconstruction_messages(grid, threshold=THRESHOLD, object_size_m=SIZE_M,

@@ -42,7 +42,7 @@ def test_output_bag_equals_what_the_live_node_publishes(tmp_path: Path) -> None:
         'weights': str(weights), 'camera_topics': CAMERAS, 'sync_slop_s': 0.1,
         'max_frame_age_s': 3600.0, 'max_rate_hz': 0.0, 'frame_id': 'object',
         'object_size_m': 0.5, 'threshold': -1.0, 'device': 'cpu', 'num_threads': 1,
-        'qos_reliability': 'reliable'})
+        'backend': 'torch', 'qos_reliability': 'reliable'})  # exact comparisons: PyTorch
     encodings = [['rgb8', 'bgr8', 'mono8'], ['bgr8', 'rgb8', 'rgba8'], ['rgb8'] * 3]
     messages = []
     for k, names in enumerate(encodings):

@@ -49,7 +49,7 @@ def test_reconstruct_writes_grid_and_picture(scene, tmp_path) -> None:
     out = tmp_path / 'result.npy'
     png = tmp_path / 'preview.png'
     result = _run('--weights', str(scene['weights']), *map(str, scene['renderings']),
-                  '--out', str(out), '--png', str(png), '--device', 'cpu')
+                  '--out', str(out), '--png', str(png), '--device', 'cpu', '--backend', 'torch')
     assert result.returncode == 0, result.stderr
     assert '2 view(s)' in result.stdout
     grid = np.load(out)
@@ -66,7 +66,7 @@ def test_reconstruct_writes_grid_and_picture(scene, tmp_path) -> None:
 def test_reconstruct_binvox_and_ply(scene, tmp_path) -> None:
     binvox = tmp_path / 'result.binvox'
     result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out', str(binvox),
-                  '--threshold', '0.5', '--device', 'cpu')
+                  '--threshold', '0.5', '--device', 'cpu', '--backend', 'torch')
     assert result.returncode == 0, result.stderr
     frame = cv2.imread(str(scene['frame']))
     with torch.no_grad():
@@ -76,7 +76,7 @@ def test_reconstruct_binvox_and_ply(scene, tmp_path) -> None:
 
     ply = tmp_path / 'result.ply'
     result = _run('--weights', str(scene['weights']), str(scene['frame']), '--out', str(ply),
-                  '--threshold', '0.5', '--object-size-m', '0.64')
+                  '--threshold', '0.5', '--object-size-m', '0.64', '--backend', 'torch')
     assert result.returncode == 0, result.stderr
     cloud = read_ply(ply)
     assert len(cloud['x']) == int(expected.sum())

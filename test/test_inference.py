@@ -1,4 +1,7 @@
-"""The inference wrapper: devices, precisions, frames -> grid, and NaN outputs."""
+"""The inference wrapper: devices, precisions, frames -> grid, and NaN outputs.
+
+These test the PyTorch path exactly (``backend='torch'``); test_backends.py tests the others.
+"""
 
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ def test_resolve_device() -> None:
 
 
 def test_reconstruct_frames_equals_the_network(weights) -> None:
-    reconstructor = Reconstructor(weights, device='cpu')
+    reconstructor = Reconstructor(weights, device='cpu', backend='torch')
     rng = np.random.default_rng(0)
     frames = [rng.integers(0, 256, (480, 640, 3), dtype=np.uint8) for _ in range(3)]
     grid = reconstructor.reconstruct(frames, encodings='rgb8')
@@ -45,12 +48,14 @@ def test_reconstruct_frames_equals_the_network(weights) -> None:
 
 def test_precision_options(weights) -> None:
     with pytest.raises(ValueError, match='precision must be one of'):
-        Reconstructor(weights, device='cpu', precision='int8')
+        Reconstructor(weights, device='cpu', backend='torch', precision='int8')
     with pytest.warns(UserWarning, match='fp16 autocast is not supported on the CPU'):
-        fp16 = Reconstructor(weights, device='cpu', precision='fp16', warmup_views=0)
+        fp16 = Reconstructor(weights, device='cpu', backend='torch', precision='fp16',
+                             warmup_views=0)
     assert fp16.precision == 'fp32'
-    bf16 = Reconstructor(weights, device='cpu', precision='bf16', warmup_views=0)
-    fp32 = Reconstructor(weights, device='cpu', warmup_views=0)
+    bf16 = Reconstructor(weights, device='cpu', backend='torch', precision='bf16',
+                         warmup_views=0)
+    fp32 = Reconstructor(weights, device='cpu', backend='torch', warmup_views=0)
     views = np.random.default_rng(1).uniform(-1, 1, (1, 2, 3, 224, 224)).astype(np.float32)
     assert np.abs(bf16.infer(views) - fp32.infer(views)).max() < 0.1
 
@@ -61,13 +66,13 @@ def test_nan_output_raises(tmp_path) -> None:
         model.decoder.layer5[0].weight.fill_(float('nan'))
     path = tmp_path / 'nan.pth'
     save_checkpoint(path, model)
-    reconstructor = Reconstructor(path, device='cpu', warmup_views=0)
+    reconstructor = Reconstructor(path, device='cpu', backend='torch', warmup_views=0)
     with pytest.raises(InferenceError, match='NaN or Inf'):
         reconstructor.infer(np.zeros((1, 1, 3, 224, 224), np.float32))
 
 
 def test_bad_shapes_raise(weights) -> None:
-    reconstructor = Reconstructor(weights, device='cpu', warmup_views=0)
+    reconstructor = Reconstructor(weights, device='cpu', backend='torch', warmup_views=0)
     with pytest.raises(InferenceError, match=r'expected input \(B, V, 3, 224, 224\)'):
         reconstructor.infer(np.zeros((1, 3, 224, 224), np.float32))
     with pytest.raises(InferenceError, match='no views given'):

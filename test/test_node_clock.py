@@ -74,7 +74,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     params = write_params(tmp / 'params.yaml', {
         'weights': str(weights), 'camera_topics': CAMERAS, 'use_sim_time': True,
         'sync_slop_s': 0.1, 'max_frame_age_s': 5.0, 'future_tolerance_s': 0.5,
-        'max_rate_hz': 0.0, 'device': 'cpu', 'num_threads': 1})
+        'max_rate_hz': 0.0, 'device': 'cpu', 'backend': 'torch', 'num_threads': 1})
     rig = Rig(CAMERAS, node=NODE)
     clock = SimClock(rig, start_s=1000.0)
     node = NodeProcess(params, log_path=tmp / 'node.log')

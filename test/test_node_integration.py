@@ -56,7 +56,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         'weights': str(weights), 'camera_topics': CAMERAS, 'min_views': 0,
         'sync_slop_s': 0.1, 'max_frame_age_s': 3.0, 'future_tolerance_s': 1.0,
         'max_rate_hz': 0.0, 'frame_id': 'object', 'object_size_m': SIZE_M,
-        'threshold': -1.0, 'device': 'cpu', 'num_threads': 1,
+        'threshold': -1.0, 'device': 'cpu', 'backend': 'torch', 'num_threads': 1,
         'camera_rois': []})  # as config/pix2voxpp.yaml has it
     node = NodeProcess(params, log_path=tmp / 'node.log')
     rig = Rig(CAMERAS, node=NODE)
@@ -141,7 +141,7 @@ def test_cloud_equals_the_core_reconstruction(env: Env) -> None:
 
     threads = torch.get_num_threads()
     try:  # the node runs one thread: the same reduction order gives the same numbers
-        grid = Reconstructor(env.weights, device='cpu', num_threads=1,
+        grid = Reconstructor(env.weights, device='cpu', backend='torch', num_threads=1,
                              warmup_views=0).reconstruct(frames, encodings=encodings)
     finally:
         torch.set_num_threads(threads)

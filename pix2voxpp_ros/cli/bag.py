@@ -298,7 +298,7 @@ def run(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter('always')
             reconstructor = Reconstructor(config.weights, device=config.device,
-                                          precision=config.precision,
+                                          backend=config.backend, precision=config.precision,
                                           num_threads=config.num_threads or None, warmup_views=0)
         for warning in caught:
             print(f'{PROG}: {warning.message}', file=sys.stderr)

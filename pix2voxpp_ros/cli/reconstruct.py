@@ -10,7 +10,8 @@ import cv2
 import numpy as np
 
 from ..core.checkpoint import CheckpointError
-from ..core.inference import InferenceError, Reconstructor
+from ..core.backends import BACKENDS
+from ..core.inference import PRECISION_CHOICES, InferenceError, Reconstructor
 from ..core.preprocess import RENDERING_SIZE, ImageInputError, preprocess_rendering
 from ..core.visualize import render_grid_views
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
@@ -40,7 +41,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--object-size-m', type=float, default=1.0,
                         help='edge of the grid in metres, for .ply output (default 1.0)')
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--precision', default='fp32', choices=('fp32', 'fp16', 'bf16'))
+    parser.add_argument('--precision', default='fp32', choices=PRECISION_CHOICES)
+    parser.add_argument('--backend', default='auto', choices=BACKENDS,
+                        help='auto (OpenVINO on the CPU when installed, else PyTorch), torch or '
+                             'openvino; converted models are cached in $PIX2VOXPP_CACHE_DIR '
+                             '(default ~/.cache/pix2voxpp_ros)')
     return parser.parse_args(argv)
 
 
@@ -80,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     try:
         reconstructor = Reconstructor(args.weights, device=args.device,
-                                      precision=args.precision, warmup_views=0)
+                                      precision=args.precision, backend=args.backend,
+                                      warmup_views=0)
         views = np.stack([_read_view(path, reconstructor) for path in args.images])
         grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
     except (CheckpointError, ImageInputError, InferenceError, ValueError) as exc:

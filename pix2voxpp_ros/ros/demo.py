@@ -111,6 +111,11 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument('--timeout-s', type=float, default=420.0,
                         help='give up after this many seconds (default 420)')
     parser.add_argument('--device', default='auto', help='node device: auto, cpu, cuda, cuda:N')
+    parser.add_argument('--backend', default='auto',
+                        help='node inference backend: auto (OpenVINO on the CPU when installed), '
+                             'torch or openvino')
+    parser.add_argument('--precision', default='auto',
+                        help='node precision (default auto: bf16 where the hardware has it)')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the demo (default: random, keeps runs apart)')
     parser.add_argument('--config-dir', type=Path, default=None,
@@ -129,7 +134,8 @@ def start_demo_processes(args: argparse.Namespace, env: dict[str, str], folder: 
                          node_parameters: Sequence[str] = ()) -> list[subprocess.Popen]:
     """Start the rig and the node as their own processes; their logs go to ``folder``.
 
-    :param args: needs ``config_dir``, ``object_switch_s``, ``weights`` and ``device``.
+    :param args: needs ``config_dir``, ``object_switch_s``, ``weights``, ``device``,
+        ``backend`` and ``precision``.
     :param rig_parameters: more ``name:=value`` overrides of the rig (e.g. for the soak test).
     :param node_parameters: more ``name:=value`` overrides of the node.
     :returns: ``[rig, node]``.
@@ -141,7 +147,8 @@ def start_demo_processes(args: argparse.Namespace, env: dict[str, str], folder: 
         rig_cmd += ['-p', f'object_switch_s:={args.object_switch_s}']
     node_cmd = [sys.executable, '-m', 'pix2voxpp_ros.ros.reconstruction_node', '--ros-args',
                 '--params-file', str(config / 'demo_node.yaml'),
-                '-p', f'weights:={args.weights.resolve()}', '-p', f'device:={args.device}']
+                '-p', f'weights:={args.weights.resolve()}', '-p', f'device:={args.device}',
+                '-p', f'backend:={args.backend}', '-p', f'precision:={args.precision}']
     for command, overrides in ((rig_cmd, rig_parameters), (node_cmd, node_parameters)):
         for override in overrides:
             command += ['-p', override]

@@ -23,7 +23,8 @@ from typing import Any, Callable, Mapping, Optional
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.parameter import Parameter
 
-from ..core.inference import PRECISIONS
+from ..core.backends import BACKENDS
+from ..core.inference import PRECISION_CHOICES
 from ..core.preprocess import Roi
 from ..core.views import ViewBufferConfig
 
@@ -155,8 +156,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               "Inference device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.",
               'auto, cpu, cuda, cuda:N', check=_check_device),
     ParamSpec('precision', 'fp32', 'str',
-              'fp32, fp16 (CUDA only; fp32 on the CPU) or bf16 (autocast).',
-              'fp32, fp16 or bf16', check=_one_of(tuple(PRECISIONS))),
+              'fp32, fp16 (CUDA only; fp32 on the CPU), bf16, or auto (bf16 where the hardware '
+              'has it and bf16 was measured to keep the results, else fp32).',
+              'fp32, fp16, bf16 or auto', check=_one_of(PRECISION_CHOICES)),
+    ParamSpec('backend', 'auto', 'str',
+              "Inference backend: 'torch' (PyTorch), 'openvino' (CPU only) or 'auto' (OpenVINO "
+              'on the CPU when installed, else PyTorch); an unusable backend logs one line and '
+              'falls back to PyTorch.', 'auto, torch or openvino', check=_one_of(BACKENDS)),
     ParamSpec('num_threads', 0, 'int',
               'CPU threads for PyTorch; 0 keeps the PyTorch default.', '>= 0',
               check=_at_least(0)),
@@ -204,6 +210,7 @@ class NodeConfig:
     threshold: float
     device: str
     precision: str
+    backend: str
     num_threads: int
     qos_reliability: str
     camera_rois: tuple[Optional[Roi], ...]

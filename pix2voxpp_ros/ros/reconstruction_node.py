@@ -259,6 +259,7 @@ class ReconstructionNode(LifecycleNode):
                 warnings.simplefilter('always')
                 reconstructor = Reconstructor(config.weights, device=config.device,
                                               precision=config.precision,
+                                              backend=config.backend,
                                               num_threads=config.num_threads or None,
                                               warmup_views=warmup)
             for warning in caught:
@@ -289,8 +290,8 @@ class ReconstructionNode(LifecycleNode):
         self.get_logger().info(
             f'configured in {time.perf_counter() - start:.1f} s: Pix2Vox++/'
             f'{reconstructor.model.config.variant} on {reconstructor.device} '
-            f'({reconstructor.precision}), {mode}, trigger {config.trigger}, threshold '
-            f'{self._threshold():.2f}')
+            f'({reconstructor.precision}, {reconstructor.backend}), {mode}, trigger '
+            f'{config.trigger}, threshold {self._threshold():.2f}')
         self._state = 'inactive'
         return super().on_configure(state)
 
@@ -758,6 +759,7 @@ class ReconstructionNode(LifecycleNode):
                 'trigger': config.trigger if config else '',
                 'device': str(reconstructor.device) if reconstructor else '',
                 'precision': reconstructor.precision if reconstructor else '',
+                'backend': reconstructor.backend if reconstructor else '',
                 'weights': config.weights if config else '',
                 'threshold': f'{self._threshold():.3f}',
                 'reconstructions': str(run.reconstructions),

@@ -2,18 +2,23 @@
 
 The deployment file is a project checkpoint with weights only (no optimizer, no history),
 optionally float16, whose metadata carries what the node needs and what a person asks later:
-variant, threshold, training configuration, dataset and validation IoU.
+variant, threshold, training configuration, dataset and validation IoU. ``--onnx`` also (or
+only) writes the network as ONNX with dynamic batch and views axes, for ONNX Runtime or TensorRT.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from pix2voxpp_ros.core.backends import BackendError, OnnxRuntimeRunner, export_onnx
 from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, read_checkpoint,
                                            save_checkpoint)
+
+ONNX_TOLERANCE = 1e-4  # largest difference from PyTorch accepted for the written ONNX model
 
 
 def export_weights(weights: str | Path, out: str | Path, *, half: bool = False
@@ -54,6 +59,37 @@ def export_weights(weights: str | Path, out: str | Path, *, half: bool = False
     return metadata
 
 
+def export_onnx_checked(weights: str | Path, out: str | Path) -> float:
+    """Write the ONNX model of a checkpoint and check it against PyTorch with ONNX Runtime.
+
+    :returns: the largest difference from PyTorch over 1 and 3 views; ``nan`` when ONNX Runtime
+        is not installed and the check was skipped.
+    :raises CheckpointError: the weights are unreadable.
+    :raises BackendError: the export failed or ONNX Runtime's results differ by more than
+        :data:`ONNX_TOLERANCE`.
+    """
+    import numpy as np
+    import torch
+
+    loaded = read_checkpoint(weights)
+    size = loaded.metadata.input_size
+    model = loaded.model.float().eval()
+    export_onnx(model, out, size=size)
+    try:
+        runner = OnnxRuntimeRunner(out)
+    except BackendError:
+        return float('nan')
+    generator = torch.Generator().manual_seed(0)
+    images = torch.rand(1, 3, 3, size, size, generator=generator) * 2 - 1
+    worst = 0.0
+    with torch.inference_mode():
+        for views in (images[:, :1], images):
+            worst = max(worst, float(np.abs(runner(views.numpy()) - model(views).numpy()).max()))
+    if not worst <= ONNX_TOLERANCE:
+        raise BackendError(f'ONNX Runtime differs from PyTorch by {worst:.3g} on {out}')
+    return worst
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Build the ``pix2voxpp-export`` command line."""
     parser = argparse.ArgumentParser(
@@ -61,17 +97,31 @@ def build_parser() -> argparse.ArgumentParser:
         description='Write a deployment file (weights and metadata only) from a checkpoint.')
     parser.add_argument('--weights', type=Path, required=True,
                         help='training checkpoint, e.g. RUN/checkpoints/best.pth of stage 2')
-    parser.add_argument('--out', type=Path, required=True, help='deployment file to write')
+    parser.add_argument('--out', type=Path, help='deployment file (.pth) to write')
     parser.add_argument('--half', action='store_true', help='store weights as float16')
+    parser.add_argument('--onnx', type=Path, metavar='OUT.onnx',
+                        help='also write the network as ONNX (dynamic batch and views axes), '
+                        'checked against PyTorch with ONNX Runtime when it is installed')
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``pix2voxpp-export``; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out is None and args.onnx is None:
+        parser.error('give --out, --onnx or both')
     try:
+        if args.onnx is not None:
+            difference = export_onnx_checked(args.weights, args.onnx)
+            checked = ('not checked: ONNX Runtime is not installed' if math.isnan(difference)
+                       else f'ONNX Runtime within {difference:.1g} of PyTorch')
+            print(f'wrote {args.onnx} ({args.onnx.stat().st_size / 1e6:.1f} MB, inputs '
+                  f'images (batch, views, 3, 224, 224), {checked})')
+        if args.out is None:
+            return 0
         metadata = export_weights(args.weights, args.out, half=args.half)
-    except (CheckpointError, OSError) as exc:
+    except (CheckpointError, BackendError, OSError) as exc:
         print(f'pix2voxpp-export: error: {exc}', file=sys.stderr)
         return 2
     provenance = metadata.provenance
