@@ -251,7 +251,7 @@ def probability_colours(values: np.ndarray, *, threshold: float = 0.0) -> np.nda
 
 
 def clear_markers(header: Header) -> MarkerArray:
-    """A single DELETEALL marker: RViz removes the markers it shows of this namespace."""
+    """Return a single DELETEALL marker: RViz removes the markers it shows of this namespace."""
     return MarkerArray(markers=[Marker(header=header, ns=MARKER_NAMESPACE,
                                        action=Marker.DELETEALL)])
 
