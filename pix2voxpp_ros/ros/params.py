@@ -215,6 +215,14 @@ class NodeConfig:
         """One camera topic: key frames of one moving camera make a view set."""
         return len(self.camera_topics) == 1
 
+    def describe_mode(self) -> str:
+        """Say how view sets are made, for the log."""
+        if self.moving_camera:
+            return (f'one moving camera, {self.views_per_reconstruction} key frames '
+                    f'{self.min_view_interval_s} s apart')
+        return (f'{len(self.camera_topics)} cameras, at least '
+                f'{self.view_buffer_config().required_views} within {self.sync_slop_s} s')
+
     def view_buffer_config(self) -> ViewBufferConfig:
         """Return the core's view-buffer configuration for these parameters."""
         return ViewBufferConfig(
@@ -290,6 +298,24 @@ def find_problems(values: Mapping[str, Any]) -> list[str]:
         except ValueError as exc:
             problems.append(str(exc))
     return problems
+
+
+def change_problem(changes: Mapping[str, Any], *, current: Mapping[str, Any],
+                   state: str) -> Optional[str]:
+    """Why the node refuses to set ``changes`` now, or None when it accepts them.
+
+    Parameters that are not dynamic change only while unconfigured; a change must not add a
+    problem to those ``current`` already has (so a node with a bad parameter can be repaired one
+    parameter at a time).
+    """
+    fixed = sorted(name for name in changes if name not in DYNAMIC_PARAMETERS)
+    if fixed and state != 'unconfigured':
+        return (f'{", ".join(fixed)} can only change while the node is unconfigured (it is '
+                f'{state}): deactivate, clean up, set, then configure again; '
+                f'{", ".join(sorted(DYNAMIC_PARAMETERS))} change any time')
+    known = set(find_problems(current))
+    new = [p for p in find_problems({**current, **changes}) if p not in known]
+    return '; '.join(new) if new else None
 
 
 def _build(values: Mapping[str, Any]) -> NodeConfig:
