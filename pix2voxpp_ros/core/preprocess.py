@@ -30,6 +30,49 @@ class ImageInputError(ValueError):
     """An image has an unsupported encoding, shape or region of interest."""
 
 
+class ImageDecodeError(ImageInputError):
+    """Compressed image data is corrupt, truncated, or not an 8-bit JPEG or PNG."""
+
+
+_JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
+_PNG_START = b'\x89PNG\r\n\x1a\n'
+_DECODED_ENCODINGS = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}  # channels OpenCV returns -> encoding
+
+
+def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[np.ndarray, str]:
+    """Decode JPEG or PNG bytes (a camera's compressed frame) with OpenCV.
+
+    :returns: the image as OpenCV decodes it (``(H, W)`` or ``(H, W, C)`` uint8) and its
+        encoding: ``mono8``, ``bgr8`` or ``bgra8`` (OpenCV's colour order).
+    :raises ImageDecodeError: the data is neither JPEG nor PNG, is truncated (a JPEG without
+        its end marker, which some decoders would return half-grey), does not decode, or
+        decodes to anything but 8 bits per channel.
+    """
+    buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else \
+        data.reshape(-1).view(np.uint8)
+    head = buffer[:8].tobytes()
+    if head.startswith(_JPEG_START):
+        # Encoders may pad after the end marker; none leaves it out of a complete image.
+        if _JPEG_END not in buffer[-64:].tobytes():
+            raise ImageDecodeError(f'truncated JPEG: no end marker in its last bytes '
+                                   f'({buffer.size} bytes)')
+    elif not head.startswith(_PNG_START):
+        raise ImageDecodeError(f'neither JPEG nor PNG data (starts with {head[:4].hex()}, '
+                               f'{buffer.size} bytes)')
+    image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
+    if image is None or image.size == 0:
+        raise ImageDecodeError(f'corrupt or truncated image data ({buffer.size} bytes)')
+    if image.dtype != np.uint8:
+        raise ImageDecodeError(f'decoded to {image.dtype}; only 8 bits per channel are '
+                               'supported')
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if channels not in _DECODED_ENCODINGS:
+        raise ImageDecodeError(f'decoded to {channels} channels')
+    if image.ndim == 3 and channels == 1:
+        image = image[:, :, 0]
+    return image, _DECODED_ENCODINGS[channels]
+
+
 def _normalize_chw(image: np.ndarray, metadata: WeightsMetadata) -> np.ndarray:
     """(H, W, 3) float32 in [0, 1], network channel order -> normalized (3, H, W) float32."""
     mean = np.asarray(metadata.mean, dtype=np.float32)

@@ -15,13 +15,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.inference import Reconstructor
 from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_STALE, NS_PER_S, Frame,
                           PendingSlot, ViewBuffer)
 from .conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
-                          UnsupportedEncodingError, image_to_array, stamp_to_ns)
+                          UnsupportedEncodingError, compressed_to_array, compressed_topic,
+                          image_to_array, stamp_to_ns)
 from .diagnostics import NodeStats, ThrottledLog
 from .params import NodeConfig
 from .worker import Job, ViewPreparer, Worker
@@ -86,15 +87,18 @@ class CameraInputs:
         self._clock_resets_seen = buffer.clock_resets
         self._subscriptions: list[Any] = []
         qos = image_qos(config.qos_reliability)
+        compressed = config.image_transport == 'compressed'
+        topics = [compressed_topic(t) if compressed else t for t in config.camera_topics]
         try:
-            for index, topic in enumerate(config.camera_topics):
+            for index, topic in enumerate(topics):
                 self._subscriptions.append(node.create_subscription(
-                    Image, topic, partial(self._on_image, index), qos))
+                    CompressedImage if compressed else Image, topic,
+                    partial(self._on_image, index), qos))
         except Exception:
             self.close()
             raise
         self.topics = [getattr(sub, 'topic_name', topic)
-                       for sub, topic in zip(self._subscriptions, config.camera_topics)]
+                       for sub, topic in zip(self._subscriptions, topics)]
 
     def close(self) -> None:
         """Unsubscribe from every camera."""
@@ -102,7 +106,7 @@ class CameraInputs:
             self._node.destroy_subscription(sub)
         self._subscriptions = []
 
-    def _on_image(self, camera: int, msg: Image) -> None:
+    def _on_image(self, camera: int, msg: Image | CompressedImage) -> None:
         """Validate, wrap and store one frame; never raises (bad frames are dropped, counted)."""
         try:
             self._handle_image(camera, msg)
@@ -118,14 +122,17 @@ class CameraInputs:
         self._stats.dropped(camera, reason)
         self._log.warn(key or (self._topic(camera), reason), message)
 
-    def _handle_image(self, camera: int, msg: Image) -> None:
+    def _handle_image(self, camera: int, msg: Image | CompressedImage) -> None:
         received_ns = time.monotonic_ns()
         if not self._is_active():
             return
         topic = self._topic(camera)
         self._stats.received(camera, received_ns / NS_PER_S)
         try:
-            image = image_to_array(msg)
+            if isinstance(msg, CompressedImage):
+                image, encoding = compressed_to_array(msg)
+            else:
+                image, encoding = image_to_array(msg), msg.encoding
         except UnsupportedEncodingError:
             self._drop(camera, DROP_ENCODING, f'dropping frames on {topic}: encoding '
                        f"'{msg.encoding}' is not supported (use rgb8, bgr8, rgba8, bgra8 or "
@@ -135,8 +142,8 @@ class CameraInputs:
             self._drop(camera, DROP_BAD_IMAGE, f'dropping a malformed frame on {topic}: {exc}')
             return
         frame = Frame(camera=camera, stamp_ns=stamp_to_ns(msg.header.stamp), image=image,
-                      encoding=msg.encoding, received_ns=received_ns)
-        self._store(frame, size=f'{msg.width}x{msg.height}')
+                      encoding=encoding, received_ns=received_ns)
+        self._store(frame, size=f'{image.shape[1]}x{image.shape[0]}')
 
     def _store(self, frame: Frame, *, size: str) -> None:
         """Put a converted frame into the buffer and hand a new complete set to the worker."""

@@ -29,6 +29,7 @@ from ..core.views import ViewBufferConfig
 
 TRIGGERS = ('auto', 'service')
 RELIABILITIES = ('best_effort', 'reliable')
+TRANSPORTS = ('raw', 'compressed')
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
 
 
@@ -163,6 +164,11 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('qos_reliability', 'best_effort', 'str',
               "Image subscriptions: 'best_effort' (sensor-data QoS, the camera default) or "
               "'reliable'.", 'best_effort or reliable', check=_one_of(RELIABILITIES)),
+    ParamSpec('image_transport', 'raw', 'str',
+              "'raw': sensor_msgs/Image on each of camera_topics; 'compressed': "
+              'sensor_msgs/CompressedImage (JPEG or PNG) on <topic>/compressed, as '
+              "image_transport's compressed plugin names it.", 'raw or compressed',
+              check=_one_of(TRANSPORTS)),
     ParamSpec('camera_rois', [], 'int_list',
               'Optional region of interest per camera, flat x, y, width, height in pixels, '
               '4 integers per camera in camera_topics order; empty = whole images; width or '
@@ -206,6 +212,7 @@ class NodeConfig:
     precision: str
     num_threads: int
     qos_reliability: str
+    image_transport: str
     camera_rois: tuple[Optional[Roi], ...]
     roi_margin: float
     autostart: bool
