@@ -4,11 +4,15 @@
 thread and only validate, convert and store: a message becomes a core
 :class:`~pix2voxpp_ros.core.views.Frame` in the :class:`~pix2voxpp_ros.core.views.ViewBuffer`,
 or is dropped and counted with its reason; with ``trigger: auto`` a newly complete view set goes
-into the worker's one-slot queue. Callbacks never raise.
+into the worker's one-slot queue. With ``mask_topics`` a frame first waits (in the core's
+:class:`~pix2voxpp_ros.core.masks.MaskPairing`) for the segmenter's mask of its stamp and goes on
+with it; frames without one, with an empty one or a bad one are dropped and counted. Callbacks
+never raise.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from functools import partial
 from typing import Any, Callable, Optional
@@ -18,6 +22,8 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.inference import Reconstructor
+from ..core.masks import DROP_BAD_MASK, DROP_EMPTY_MASK, DROP_NO_MASK, MaskPairing
+from ..core.preprocess import EmptyMaskError, MaskError, mask_box
 from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_STALE, NS_PER_S, Frame,
                           PendingSlot, ViewBuffer)
 from .conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
@@ -44,7 +50,8 @@ def frame_preparer(reconstructor: Reconstructor, config: NodeConfig
 
     def prepare(frame: Frame) -> np.ndarray:
         return reconstructor.preprocess(frame.image, encoding=frame.encoding,
-                                        roi=rois[frame.camera], roi_margin=margin)
+                                        roi=rois[frame.camera], roi_margin=margin,
+                                        mask=frame.mask)
     return prepare
 
 
@@ -99,6 +106,16 @@ class CameraInputs:
             raise
         self.topics = [getattr(sub, 'topic_name', topic)
                        for sub, topic in zip(self._subscriptions, topics)]
+        self._pairing: Optional[MaskPairing[Frame]] = None
+        if config.mask_topics:
+            self._pairing = MaskPairing(len(topics), timeout_s=config.mask_timeout_s)
+            try:
+                for index, topic in enumerate(config.mask_topics):
+                    self._subscriptions.append(node.create_subscription(
+                        Image, topic, partial(self._on_mask, index), qos))
+            except Exception:
+                self.close()
+                raise
 
     def close(self) -> None:
         """Unsubscribe from every camera."""
@@ -143,9 +160,59 @@ class CameraInputs:
             return
         frame = Frame(camera=camera, stamp_ns=stamp_to_ns(msg.header.stamp), image=image,
                       encoding=encoding, received_ns=received_ns)
-        self._store(frame, size=f'{image.shape[1]}x{image.shape[0]}')
+        if self._pairing is None:
+            self._store(frame)
+            return
+        pair, expired = self._pairing.add_frame(camera, frame.stamp_ns, frame,
+                                                now_ns=received_ns)
+        self._paired(pair, expired)
 
-    def _store(self, frame: Frame, *, size: str) -> None:
+    def _on_mask(self, camera: int, msg: Image) -> None:
+        """Pair a mask with its frame; never raises."""
+        try:
+            pairing = self._pairing
+            if not self._is_active() or pairing is None:
+                return
+            try:
+                mask: object = image_to_array(msg)
+                if msg.encoding != 'mono8':
+                    mask = MaskError(f"mask encoding is '{msg.encoding}', not mono8")
+            except ImageConversionError as exc:
+                mask = MaskError(f'malformed mask: {exc}')
+            pair, expired = pairing.add_mask(camera, stamp_to_ns(msg.header.stamp), mask,
+                                             now_ns=time.monotonic_ns())
+            self._paired(pair, expired)
+        except Exception as exc:  # noqa: BLE001 - callbacks never kill the spin
+            self._stats.error('callback')
+            self._log.warn(('mask callback', camera), f'mask callback of camera {camera} '
+                           f'failed: {type(exc).__name__}: {exc}')
+
+    def _paired(self, pair: Optional[tuple[Frame, object]], expired: list[Frame]) -> None:
+        """Drop frames whose mask never came; check a new pair's mask and store its frame."""
+        for frame in expired:
+            self._drop(frame.camera, DROP_NO_MASK, f'dropping frames on '
+                       f'{self._topic(frame.camera)}: no mask of their stamp came within '
+                       f'mask_timeout_s {self._config.mask_timeout_s} s on '
+                       f'{self._config.mask_topics[frame.camera]}')
+        if pair is None:
+            return
+        frame, mask = pair
+        try:
+            if isinstance(mask, Exception):
+                raise mask
+            mask_box(mask, height=frame.image.shape[0], width=frame.image.shape[1])
+        except EmptyMaskError:
+            self._drop(frame.camera, DROP_EMPTY_MASK, f'dropping frames on '
+                       f'{self._topic(frame.camera)}: their mask marks no pixel (the segmenter '
+                       'did not find the object)')
+            return
+        except MaskError as exc:
+            self._drop(frame.camera, DROP_BAD_MASK,
+                       f'dropping frames on {self._topic(frame.camera)}: bad mask: {exc}')
+            return
+        self._store(dataclasses.replace(frame, mask=mask))
+
+    def _store(self, frame: Frame) -> None:
         """Put a converted frame into the buffer and hand a new complete set to the worker."""
         buffer, config, topic = self._buffer, self._config, self._topic(frame.camera)
         now_ns = self._node.get_clock().now().nanoseconds
@@ -165,7 +232,8 @@ class CameraInputs:
                        f'{_FRAME_DROP_HINTS.get(reason, reason)}')
             return
         self._stats.accepted(frame.camera, frame.received_ns / NS_PER_S,
-                             encoding=frame.encoding, size=size)
+                             encoding=frame.encoding,
+                             size=f'{frame.image.shape[1]}x{frame.image.shape[0]}')
         if config.trigger != 'auto':
             return
         if not config.moving_camera and not self._worker.busy:

@@ -174,9 +174,19 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               '4 integers per camera in camera_topics order; empty = whole images; width or '
               'height 0 = whole image for that camera.', '0 or 4 per camera',
               check=_check_rois),
-    ParamSpec('roi_margin', 0.1, 'float',
-              "Fraction added to a region of interest's longer side before cropping.", '>= 0',
-              check=_at_least(0.0)),
+    ParamSpec('roi_margin', -1.0, 'float',
+              "Fraction added to the longer side of a region of interest or of a mask's "
+              'bounding box before cropping; negative: as much as makes the object fill the crop '
+              'as objects fill the training renderings (0.75: they fill 57%).', 'any'),
+    ParamSpec('mask_topics', [], 'str_list',
+              'Object masks from a segmenter, sensor_msgs/Image mono8 (nonzero on the object), '
+              'one topic per camera in camera_topics order, each mask stamped like its frame; '
+              'empty = no masks. A frame is cropped around its mask and everything outside it '
+              'becomes background.', '0 or one per camera, no duplicates',
+              check=lambda v: 'lists a topic twice' if len(set(v)) != len(v) else None),
+    ParamSpec('mask_timeout_s', 0.5, 'float',
+              'How long a frame waits for its mask, seconds; frames without one are dropped '
+              '(no_mask).', '>= 0', check=_at_least(0.0)),
     ParamSpec('autostart', True, 'bool',
               'Configure and activate at startup (for ros2 run); false leaves the node '
               'unconfigured for a lifecycle manager.'),
@@ -215,6 +225,8 @@ class NodeConfig:
     image_transport: str
     camera_rois: tuple[Optional[Roi], ...]
     roi_margin: float
+    mask_topics: tuple[str, ...]
+    mask_timeout_s: float
     autostart: bool
 
     @property
@@ -296,6 +308,9 @@ def find_problems(values: Mapping[str, Any]) -> list[str]:
     if len(values.get('camera_rois') or ()) not in (0, 4 * cameras):
         problems.append(f'camera_rois has {len(values.get("camera_rois") or ())} values but '
                         f'camera_topics lists {cameras} camera(s): give 4 per camera or none')
+    if len(config.mask_topics) not in (0, cameras):
+        problems.append(f'mask_topics lists {len(config.mask_topics)} topic(s) but camera_topics '
+                        f'{cameras}: give one mask topic per camera or none')
     if config.min_views > cameras:
         problems.append(f'min_views {config.min_views} exceeds the {cameras} camera(s) in '
                         'camera_topics')
