@@ -15,7 +15,9 @@ from visualization_msgs.msg import Marker
 
 from pix2voxpp_ros.core.voxels import grid_to_points, grid_to_ros_axes
 from pix2voxpp_ros.ros.conversions import (CLOUD_FIELD_NAMES, ImageConversionError,
-                                           UnsupportedEncodingError, array_to_image,
+                                           UnsupportedEncodingError, array_to_compressed,
+                                           array_to_image, compressed_to_array,
+                                           compressed_topic,
                                            check_image, grid_to_cloud,
                                            dense_cloud_to_grid, grid_to_dense_cloud,
                                            grid_to_markers, image_to_array, library_available,
@@ -290,3 +292,27 @@ def test_reconstruction_messages_share_one_header_and_agree() -> None:
     assert len(out.markers.markers[0].points) == out.cloud.width
     assert reconstruction_messages(grid, threshold=0.6, object_size_m=0.5, header=HEADER,
                                    markers=False).markers is None
+
+
+@pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'])
+def test_compressed_png_round_trip_in_opencv_order(encoding: str) -> None:
+    channels = {'mono8': 1, 'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4}[encoding]
+    image = np.random.default_rng(1).integers(0, 256, (6, 5, channels), dtype=np.uint8)
+    msg = array_to_compressed(image, encoding=encoding, image_format='png',
+                              stamp=Time(sec=3, nanosec=4))
+    assert msg.header.stamp == Time(sec=3, nanosec=4) and msg.format.startswith(encoding)
+    decoded, decoded_encoding = compressed_to_array(
+        deserialize_message(serialize_message(msg), type(msg)))
+    back = array_to_image(decoded, encoding=decoded_encoding)
+    assert image_to_array(back).reshape(6, 5, -1).shape[2] == channels
+    order = {'rgb8': [2, 1, 0], 'rgba8': [2, 1, 0, 3]}.get(encoding, list(range(channels)))
+    np.testing.assert_array_equal(decoded.reshape(6, 5, channels), image[:, :, order])
+
+
+def test_corrupt_compressed_data_raises_conversion_error() -> None:
+    msg = array_to_compressed(np.zeros((8, 8, 3), np.uint8), encoding='rgb8')
+    assert msg.format == 'rgb8; jpeg compressed bgr8'
+    msg.data = msg.data[:len(msg.data) // 2]
+    with pytest.raises(ImageConversionError, match="format 'rgb8; jpeg compressed bgr8'"):
+        compressed_to_array(msg)
+    assert compressed_topic('/cam/image_raw/') == '/cam/image_raw/compressed'

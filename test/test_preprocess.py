@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from pix2voxpp_ros.core.checkpoint import WeightsMetadata
-from pix2voxpp_ros.core.preprocess import (ImageInputError, preprocess_frame,
-                                           preprocess_rendering, rendering_crop,
-                                           square_crop_box)
+from pix2voxpp_ros.core.preprocess import (ImageDecodeError, ImageInputError, decode_image,
+                                           preprocess_frame, preprocess_rendering,
+                                           rendering_crop, square_crop_box)
 
 BG = (240 / 255 - 0.5) / 0.5
 
@@ -100,3 +100,26 @@ def test_frame_errors() -> None:
         preprocess_frame(image, encoding='rgb8', roi=(20, 0, 5, 5))
     with pytest.raises(ImageInputError, match='must be uint8'):
         preprocess_frame(image.astype(np.float32), encoding='rgb8')
+
+
+def test_decode_image_jpeg_png_and_what_it_refuses() -> None:
+    rng = np.random.default_rng(0)
+    bgr = cv2.GaussianBlur(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8), (7, 7), 2)
+    png = cv2.imencode('.png', bgr)[1].tobytes()
+    image, encoding = decode_image(png)
+    assert encoding == 'bgr8' and np.array_equal(image, bgr)
+    mono, encoding = decode_image(cv2.imencode('.png', bgr[:, :, 0])[1])
+    assert encoding == 'mono8' and mono.shape == (40, 60)
+    bgra = np.dstack([bgr, np.full((40, 60), 128, np.uint8)])
+    assert decode_image(cv2.imencode('.png', bgra)[1].tobytes())[1] == 'bgra8'
+    jpeg = cv2.imencode('.jpg', bgr, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()
+    image, encoding = decode_image(jpeg + b'\x00' * 16)  # padding after the end marker is fine
+    assert encoding == 'bgr8' and np.abs(image.astype(int) - bgr).mean() < 3
+    for data, match in ((b'', 'neither JPEG nor PNG'), (b'GIF89a....', 'neither JPEG nor PNG'),
+                        (jpeg[:len(jpeg) // 2], 'truncated JPEG'),
+                        (png[:len(png) // 2], 'corrupt or truncated'),
+                        (cv2.imencode('.png', np.zeros((4, 4), np.uint16))[1].tobytes(),
+                         'only 8 bits')):
+        with pytest.raises(ImageDecodeError, match=match):
+            decode_image(data)
+    assert issubclass(ImageDecodeError, ImageInputError)

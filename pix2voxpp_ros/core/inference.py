@@ -205,10 +205,10 @@ class Reconstructor:
         return self.metadata.threshold
 
     def preprocess(self, image: np.ndarray, *, encoding: str, roi: Roi | None = None,
-                   roi_margin: float = 0.0) -> np.ndarray:
+                   roi_margin: float = 0.0, mask: np.ndarray | None = None) -> np.ndarray:
         """Preprocess one camera frame for these weights (see :func:`preprocess_frame`)."""
         return preprocess_frame(image, encoding=encoding, roi=roi, roi_margin=roi_margin,
-                                metadata=self.metadata)
+                                mask=mask, metadata=self.metadata)
 
     def infer(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
         """Run the network on preprocessed views.

@@ -63,6 +63,7 @@ class Frame:
     :param image: ``(H, W, C)`` or ``(H, W)`` uint8 pixels, layout as ``encoding`` says.
     :param encoding: image encoding (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8``).
     :param received_ns: monotonic arrival time in nanoseconds, for latency measurements.
+    :param mask: the object's mask (``(H, W)`` uint8, nonzero on the object), or None.
     """
 
     camera: int
@@ -70,6 +71,7 @@ class Frame:
     image: np.ndarray
     encoding: str = 'rgb8'
     received_ns: int = 0
+    mask: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True, eq=False)

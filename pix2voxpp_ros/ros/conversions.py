@@ -20,11 +20,12 @@ from typing import Any, Optional
 import numpy as np
 from builtin_interfaces.msg import Time
 from geometry_msgs.msg import Point
-from sensor_msgs.msg import Image, PointCloud2, PointField
+import cv2
+from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..core.preprocess import ENCODINGS
+from ..core.preprocess import ENCODINGS, ImageDecodeError, decode_image
 from ..core.voxels import grid_to_points, grid_to_ros_axes, voxel_centres
 
 BACKENDS = ('auto', 'own', 'library')
@@ -37,7 +38,8 @@ _point_cloud2: Any = None  # sensor_msgs_py.point_cloud2 module, False once its 
 
 # Why an image message is dropped before it reaches the view buffer (node and pix2voxpp-bag).
 DROP_ENCODING = 'encoding'  # an encoding the network cannot take
-DROP_BAD_IMAGE = 'bad_image'  # size, step or data length do not fit
+DROP_BAD_IMAGE = 'bad_image'  # size, step or data length do not fit; corrupt compressed data
+COMPRESSED_FORMATS = ('jpeg', 'png')
 
 
 class ImageConversionError(ValueError):
@@ -176,6 +178,67 @@ def array_to_image(
                 width=width, encoding=encoding, is_bigendian=0, step=width * channels)
     msg.data = array.array('B', np.ascontiguousarray(image).tobytes())
     return msg
+
+
+def compressed_to_array(msg: CompressedImage) -> tuple[np.ndarray, str]:
+    """Decode a CompressedImage (JPEG or PNG, whatever its ``format`` string says).
+
+    :returns: the image and its encoding (``bgr8``, ``bgra8`` or ``mono8``), as
+        :func:`pix2voxpp_ros.core.preprocess.decode_image` returns them.
+    :raises ImageConversionError: corrupt, truncated or unsupported data.
+    """
+    try:
+        return decode_image(memoryview(msg.data))
+    except ImageDecodeError as exc:
+        raise ImageConversionError(f'format {msg.format!r}: {exc}') from exc
+
+
+def array_to_compressed(
+    image: np.ndarray,
+    *,
+    encoding: str,
+    image_format: str = 'jpeg',
+    quality: int = 90,
+    stamp: Optional[Time] = None,
+    frame_id: str = '',
+) -> CompressedImage:
+    """Compress a uint8 image into a CompressedImage, as a camera's compressed transport does.
+
+    The ``format`` field reads ``'<encoding>; jpeg compressed bgr8'`` (or ``png``): colour
+    images are stored in OpenCV's BGR order, so any decoder gets the colours right.
+
+    :param image_format: ``jpeg`` or ``png``.
+    :param quality: JPEG quality, 1 .. 100.
+    :raises ImageConversionError: the array does not fit the encoding, or the format is unknown.
+    """
+    if image_format not in COMPRESSED_FORMATS:
+        raise ImageConversionError(f'format must be one of {", ".join(COMPRESSED_FORMATS)}, '
+                                   f'got {image_format!r}')
+    raw = array_to_image(image, encoding=encoding)  # validates shape and encoding
+    channels, stored_bgr = ENCODINGS[encoding]
+    pixels = np.asarray(image).reshape(raw.height, raw.width, channels)
+    if channels == 1:
+        target, pixels = 'mono8', pixels[:, :, 0]
+    elif channels == 3:
+        target, pixels = 'bgr8', pixels if stored_bgr else pixels[:, :, ::-1]
+    else:
+        target, pixels = 'bgra8', pixels if stored_bgr else pixels[:, :, [2, 1, 0, 3]]
+    if image_format == 'jpeg' and channels == 4:
+        target, pixels = 'bgr8', pixels[:, :, :3]  # JPEG has no alpha
+    params = [cv2.IMWRITE_JPEG_QUALITY, int(quality)] if image_format == 'jpeg' else []
+    ok, data = cv2.imencode('.jpg' if image_format == 'jpeg' else '.png',
+                            np.ascontiguousarray(pixels), params)
+    if not ok:
+        raise ImageConversionError(f'OpenCV could not encode a {encoding} image as {image_format}')
+    msg = CompressedImage(header=Header(stamp=stamp or Time(), frame_id=frame_id),
+                          format=f'{encoding}; {image_format} compressed {target}')
+    msg.data = array.array('B', data.tobytes())
+    return msg
+
+
+def compressed_topic(topic: str) -> str:
+    """Return the topic image_transport's ``compressed`` plugin uses for ``topic``'s images."""
+    return topic.rstrip('/') + '/compressed'
 
 
 def occupancy_fields() -> list[PointField]:

@@ -30,6 +30,7 @@ from ..core.views import ViewBufferConfig
 
 TRIGGERS = ('auto', 'service')
 RELIABILITIES = ('best_effort', 'reliable')
+TRANSPORTS = ('raw', 'compressed')
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
 
 
@@ -169,14 +170,29 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('qos_reliability', 'best_effort', 'str',
               "Image subscriptions: 'best_effort' (sensor-data QoS, the camera default) or "
               "'reliable'.", 'best_effort or reliable', check=_one_of(RELIABILITIES)),
+    ParamSpec('image_transport', 'raw', 'str',
+              "'raw': sensor_msgs/Image on each of camera_topics; 'compressed': "
+              'sensor_msgs/CompressedImage (JPEG or PNG) on <topic>/compressed, as '
+              "image_transport's compressed plugin names it.", 'raw or compressed',
+              check=_one_of(TRANSPORTS)),
     ParamSpec('camera_rois', [], 'int_list',
               'Optional region of interest per camera, flat x, y, width, height in pixels, '
               '4 integers per camera in camera_topics order; empty = whole images; width or '
               'height 0 = whole image for that camera.', '0 or 4 per camera',
               check=_check_rois),
-    ParamSpec('roi_margin', 0.1, 'float',
-              "Fraction added to a region of interest's longer side before cropping.", '>= 0',
-              check=_at_least(0.0)),
+    ParamSpec('roi_margin', -1.0, 'float',
+              "Fraction added to the longer side of a region of interest or of a mask's "
+              'bounding box before cropping; negative: as much as makes the object fill the crop '
+              'as objects fill the training renderings (0.75: they fill 57%).', 'any'),
+    ParamSpec('mask_topics', [], 'str_list',
+              'Object masks from a segmenter, sensor_msgs/Image mono8 (nonzero on the object), '
+              'one topic per camera in camera_topics order, each mask stamped like its frame; '
+              'empty = no masks. A frame is cropped around its mask and everything outside it '
+              'becomes background.', '0 or one per camera, no duplicates',
+              check=lambda v: 'lists a topic twice' if len(set(v)) != len(v) else None),
+    ParamSpec('mask_timeout_s', 0.5, 'float',
+              'How long a frame waits for its mask, seconds; frames without one are dropped '
+              '(no_mask).', '>= 0', check=_at_least(0.0)),
     ParamSpec('autostart', True, 'bool',
               'Configure and activate at startup (for ros2 run); false leaves the node '
               'unconfigured for a lifecycle manager.'),
@@ -213,14 +229,25 @@ class NodeConfig:
     backend: str
     num_threads: int
     qos_reliability: str
+    image_transport: str
     camera_rois: tuple[Optional[Roi], ...]
     roi_margin: float
+    mask_topics: tuple[str, ...]
+    mask_timeout_s: float
     autostart: bool
 
     @property
     def moving_camera(self) -> bool:
         """One camera topic: key frames of one moving camera make a view set."""
         return len(self.camera_topics) == 1
+
+    def describe_mode(self) -> str:
+        """Say how view sets are made, for the log."""
+        if self.moving_camera:
+            return (f'one moving camera, {self.views_per_reconstruction} key frames '
+                    f'{self.min_view_interval_s} s apart')
+        return (f'{len(self.camera_topics)} cameras, at least '
+                f'{self.view_buffer_config().required_views} within {self.sync_slop_s} s')
 
     def view_buffer_config(self) -> ViewBufferConfig:
         """Return the core's view-buffer configuration for these parameters."""
@@ -288,6 +315,9 @@ def find_problems(values: Mapping[str, Any]) -> list[str]:
     if len(values.get('camera_rois') or ()) not in (0, 4 * cameras):
         problems.append(f'camera_rois has {len(values.get("camera_rois") or ())} values but '
                         f'camera_topics lists {cameras} camera(s): give 4 per camera or none')
+    if len(config.mask_topics) not in (0, cameras):
+        problems.append(f'mask_topics lists {len(config.mask_topics)} topic(s) but camera_topics '
+                        f'{cameras}: give one mask topic per camera or none')
     if config.min_views > cameras:
         problems.append(f'min_views {config.min_views} exceeds the {cameras} camera(s) in '
                         'camera_topics')
@@ -297,6 +327,24 @@ def find_problems(values: Mapping[str, Any]) -> list[str]:
         except ValueError as exc:
             problems.append(str(exc))
     return problems
+
+
+def change_problem(changes: Mapping[str, Any], *, current: Mapping[str, Any],
+                   state: str) -> Optional[str]:
+    """Why the node refuses to set ``changes`` now, or None when it accepts them.
+
+    Parameters that are not dynamic change only while unconfigured; a change must not add a
+    problem to those ``current`` already has (so a node with a bad parameter can be repaired one
+    parameter at a time).
+    """
+    fixed = sorted(name for name in changes if name not in DYNAMIC_PARAMETERS)
+    if fixed and state != 'unconfigured':
+        return (f'{", ".join(fixed)} can only change while the node is unconfigured (it is '
+                f'{state}): deactivate, clean up, set, then configure again; '
+                f'{", ".join(sorted(DYNAMIC_PARAMETERS))} change any time')
+    known = set(find_problems(current))
+    new = [p for p in find_problems({**current, **changes}) if p not in known]
+    return '; '.join(new) if new else None
 
 
 def _build(values: Mapping[str, Any]) -> NodeConfig:

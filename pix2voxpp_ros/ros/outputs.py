@@ -1,0 +1,164 @@
+"""The reconstruction node's outputs: the worker's job and the topics it publishes.
+
+:func:`reconstruct_and_publish` is what the worker thread runs for one view set (prepare, infer,
+publish, count); :func:`failed_outcome` is what it runs when that raised. :class:`ResultPublisher`
+owns ``~/occupancy``, ``~/grid`` and ``~/markers``; markers are built only while someone
+watches, and the latched topic never shows a late viewer markers of an older cloud.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from typing import Any, Callable, Optional
+
+import numpy as np
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import PointCloud2
+from std_msgs.msg import Header
+from visualization_msgs.msg import MarkerArray
+
+from ..core.inference import InferenceError, Reconstructor
+from ..core.preprocess import ImageInputError
+from ..core.views import NS_PER_S
+from .conversions import clear_markers, grid_to_markers, ns_to_stamp, reconstruction_messages
+from .diagnostics import NodeStats, ThrottledLog
+from .params import NodeConfig
+from .worker import Job, Outcome, ViewPreparer
+
+MARKER_CHECK_PERIOD_S = 0.1  # how soon a new marker viewer gets markers of the latest cloud
+
+# Outputs are latched (transient local): RViz or a planner started later gets the last result.
+OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
+                        reliability=ReliabilityPolicy.RELIABLE,
+                        durability=DurabilityPolicy.TRANSIENT_LOCAL)
+
+Output = tuple[np.ndarray, float, float, Header]  # grid, threshold, object_size_m, header
+
+
+class ResultPublisher:
+    """The node's three output topics.
+
+    :param node: a lifecycle node (the publishers are lifecycle publishers).
+    :param log: the node's throttled log (for a failing marker timer).
+    """
+
+    def __init__(self, node: Any, log: ThrottledLog) -> None:
+        self._log = log
+        self._cloud_pub = node.create_lifecycle_publisher(PointCloud2, '~/occupancy', OUTPUT_QOS)
+        self._marker_pub = node.create_lifecycle_publisher(MarkerArray, '~/markers', OUTPUT_QOS)
+        self._grid_pub = node.create_lifecycle_publisher(PointCloud2, '~/grid', OUTPUT_QOS)
+        # Markers cost ~10 ms per 1,000 voxels, so they are built only while someone watches.
+        self._marker_lock = threading.Lock()
+        self._markers_current = False  # the latched markers show the latest cloud
+        self._last_output: Optional[Output] = None
+        node.create_timer(MARKER_CHECK_PERIOD_S, self._refresh_markers)
+
+    def publish(self, grid: np.ndarray, *, threshold: float, object_size_m: float,
+                header: Header) -> tuple[PointCloud2, int]:
+        """Publish cloud, grid and (when watched) markers.
+
+        :returns: the cloud and the monotonic time in ns when it was published.
+        """
+        messages = reconstruction_messages(
+            grid, threshold=threshold, object_size_m=object_size_m, header=header,
+            markers=self._marker_pub.get_subscription_count() > 0)
+        self._cloud_pub.publish(messages.cloud)
+        published_ns = time.monotonic_ns()
+        self._grid_pub.publish(messages.grid)
+        self._publish_markers(messages.markers, (grid, threshold, object_size_m, header))
+        return messages.cloud, published_ns
+
+    def _publish_markers(self, markers: Optional[MarkerArray], output: Output) -> None:
+        """Publish the markers of the latest cloud, or retract the latched ones when unbuilt."""
+        with self._marker_lock:
+            self._last_output = output
+            if markers is not None:
+                self._marker_pub.publish(markers)
+                self._markers_current = True
+            elif self._markers_current:
+                # Nobody watches: replace the latched markers by a cheap DELETEALL of this stamp,
+                # so a viewer joining later never sees an older object next to the cloud.
+                self._marker_pub.publish(clear_markers(output[3]))
+                self._markers_current = False
+
+    def _refresh_markers(self) -> None:
+        """Timer: give a viewer that joined since the last reconstruction its markers."""
+        try:
+            if self._markers_current or self._last_output is None or \
+                    self._marker_pub.get_subscription_count() == 0:
+                return
+            with self._marker_lock:
+                if self._markers_current or self._last_output is None:
+                    return
+                grid, threshold, object_size_m, header = self._last_output
+                self._marker_pub.publish(grid_to_markers(
+                    grid, threshold=threshold, object_size_m=object_size_m, header=header))
+                self._markers_current = True
+        except Exception as exc:  # noqa: BLE001 - a timer callback never kills the spin
+            self._log.warn('markers', f'markers failed: {type(exc).__name__}: {exc}')
+
+
+def describe_views(job: Job, topics: list[str]) -> str:
+    """Name the views of a job for logs and diagnostics."""
+    names = [topics[c] if c < len(topics) else str(c) for c in job.views.cameras]
+    if len(set(names)) == 1 and len(names) > 1:
+        return f'{len(names)} key frames of {names[0]}'
+    return ', '.join(names)
+
+
+def reconstruct_and_publish(job: Job, *, reconstructor: Reconstructor, preparer: ViewPreparer,
+                            config: NodeConfig, threshold: float, publisher: ResultPublisher,
+                            stats: NodeStats, topics: list[str], logger: Any) -> Outcome:
+    """Reconstruct one view set, publish the results and count them (the worker's job)."""
+    frames = job.views.frames
+    started_ns = time.monotonic_ns()
+    # What Reconstructor.reconstruct does, with each frame preprocessed once, maybe early.
+    views = np.stack(preparer.views(frames))  # (V, 3, 224, 224)
+    prepared_ns = time.monotonic_ns()
+    grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
+    inferred_ns = time.monotonic_ns()
+    model_ms = reconstructor.last_model_time_s * 1e3
+    header = Header(stamp=ns_to_stamp(job.views.newest_stamp_ns), frame_id=config.frame_id)
+    cloud, published_ns = publisher.publish(grid, threshold=threshold,
+                                            object_size_m=config.object_size_m, header=header)
+    latency_ms = (published_ns - job.views.newest_received_ns) / 1e6
+    breakdown = {'queue_ms': (started_ns - job.views.newest_received_ns) / 1e6,
+                 'prepare_ms': (prepared_ns - started_ns) / 1e6,
+                 'infer_ms': (inferred_ns - prepared_ns) / 1e6,
+                 'publish_ms': (published_ns - inferred_ns) / 1e6}
+    names = describe_views(job, topics)
+    first = stats.succeeded(stamp_ns=job.views.newest_stamp_ns, views=names, points=cloud.width,
+                            latency_ms=latency_ms, model_ms=model_ms, breakdown=breakdown)
+    summary = (f'{len(frames)} view(s) ({names}), stamp '
+               f'{job.views.newest_stamp_ns / NS_PER_S:.3f}: {cloud.width} occupied voxels at '
+               f'threshold {threshold:.2f}; model {model_ms:.1f} ms, frame to cloud '
+               f'{latency_ms:.1f} ms')
+    if first:
+        logger.info(f'first reconstruction published: {summary}')
+    else:
+        logger.debug(f'reconstructed {summary}')
+    return Outcome(True, f'reconstructed from {summary}')
+
+
+def failed_outcome(job: Job, exc: Exception, *, stats: NodeStats, log: ThrottledLog,
+                   topics: list[str], shutting_down: Callable[[], bool]) -> Outcome:
+    """Log (throttled) and count a failed reconstruction; the worker goes on."""
+    if shutting_down():  # Ctrl-C shut ROS down under a running reconstruction
+        return Outcome(False, 'ROS is shutting down')
+    if isinstance(exc, InferenceError):
+        kind = 'inference'
+    elif isinstance(exc, ImageInputError):
+        kind = 'image'
+    else:
+        kind = 'internal'
+    stats.error(kind)
+    message = (f'reconstruction from {len(job.views)} view(s) ({describe_views(job, topics)}, '
+               f'stamp {job.views.newest_stamp_ns / NS_PER_S:.3f}) failed: '
+               f'{type(exc).__name__}: {exc}')
+    stats.failed(message)
+    detail = '' if kind != 'internal' else '\n' + ''.join(
+        traceback.format_exception(type(exc), exc, exc.__traceback__))
+    log.warn(('worker', kind), message + detail, error=True)
+    return Outcome(False, message)
