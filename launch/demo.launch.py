@@ -4,10 +4,11 @@
         [params_file:=my_node.yaml]
 
 The rig (namespace ``/rig``) publishes ``/rig/camera_<i>/image_raw`` of held-out synthetic
-objects; the node (``/pix2voxpp``) reconstructs them with ``params_file`` (default
-``config/demo_node.yaml``, the parameters ``pix2voxpp-demo`` uses too on machines without
-``ros2 launch``). ``weights`` defaults to the demo weights shipped with the package (trained on
-synthetic objects). RViz starts when it is installed (``use_rviz``, default true).
+objects; the node (``/pix2voxpp``) reconstructs them with ``config/demo_node.yaml`` (the
+parameters ``pix2voxpp-demo`` uses too on machines without ``ros2 launch``), then a user's
+``params_file`` on top of it: a file with only ``max_rate_hz: 0.5`` changes only that.
+``weights`` defaults to the demo weights shipped with the package (trained on synthetic
+objects). RViz starts when it is installed (``use_rviz``, default true).
 
 The rig's 900 KB frames cross between processes; Fast DDS's default 512 KB shared-memory segment
 delays them by seconds. Unless ``FASTDDS_DEFAULT_PROFILES_FILE`` is already set, the demo points
@@ -45,16 +46,17 @@ def generate_launch_description():
         PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'pix2voxpp.launch.py')),
         launch_arguments={
             'weights': LaunchConfiguration('weights'),
-            'params_file': LaunchConfiguration('params_file'),
+            'params_file': os.path.join(share, 'config', 'demo_node.yaml'),
+            'extra_params_file': LaunchConfiguration('params_file'),
             'use_rviz': LaunchConfiguration('use_rviz'),
         }.items(),
     )
     return LaunchDescription([
         DeclareLaunchArgument('weights', default_value=str(DEFAULT_WEIGHTS),
                               description='checkpoint for the reconstruction node'),
-        DeclareLaunchArgument('params_file',
-                              default_value=os.path.join(share, 'config', 'demo_node.yaml'),
-                              description='parameters file of the reconstruction node'),
+        DeclareLaunchArgument('params_file', default_value='',
+                              description='your parameters file for the reconstruction node, '
+                                          "applied on top of the demo's config/demo_node.yaml"),
         DeclareLaunchArgument('use_rviz', default_value='true',
                               description='start RViz with config/pix2voxpp.rviz (skipped with '
                                           'a warning when rviz2 is not installed)'),

@@ -5,7 +5,8 @@
 
 Arguments: ``weights`` and ``camera_topics`` override the parameters of the same name when not
 empty (topics as a YAML list or comma separated); ``params_file`` is a parameters file like
-``config/pix2voxpp.yaml``, handed to the node as ``ros2 run ... --params-file`` does, so every
+``config/pix2voxpp.yaml`` (and ``extra_params_file``, applied after it), handed to the node as
+``ros2 run ... --params-file`` does, so every
 section form ROS supports applies (``pix2voxpp:``, ``/**:``, ``/**/pix2voxpp:``,
 ``/robot1/pix2voxpp:`` with ``namespace:=robot1``, ...); ``namespace`` puts the node (and RViz)
 in a namespace; ``use_rviz`` starts RViz with ``config/pix2voxpp.rviz``, whose topics are
@@ -39,16 +40,18 @@ def _parse_topics(text):
     return [topic for topic in text.replace(',', ' ').split() if topic]
 
 
-def _node_parameters(params_file, arguments):
-    """Return the node's ``parameters``: the file's path, then the non-empty argument overrides.
+def _node_parameters(params_files, arguments):
+    """Return the node's ``parameters``: the files' paths, then the non-empty argument overrides.
 
-    The path goes to the node as ``--params-file`` (rcl reads every section form); later
+    Each path goes to the node as ``--params-file`` (rcl reads every section form); later
     entries override earlier ones.
     """
     parameters = []
-    if params_file:
+    for params_file in params_files:
+        if not params_file:
+            continue
         if not os.path.isfile(params_file):
-            raise RuntimeError(f'params_file {params_file!r} does not exist')
+            raise RuntimeError(f'parameters file {params_file!r} does not exist')
         parameters.append(params_file)
     overrides = {}
     for name in PARAMETER_ARGUMENTS:
@@ -71,8 +74,9 @@ def _package_installed(name):
 
 def _launch_setup(context, *args, **kwargs):
     arguments = {name: LaunchConfiguration(name).perform(context) for name in PARAMETER_ARGUMENTS}
-    parameters = _node_parameters(LaunchConfiguration('params_file').perform(context).strip(),
-                                  arguments)
+    files = [LaunchConfiguration(name).perform(context).strip()
+             for name in ('params_file', 'extra_params_file')]
+    parameters = _node_parameters(files, arguments)
     namespace = LaunchConfiguration('namespace').perform(context)
     actions = [Node(
         package=PACKAGE,
@@ -109,6 +113,9 @@ def generate_launch_description():
                                           'empty: from params_file'),
         DeclareLaunchArgument('params_file', default_value=default_params,
                               description='Parameters file of the node'),
+        DeclareLaunchArgument('extra_params_file', default_value='',
+                              description='A second parameters file, applied after params_file '
+                                          '(its values win); e.g. a few changes to the defaults'),
         DeclareLaunchArgument('namespace', default_value='',
                               description='Namespace of the node (and RViz)'),
         DeclareLaunchArgument('use_rviz', default_value='false',

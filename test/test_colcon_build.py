@@ -7,15 +7,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from model_helpers import REPO_ROOT, VENV_BIN
 
 
-def test_colcon_build_installs_share_and_scripts(tmp_path: Path) -> None:
+@pytest.mark.parametrize('options', [[], ['--symlink-install']], ids=['copy', 'symlink'])
+def test_colcon_build_installs_share_and_scripts(tmp_path: Path, options: list[str]) -> None:
     # A workspace whose src/ links to the repository, so colcon never crawls other folders.
     (tmp_path / 'src').mkdir()
     (tmp_path / 'src' / 'pix2voxpp_ros').symlink_to(REPO_ROOT)
     env = dict(os.environ, PATH=f'{VENV_BIN}{os.pathsep}{os.environ.get("PATH", "")}')
-    result = subprocess.run([str(VENV_BIN / 'colcon'), 'build', '--base-paths', 'src'],
+    # --symlink-install runs `setup.py develop --editable`, which setuptools 80 removed.
+    result = subprocess.run([str(VENV_BIN / 'colcon'), 'build', '--base-paths', 'src', *options],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'Summary: 1 package finished' in result.stdout
@@ -27,6 +31,9 @@ def test_colcon_build_installs_share_and_scripts(tmp_path: Path) -> None:
         sources = sorted(p.name for p in (REPO_ROOT / folder).iterdir() if p.is_file())
         assert sources, f'the repository has nothing in {folder}/'
         assert sorted(p.name for p in (share / folder).iterdir()) == sources
+        if options:  # a symlink install points back into the repository
+            assert all((share / folder / name).resolve() == (REPO_ROOT / folder / name).resolve()
+                       for name in sources)
     scripts = {p.name for p in (prefix / 'lib' / 'pix2voxpp_ros').iterdir()}
     assert {'pix2voxpp_node', 'pix2voxpp-reconstruct'} <= scripts
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /

@@ -119,7 +119,8 @@ def test_launch_arguments_and_overrides_exist_on_the_node(live_node: Any) -> Non
     tree = launch_tree()
     constants = module_constants(tree)
     declared = {ast.literal_eval(c.args[0]) for c in calls(tree, 'DeclareLaunchArgument')}
-    assert declared == {'weights', 'camera_topics', 'params_file', 'namespace', 'use_rviz'}
+    assert declared == {'weights', 'camera_topics', 'params_file', 'extra_params_file',
+                        'namespace', 'use_rviz'}
     overrides = constants['PARAMETER_ARGUMENTS']
     assert set(overrides) <= declared
     for name in overrides:
@@ -141,18 +142,21 @@ def launch_helpers() -> dict[str, Any]:
 
 
 def test_launch_hands_the_parameters_file_itself_to_the_node(tmp_path: Path) -> None:
-    """The file goes to the node as --params-file, so rcl applies every section form.
+    """The files go to the node as --params-file, so rcl applies every section form.
 
-    (Reading it in the launch file and picking sections missed ``/robot1/pix2voxpp:`` and
+    (Reading the file in the launch file and picking sections missed ``/robot1/pix2voxpp:`` and
     ``/**/pix2voxpp:``.)
     """
     parameters = launch_helpers()['_node_parameters']
-    assert parameters(str(PARAMS), {'weights': '', 'camera_topics': ''}) == [str(PARAMS)]
-    assert parameters(str(PARAMS), {'weights': ' /w.pth ', 'camera_topics': '/a, /b'}) == [
+    assert parameters([str(PARAMS), ''], {'weights': '', 'camera_topics': ''}) == [str(PARAMS)]
+    assert parameters([str(PARAMS)], {'weights': ' /w.pth ', 'camera_topics': '/a, /b'}) == [
         str(PARAMS), {'weights': '/w.pth', 'camera_topics': ['/a', '/b']}]  # overrides last
-    assert parameters('', {'weights': '/w.pth'}) == [{'weights': '/w.pth'}]
+    extra = tmp_path / 'extra.yaml'
+    extra.write_text('pix2voxpp:\n  ros__parameters:\n    max_rate_hz: 0.5\n')
+    assert parameters([str(PARAMS), str(extra)], {}) == [str(PARAMS), str(extra)]  # in order
+    assert parameters([''], {'weights': '/w.pth'}) == [{'weights': '/w.pth'}]
     with pytest.raises(RuntimeError, match='missing.yaml'):
-        parameters(str(tmp_path / 'missing.yaml'), {})
+        parameters([str(tmp_path / 'missing.yaml')], {})
 
 
 def test_launch_file_reads_no_parameters_file_itself() -> None:
@@ -181,10 +185,14 @@ def test_demo_launch_passes_the_users_params_file_and_the_large_image_profile() 
     arguments = next(kw.value for kw in include.keywords if kw.arg == 'launch_arguments')
     mapping = arguments.func.value  # {...}.items()
     passed = {ast.literal_eval(k): v for k, v in zip(mapping.keys, mapping.values)}
-    for name in ('weights', 'params_file', 'use_rviz'):  # the user's value, never a fixed one
+    # The user's values, never fixed ones; the user's file goes on top of the demo's own.
+    for name, argument in (('weights', 'weights'), ('extra_params_file', 'params_file'),
+                           ('use_rviz', 'use_rviz')):
         value = passed[name]
         assert isinstance(value, ast.Call) and value.func.id == 'LaunchConfiguration' and \
-            ast.literal_eval(value.args[0]) == name, f'{name} is not passed through'
+            ast.literal_eval(value.args[0]) == argument, f'{argument} is not passed through'
+    demo_file = ast.get_source_segment(DEMO_LAUNCH.read_text(), passed['params_file'])
+    assert "'demo_node.yaml'" in demo_file
     environment = calls(tree, 'SetEnvironmentVariable')
     assert len(environment) == 1
     constants = module_constants(tree)

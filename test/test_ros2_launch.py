@@ -57,14 +57,28 @@ def launch(tmp_path: Path) -> Iterator:
         return process
     yield run
     for process, log in started:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGINT)
+        # The whole group, even when ros2 launch itself is gone: its nodes may live on.
+        for sig in (signal.SIGINT, signal.SIGKILL):
             try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(10)
+                os.killpg(process.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                wait_for(lambda: not _group_alive(process.pid), timeout=30,
+                         what='the launched processes to end')
+                break
+            except TimeoutError:
+                continue
+        process.wait(10)
         print(log.read_text(errors='replace')[-3000:])  # shown when a test failed
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def test_a_namespaced_section_of_the_parameters_file_applies(launch, tmp_path: Path) -> None:
@@ -92,7 +106,7 @@ def test_the_demo_takes_the_users_parameters_file(launch, tmp_path: Path) -> Non
         'camera_topics': [camera], 'min_views': 1, 'max_rate_hz': 0.5,
         'qos_reliability': 'reliable'}}}))
     process = launch('demo.launch.py', f'params_file:={params}')  # use_rviz defaults to true
-    rig = Rig([camera], node='/pix2voxpp')
+    rig = Rig([camera], node='/pix2voxpp', reliable=True)  # the file asks for reliable frames
     try:
         rig.wait_for_subscribers(timeout=120)
         from rcl_interfaces.srv import GetParameters

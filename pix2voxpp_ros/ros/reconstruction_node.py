@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import os
+import signal
 import sys
 import threading
 import time
@@ -372,6 +373,8 @@ def main(args: Optional[list[str]] = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # ros2 launch forwards a second Ctrl-C while we clean up: finish cleaning up anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             try:
                 node.close()

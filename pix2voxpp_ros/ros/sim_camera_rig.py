@@ -17,6 +17,7 @@ Topics (relative to the node's namespace; private ones under the node name):
 from __future__ import annotations
 
 import math
+import signal
 from dataclasses import dataclass
 from typing import Optional
 
@@ -243,6 +244,8 @@ def main(args: Optional[list[str]] = None) -> None:
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # ros2 launch forwards a second Ctrl-C while we clean up: finish cleaning up anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         if rclpy.ok():
