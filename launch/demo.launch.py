@@ -44,10 +44,11 @@ def generate_launch_description():
     )
     reconstruction = IncludeLaunchDescription(
         PythonLaunchDescriptionSource(os.path.join(share, 'launch', 'pix2voxpp.launch.py')),
+        # Set in this order: 'params_file' names the user's file until the line that reuses it.
         launch_arguments={
-            'weights': LaunchConfiguration('weights'),
-            'params_file': os.path.join(share, 'config', 'demo_node.yaml'),
             'extra_params_file': LaunchConfiguration('params_file'),
+            'params_file': os.path.join(share, 'config', 'demo_node.yaml'),
+            'weights': LaunchConfiguration('weights'),
             'use_rviz': LaunchConfiguration('use_rviz'),
         }.items(),
     )

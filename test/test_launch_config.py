@@ -193,6 +193,9 @@ def test_demo_launch_passes_the_users_params_file_and_the_large_image_profile() 
             ast.literal_eval(value.args[0]) == argument, f'{argument} is not passed through'
     demo_file = ast.get_source_segment(DEMO_LAUNCH.read_text(), passed['params_file'])
     assert "'demo_node.yaml'" in demo_file
+    # Include arguments are set one after the other in the same scope: the user's params_file
+    # must be read before 'params_file' is set to the demo's own file.
+    assert list(passed).index('extra_params_file') < list(passed).index('params_file')
     environment = calls(tree, 'SetEnvironmentVariable')
     assert len(environment) == 1
     constants = module_constants(tree)

@@ -101,19 +101,17 @@ def test_a_namespaced_section_of_the_parameters_file_applies(launch, tmp_path: P
 
 def test_the_demo_takes_the_users_parameters_file(launch, tmp_path: Path) -> None:
     camera = '/rig/camera_0/image_raw'
-    params = tmp_path / 'mine.yaml'
-    params.write_text(yaml.safe_dump({'/**/pix2voxpp': {'ros__parameters': {
-        'camera_topics': [camera], 'min_views': 1, 'max_rate_hz': 0.5,
-        'qos_reliability': 'reliable'}}}))
+    params = tmp_path / 'mine.yaml'  # one change on top of the demo's own parameters
+    params.write_text(yaml.safe_dump({'pix2voxpp': {'ros__parameters': {'max_rate_hz': 0.5}}}))
     process = launch('demo.launch.py', f'params_file:={params}')  # use_rviz defaults to true
-    rig = Rig([camera], node='/pix2voxpp', reliable=True)  # the file asks for reliable frames
+    rig = Rig([camera], node='/pix2voxpp', reliable=True)  # the demo's node wants reliable
     try:
         rig.wait_for_subscribers(timeout=120)
         from rcl_interfaces.srv import GetParameters
         reply = rig.call(GetParameters, '/pix2voxpp/get_parameters',
                          GetParameters.Request(names=['max_rate_hz', 'camera_topics']))
         assert reply.values[0].double_value == 0.5  # the user's file, not the demo's 2.0
-        assert list(reply.values[1].string_array_value) == [camera]
+        assert len(reply.values[1].string_array_value) == 3  # the rest: the demo's file
         wait_for(lambda: rig.cloud_count() > 0, timeout=120, what='a cloud of the demo')
         assert process.poll() is None, 'ros2 launch ended early'
     finally:
