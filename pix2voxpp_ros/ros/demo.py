@@ -180,7 +180,9 @@ def demo_setup(scene: str = 'plain', *, masks: bool = True,
     if scene == 'wrist':
         node += ["camera_topics:=['/rig/camera_0/image_raw']", 'min_views:=0',
                  f'views_per_reconstruction:={WRIST_VIEWS}',
-                 f'min_view_interval_s:={WRIST_VIEW_INTERVAL_S}']
+                 f'min_view_interval_s:={WRIST_VIEW_INTERVAL_S}',
+                 # The oldest key frame must still be fresh when the newest arrives.
+                 f'max_frame_age_s:={WRIST_VIEWS * WRIST_VIEW_INTERVAL_S + 1.0}']
     if masks:
         topics = ', '.join(f"'/rig/camera_{i}/object_mask'" for i in range(cameras))
         node.append(f'mask_topics:=[{topics}]')
