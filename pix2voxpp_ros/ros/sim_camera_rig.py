@@ -11,7 +11,8 @@ so a scorer can compare. Parameter ``scene`` picks what they see:
 * ``wrist`` — the tabletop scene seen by one camera orbiting the object, as on a robot's wrist.
 
 Static scenes are rendered once per object and republished with fresh stamps; the wrist camera's
-view is rendered at every tick.
+view is rendered at every tick. The next object is rendered in a background thread while the
+current one shows, so a switch costs no tick even when the scene takes longer than one.
 
 Topics (relative to the node's namespace; private ones under the node name):
 
@@ -30,6 +31,7 @@ Topics (relative to the node's namespace; private ones under the node name):
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -270,6 +272,8 @@ class SimCameraRig(Node):
         self.masks: list[np.ndarray] = []
         self.layout: Optional[TabletopScene] = None
         self.started_ns = self.get_clock().now().nanoseconds
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix='rig_render')
+        self._next: Optional[tuple[int, Future]] = None  # object number, its scene
         self.truth_cloud = PointCloud2()
         self.object_name = ''
         self._show_object(0)
@@ -285,8 +289,15 @@ class SimCameraRig(Node):
                                        for name in PARAMETERS})
 
     def _show_object(self, count: int) -> None:
-        """Build object number ``count`` of the sequence and render every camera's view."""
-        scene = render_scene(self.config, self.rig_cameras, count)
+        """Show object number ``count`` of the sequence and start rendering the one after."""
+        if self._next is not None and self._next[0] == count:
+            scene = self._next[1].result()  # ready unless a switch is shorter than a render
+        else:
+            scene = render_scene(self.config, self.rig_cameras, count)
+        self._next = None
+        if self.config.object_switch_s > 0:
+            self._next = (count + 1, self._renderer.submit(
+                render_scene, self.config, list(self.rig_cameras), count + 1))
         self.views = scene.views
         self.masks = scene.masks
         self.layout = scene.layout
@@ -295,6 +306,11 @@ class SimCameraRig(Node):
         self.object_count = count
         self.object_started_ns = self.get_clock().now().nanoseconds
         self.get_logger().info(f'showing object {self.object_name}')
+
+    def destroy_node(self) -> None:
+        """Stop the background renderer, then the node."""
+        self._renderer.shutdown(wait=False, cancel_futures=True)
+        super().destroy_node()
 
     def _camera_info(self, camera: Camera, header: Header) -> CameraInfo:
         return camera_info(camera, header)
