@@ -237,9 +237,10 @@ def tabletop_cameras(count: int, *, seed: int, elevation_deg: float = 30.0,
     return cameras
 
 
-def wrist_camera(time_s: float, *, period_s: float = 12.0, profile: CameraProfile = (
-        TABLETOP_PROFILES[0]), elevation_deg: tuple[float, float] = (20.0, 50.0),
-        jitter: float = 0.12, first_azimuth_deg: float = 30.0) -> Camera:
+def wrist_camera(time_s: float, *, period_s: float = 12.0,
+                 profile: CameraProfile = TABLETOP_PROFILES[0],
+                 elevation_deg: tuple[float, float] = (20.0, 50.0), jitter: float = 0.12,
+                 first_azimuth_deg: float = 30.0) -> Camera:
     """Return the wrist camera at ``time_s``: an orbit of the target, a pure function of time.
 
     The azimuth turns once per ``period_s``; the elevation swings between the two bounds of
