@@ -17,6 +17,7 @@ import numpy as np
 import yaml
 
 from ros_helpers import REPO_ROOT, isolate_ros_domain, write_checkpoint
+from pix2voxpp_ros.ros.demo import demo_setup
 from pix2voxpp_ros.core.synthetic import dataset_object
 from pix2voxpp_ros.core.synthetic.voxelize import voxelize
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
@@ -52,6 +53,9 @@ def test_demo_scores_the_cloud_the_node_published(tmp_path) -> None:
     scored = summary['objects'][0]
     assert scored['name'] == 'table/0'  # the rig's first category, first object
     assert summary['mean_iou'] == scored['iou']
+    # The default is today's demo: the plain scene, raw images, no masks.
+    assert (summary['scene'], summary['masks'], summary['compressed']) == ('plain', False, False)
+    assert summary['cameras'] == 3
     assert summary['latency_s']['clouds'] >= 1 and summary['latency_s']['median'] > 0
     assert f'IoU {scored["iou"]:.3f}' in demo.stdout
 
@@ -65,3 +69,21 @@ def test_demo_scores_the_cloud_the_node_published(tmp_path) -> None:
 
     picture = cv2.imread(str(out / '00_table_0.png'))
     assert picture is not None and picture.shape[0] > 300 and picture.shape[1] > 600
+
+
+def test_scene_flags_set_the_rig_and_node_parameters() -> None:
+    plain = demo_setup()
+    assert plain.rig_parameters == plain.node_parameters == ()
+    assert not plain.masks and plain.cameras == 3
+    table = demo_setup('tabletop', compressed=True)
+    assert set(table.rig_parameters) == {'scene:=tabletop', 'compressed:=true'}
+    assert 'image_transport:=compressed' in table.node_parameters
+    masks = [p for p in table.node_parameters if p.startswith('mask_topics:=')]
+    assert masks == ["mask_topics:=['/rig/camera_0/object_mask', '/rig/camera_1/object_mask', "
+                     "'/rig/camera_2/object_mask']"]
+    assert not any(p.startswith('mask_topics') for p in
+                   demo_setup('tabletop', masks=False).node_parameters)
+    wrist = demo_setup('wrist')
+    assert wrist.cameras == 1 and wrist.settle_s > 0
+    assert "camera_topics:=['/rig/camera_0/image_raw']" in wrist.node_parameters
+    assert "mask_topics:=['/rig/camera_0/object_mask']" in wrist.node_parameters

@@ -5,6 +5,12 @@ processes with the same parameter files as ``launch/demo.launch.py``, listens to
 over DDS, and scores every reconstructed cloud against the rig's ground truth of the same stamp
 (IoU of occupied voxels). Writes, under ``--out``: per object a picture of the camera views, the
 reconstruction and the ground truth, and ``summary.json``.
+
+``--scene`` picks the rig's scene (``plain``: today's centred objects; ``tabletop``: clutter,
+off-centre objects, cameras of different kinds; ``wrist``: one orbiting camera, which the node
+takes in its moving-camera mode). In the cluttered scenes the node crops around the rig's true
+object masks (a stand-in for a segmentation node) unless ``--no-masks``; ``--compressed`` sends
+JPEG images.
 """
 
 from __future__ import annotations
@@ -32,6 +38,10 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = PACKAGE_DIR / 'weights' / 'pix2voxpp_f_synthetic.pth'
 RESOLUTION = 32
 NUM_CAMERAS = 3
+SCENES = ('plain', 'tabletop', 'wrist')
+# The wrist scene's key frames: three views a second apart (30 degrees of the rig's 12 s orbit).
+WRIST_VIEWS = 3
+WRIST_VIEW_INTERVAL_S = 1.0
 CLOUD_FIELDS = ('x', 'y', 'z', 'occupancy')  # the node's ~/occupancy fields
 
 
@@ -126,7 +136,61 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                              'truth, object names; no DDS) for pix2voxpp-bag')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                         help='storage of the --record bag (default mcap)')
+    parser.add_argument('--scene', choices=SCENES, default='plain',
+                        help="the rig's scene: plain (default), tabletop (clutter, three "
+                             'different cameras) or wrist (one orbiting camera)')
+    parser.add_argument('--no-masks', dest='masks', action='store_false',
+                        help='tabletop and wrist: crop around the image centre instead of the '
+                             "rig's object masks (plain never uses masks)")
+    parser.add_argument('--compressed', action='store_true',
+                        help='the rig publishes JPEG CompressedImage and the node subscribes '
+                             'with image_transport compressed')
     return parser.parse_args(argv)
+
+
+@dataclass(frozen=True)
+class DemoSetup:
+    """What a scene changes in the demo: parameter overrides and how the scorer listens."""
+
+    scene: str
+    masks: bool
+    compressed: bool
+    cameras: int
+    settle_s: float
+    rig_parameters: tuple[str, ...]
+    node_parameters: tuple[str, ...]
+
+
+def demo_setup(scene: str = 'plain', *, masks: bool = True,
+               compressed: bool = False) -> DemoSetup:
+    """Return the rig and node overrides of a scene; plain without them is today's demo.
+
+    :raises ValueError: unknown scene.
+    """
+    if scene not in SCENES:
+        raise ValueError(f'scene must be one of {", ".join(SCENES)}, got {scene!r}')
+    masks = masks and scene != 'plain'
+    cameras = 1 if scene == 'wrist' else NUM_CAMERAS
+    rig, node = [], []
+    if scene != 'plain':
+        rig.append(f'scene:={scene}')
+    if compressed:
+        rig.append('compressed:=true')
+        node.append('image_transport:=compressed')
+    if scene == 'wrist':
+        node += ["camera_topics:=['/rig/camera_0/image_raw']", 'min_views:=0',
+                 f'views_per_reconstruction:={WRIST_VIEWS}',
+                 f'min_view_interval_s:={WRIST_VIEW_INTERVAL_S}',
+                 # The oldest key frame must still be fresh when the newest arrives.
+                 f'max_frame_age_s:={WRIST_VIEWS * WRIST_VIEW_INTERVAL_S + 1.0}']
+    if masks:
+        topics = ', '.join(f"'/rig/camera_{i}/object_mask'" for i in range(cameras))
+        node.append(f'mask_topics:=[{topics}]')
+    # A moving camera's first clouds of an object still hold key frames of the one before:
+    # score only clouds whose key frames can all be of the object.
+    settle_s = (WRIST_VIEWS - 1) * (WRIST_VIEW_INTERVAL_S + 0.5) if scene == 'wrist' else 0.0
+    return DemoSetup(scene=scene, masks=masks, compressed=compressed, cameras=cameras,
+                     settle_s=settle_s, rig_parameters=tuple(rig), node_parameters=tuple(node))
 
 
 def start_demo_processes(args: argparse.Namespace, env: dict[str, str], folder: Path, *,
@@ -175,12 +239,18 @@ def stop_processes(processes: list[subprocess.Popen]) -> None:
 class Scorer:
     """Collect the rig's truth and views and the node's clouds; pair them by stamp."""
 
-    def __init__(self, node, *, object_size_m: float) -> None:  # node: rclpy.node.Node
-        from sensor_msgs.msg import Image, PointCloud2
+    def __init__(self, node, *, object_size_m: float, cameras: int = NUM_CAMERAS,
+                 compressed: bool = False, settle_s: float = 0.0) -> None:
+        # node: rclpy.node.Node; settle_s: score clouds stamped at least this long after
+        # their object's first tick.
+        from sensor_msgs.msg import CompressedImage, Image, PointCloud2
         from std_msgs.msg import String
 
-        from .conversions import image_to_array, stamp_to_ns
+        from .conversions import compressed_to_array, image_to_array, stamp_to_ns
         self._image_to_array = image_to_array
+        self._compressed_to_array = compressed_to_array
+        self.cameras = cameras
+        self.settle_ns = int(settle_s * 1e9)
         self._stamp_to_ns = stamp_to_ns
         self.object_size_m = object_size_m
         self.lock = threading.Lock()
@@ -195,9 +265,13 @@ class Scorer:
         node.create_subscription(PointCloud2, '/rig/sim_camera_rig/ground_truth',
                                  self._on_truth, qos)
         node.create_subscription(PointCloud2, '/pix2voxpp/occupancy', self._on_cloud, qos)
-        for i in range(NUM_CAMERAS):
-            node.create_subscription(Image, f'/rig/camera_{i}/image_raw',
-                                     lambda msg, i=i: self._on_image(i, msg), qos)
+        for i in range(cameras):
+            if compressed:
+                node.create_subscription(CompressedImage, f'/rig/camera_{i}/image_raw/compressed',
+                                         lambda msg, i=i: self._on_image(i, msg), qos)
+            else:
+                node.create_subscription(Image, f'/rig/camera_{i}/image_raw',
+                                         lambda msg, i=i: self._on_image(i, msg), qos)
 
     @staticmethod
     def cloud_points(msg, fields: tuple[str, ...] = ('x', 'y', 'z')) -> np.ndarray:
@@ -221,7 +295,11 @@ class Scorer:
         with self.lock:
             if len(self.views) > 64:  # keep memory bounded: only recent ticks matter
                 del self.views[min(self.views)]
-            self.views.setdefault(stamp, {})[camera] = self._image_to_array(msg)
+            if hasattr(msg, 'format'):  # CompressedImage: decoded as BGR
+                image = cv2.cvtColor(self._compressed_to_array(msg)[0], cv2.COLOR_BGR2RGB)
+            else:
+                image = self._image_to_array(msg)
+            self.views.setdefault(stamp, {})[camera] = image
 
     def _on_cloud(self, msg) -> None:
         stamp = self._stamp_to_ns(msg.header.stamp)
@@ -244,7 +322,10 @@ class Scorer:
                 views = self.views.get(stamp, {})
                 if name in self.scored:
                     continue
-                if name is None or truth is None or len(views) < NUM_CAMERAS:
+                if name is not None and self.settle_ns and stamp - min(
+                        s for s, n in self.names.items() if n == name) < self.settle_ns:
+                    continue  # may hold key frames of the object before
+                if name is None or truth is None or len(views) < self.cameras:
                     if not self.views or stamp >= min(self.views):
                         waiting.append((stamp, cloud, latency))  # its messages may come
                     continue
@@ -252,7 +333,7 @@ class Scorer:
                 self.scored[name] = ScoredObject(
                     name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(cloud),
                     truth_voxels=int(truth.sum()), latency_s=latency, prediction=prediction,
-                    truth=truth, views=[views[i] for i in range(NUM_CAMERAS)], cloud=cloud)
+                    truth=truth, views=[views[i] for i in range(self.cameras)], cloud=cloud)
             self.clouds = waiting
             return sorted(self.scored.values(), key=lambda s: s.stamp_ns)
 
@@ -308,23 +389,33 @@ def main(argv: Optional[list[str]] = None) -> int:
     if args.objects < 1:
         print(f'pix2voxpp-demo: --objects {args.objects}: must be at least 1', file=sys.stderr)
         return 2
+    setup = demo_setup(args.scene, masks=args.masks, compressed=args.compressed)
     domain = args.domain_id if args.domain_id is not None else random.randint(60, 200)
     os.environ['ROS_DOMAIN_ID'] = str(domain)  # before rclpy.init: this process listens there
     os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # all on this machine
+    if setup.scene != 'plain':
+        # 1280x720 frames (2.7 MB) arrive seconds late, past max_frame_age_s, through Fast
+        # DDS's default 512 KB shared-memory segment.
+        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                              str((args.config_dir or config_dir()) / 'fastdds_large_images.xml'))
     args.out.mkdir(parents=True, exist_ok=True)
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
     rclpy.init(args=[])
     node = rclpy.create_node('pix2voxpp_demo_scorer')
-    scorer = Scorer(node, object_size_m=0.5)
+    scorer = Scorer(node, object_size_m=0.5, cameras=setup.cameras,
+                    compressed=setup.compressed, settle_s=setup.settle_s)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
     spinner.start()
-    print(f'pix2voxpp-demo: weights {args.weights}, ROS_DOMAIN_ID {domain}, '
-          f'{args.objects} object(s); logs in {args.out}/')
-    processes = start_demo_processes(args, dict(os.environ), args.out)
+    print(f'pix2voxpp-demo: {setup.scene} scene, weights {args.weights}, ROS_DOMAIN_ID '
+          f'{domain}, {args.objects} object(s){", masks" if setup.masks else ""}'
+          f'{", JPEG" if setup.compressed else ""}; logs in {args.out}/')
+    processes = start_demo_processes(args, dict(os.environ), args.out,
+                                     rig_parameters=setup.rig_parameters,
+                                     node_parameters=setup.node_parameters)
     start = time.monotonic()
     scored: list[ScoredObject] = []
     reported = 0
@@ -368,7 +459,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         'latency_s': {'median': round(statistics.median(latencies), 4),
                       'p95': round(latencies[int(0.95 * (len(latencies) - 1))], 4),
                       'clouds': len(latencies)},
-        'weights': str(args.weights), 'cameras': NUM_CAMERAS,
+        'weights': str(args.weights), 'cameras': setup.cameras,
+        'scene': setup.scene, 'masks': setup.masks, 'compressed': setup.compressed,
     }
     (args.out / 'summary.json').write_text(json.dumps(summary, indent=2))
     print(f'mean IoU {mean_iou:.3f} over {len(scored)} objects; end-to-end latency median '

@@ -2,12 +2,26 @@
 
 N cameras stand around an object from :mod:`pix2voxpp_ros.core.synthetic` (objects of a seed the
 demo weights were not trained on) and publish what they see at a fixed rate, with the true 32³ grid
-so a scorer can compare. The scene is static between object switches, so each camera's view is
-rendered once per object and republished with fresh stamps.
+so a scorer can compare. Parameter ``scene`` picks what they see:
+
+* ``plain`` — the object alone, centred, before a uniform background (the default);
+* ``tabletop`` — the object on a textured table among two distractors, off-centre, before a
+  textured room, lit differently per object; the cameras differ in resolution, field of view and
+  distance (:mod:`pix2voxpp_ros.core.synthetic.scenes`; width, height and fov_deg are unused);
+* ``wrist`` — the tabletop scene seen by one camera orbiting the object, as on a robot's wrist.
+
+Static scenes are rendered once per object and republished with fresh stamps; the wrist camera's
+view is rendered at every tick. The next object is rendered in a background thread while the
+current one shows, so a switch costs no tick even when the scene takes longer than one.
 
 Topics (relative to the node's namespace; private ones under the node name):
 
-* ``camera_<i>/image_raw`` (sensor_msgs/Image, rgb8) and ``camera_<i>/camera_info``;
+* ``camera_<i>/image_raw`` (sensor_msgs/Image, rgb8), or with ``compressed: true``
+  ``camera_<i>/image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG), and
+  ``camera_<i>/camera_info``;
+* ``camera_<i>/object_mask`` (sensor_msgs/Image, mono8): the true mask of the target object, 255
+  where it is the nearest surface and 0 elsewhere, stamped like the image (a stand-in for a
+  segmentation node);
 * ``~/ground_truth`` (sensor_msgs/PointCloud2): centres of the true grid's occupied voxels in
   the same frame, size and axes as the reconstruction node's ``~/occupancy`` (occupancy 1),
   stamped exactly like the images of that tick, so a scorer pairs them by stamp;
@@ -18,7 +32,8 @@ from __future__ import annotations
 
 import math
 import signal
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Optional
 
 import numpy as np
@@ -26,14 +41,17 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
-from sensor_msgs.msg import CameraInfo, Image, PointCloud2
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 
 from ..core.synthetic import CATEGORIES, R2N2_MAX_DISTANCE, Camera, dataset_object, render_view
+from ..core.synthetic.scenes import (TabletopScene, make_tabletop_scene, render_scene_view,
+                                     tabletop_cameras, wrist_camera)
 from ..core.synthetic.voxelize import voxelize
-from .conversions import array_to_image, grid_to_cloud, ns_to_stamp
+from .conversions import array_to_compressed, array_to_image, grid_to_cloud, ns_to_stamp
 
 NODE_NAME = 'sim_camera_rig'
+SCENES = ('plain', 'tabletop', 'wrist')
 # 3D-R2N2's renderings keep the centre 128 of 137 pixels at a 25° field of view; a 640×480 camera
 # whose centre 480×480 square sees the same angle has this horizontal field of view, so the
 # reconstruction node's centre crop frames objects as the training images did.
@@ -61,15 +79,31 @@ class RigConfig:
     frame_prefix: str
     object_frame_id: str
     object_size_m: float
+    scene: str = 'plain'
+    compressed: bool = False
+    wrist_period_s: float = 12.0
 
     def cameras(self) -> list[Camera]:
-        """Build the rig's cameras, evenly spaced in azimuth unless azimuths are given."""
+        """Build the rig's cameras, evenly spaced in azimuth unless azimuths are given.
+
+        The tabletop scene has its own kinds of camera; the wrist scene one camera, here at
+        time 0 (:meth:`wrist_camera` gives it at any time).
+        """
+        if self.scene == 'tabletop':
+            return tabletop_cameras(self.num_cameras, seed=self.seed,
+                                    elevation_deg=self.camera_elevation_deg)
+        if self.scene == 'wrist':
+            return [self.wrist_camera(0.0)]
         azimuths = self.camera_azimuths_deg or tuple(
             30.0 + 360.0 * i / self.num_cameras for i in range(self.num_cameras))
         return [Camera(azimuth_deg=az, elevation_deg=self.camera_elevation_deg,
                        distance_ratio=self.camera_distance_ratio, fov_deg=self.fov_deg,
                        width=self.width, height=self.height, max_distance=R2N2_MAX_DISTANCE)
                 for az in azimuths]
+
+    def wrist_camera(self, time_s: float) -> Camera:
+        """Return the wrist scene's camera ``time_s`` seconds after the rig started."""
+        return wrist_camera(time_s, period_s=self.wrist_period_s)
 
 
 PARAMETERS: dict[str, tuple[object, str]] = {
@@ -93,6 +127,12 @@ PARAMETERS: dict[str, tuple[object, str]] = {
     'object_frame_id': ('object', "frame of the ground-truth cloud (the object's canonical "
                                   'frame, as the reconstruction node uses)'),
     'object_size_m': (0.5, 'edge of the 32^3 grid in metres; match the reconstruction node'),
+    'scene': ('plain', 'plain (the object alone, centred), tabletop (on a table among '
+                       'distractors, off-centre, cameras of different kinds) or wrist (the '
+                       'tabletop scene seen by one orbiting camera)'),
+    'compressed': (False, 'publish JPEG sensor_msgs/CompressedImage on '
+                          'camera_<i>/image_raw/compressed instead of raw images'),
+    'wrist_period_s': (12.0, 'wrist scene: seconds per orbit of the camera around the object'),
 }
 
 
@@ -113,12 +153,17 @@ def rig_config_from_values(values: dict) -> RigConfig:
     if unknown or not values['categories']:
         problems.append(f'categories must be a non-empty subset of {list(CATEGORIES)}, '
                         f'got {unknown or "[]"}')
+    if values['scene'] not in SCENES:
+        problems.append(f'scene must be one of {", ".join(SCENES)}, got {values["scene"]!r}')
+    if not values['wrist_period_s'] > 0:
+        problems.append('wrist_period_s must be > 0')
     if len(values['background_rgb']) != 3:
         problems.append('background_rgb needs three values')
     if problems:
         raise ValueError('; '.join(problems))
+    wrist = values['scene'] == 'wrist'
     return RigConfig(
-        num_cameras=len(azimuths) or int(values['num_cameras']),
+        num_cameras=1 if wrist else len(azimuths) or int(values['num_cameras']),
         camera_azimuths_deg=azimuths,
         camera_elevation_deg=float(values['camera_elevation_deg']),
         camera_distance_ratio=float(values['camera_distance_ratio']),
@@ -130,16 +175,24 @@ def rig_config_from_values(values: dict) -> RigConfig:
         background_rgb=tuple(int(v) for v in values['background_rgb']),
         frame_prefix=str(values['frame_prefix']),
         object_frame_id=str(values['object_frame_id']),
-        object_size_m=float(values['object_size_m']))
+        object_size_m=float(values['object_size_m']), scene=str(values['scene']),
+        compressed=bool(values['compressed']),
+        wrist_period_s=float(values['wrist_period_s']))
 
 
 @dataclass(frozen=True)
 class Scene:
-    """One object of the rig's sequence: its name, each camera's rgb8 view and its truth cloud."""
+    """One object of the rig's sequence: its name, each camera's view and mask, its truth cloud.
+
+    ``views`` are rgb8, ``masks`` mono8 (255 on the object); ``layout`` is the tabletop scene
+    that cameras which move (the wrist camera) render again (None for the plain scene).
+    """
 
     name: str
     views: list[np.ndarray]
     truth_cloud: PointCloud2
+    masks: list[np.ndarray] = field(default_factory=list)
+    layout: Optional[TabletopScene] = None
 
 
 def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
@@ -149,16 +202,34 @@ def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
     index = config.first_index + count // len(categories)
     obj = dataset_object(category, index, seed=config.seed)
     background = np.asarray(config.background_rgb, dtype=np.float32)
-    views = []
-    for camera in cameras:
-        rgba = render_view(obj, camera, supersample=2).astype(np.float32)
-        alpha = rgba[:, :, 3:] / 255.0
-        rgb = rgba[:, :, :3] * alpha + background * (1.0 - alpha)
-        views.append(np.round(rgb).astype(np.uint8))
+    views, masks, layout = [], [], None
+    if config.scene == 'plain':
+        for camera in cameras:
+            rgba = render_view(obj, camera, supersample=2).astype(np.float32)
+            alpha = rgba[:, :, 3:] / 255.0
+            rgb = rgba[:, :, :3] * alpha + background * (1.0 - alpha)
+            views.append(np.round(rgb).astype(np.uint8))
+            masks.append(np.where(rgba[:, :, 3] >= 128, 255, 0).astype(np.uint8))
+    else:
+        # In the tabletop scene a distractor stands in front of the first camera.
+        occluder = cameras[0].azimuth_deg if config.scene == 'tabletop' else None
+        layout = make_tabletop_scene(obj, seed=config.seed + count,
+                                     occluder_azimuth_deg=occluder)
+        for camera in cameras:
+            view, mask = scene_view(layout, camera)
+            views.append(view)
+            masks.append(mask)
     truth = grid_to_cloud(voxelize(obj).astype(np.float32), threshold=0.5,
                           object_size_m=config.object_size_m,
                           header=Header(frame_id=config.object_frame_id))
-    return Scene(name=f'{category}/{index}', views=views, truth_cloud=truth)
+    return Scene(name=f'{category}/{index}', views=views, truth_cloud=truth, masks=masks,
+                 layout=layout)
+
+
+def scene_view(layout: TabletopScene, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Render a tabletop scene: ``(rgb8 (H, W, 3), mono8 mask (H, W))``."""
+    rendered = render_scene_view(layout, camera)
+    return rendered.image, np.where(rendered.mask, 255, 0).astype(np.uint8)
 
 
 def camera_info(camera: Camera, header: Header) -> CameraInfo:
@@ -182,8 +253,16 @@ class SimCameraRig(Node):
             self.declare_parameter(name, default, ParameterDescriptor(description=description))
         self.config = self._read_config()
         self.rig_cameras = self.config.cameras()
-        self.image_publishers = [self.create_publisher(Image, f'camera_{i}/image_raw', 5)
-                                 for i in range(len(self.rig_cameras))]
+        count = len(self.rig_cameras)
+        if self.config.compressed:
+            self.image_publishers = [
+                self.create_publisher(CompressedImage, f'camera_{i}/image_raw/compressed', 5)
+                for i in range(count)]
+        else:
+            self.image_publishers = [self.create_publisher(Image, f'camera_{i}/image_raw', 5)
+                                     for i in range(count)]
+        self.mask_publishers = [self.create_publisher(Image, f'camera_{i}/object_mask', 5)
+                                for i in range(count)]
         self.info_publishers = [self.create_publisher(CameraInfo, f'camera_{i}/camera_info', 5)
                                 for i in range(len(self.rig_cameras))]
         self.truth_publisher = self.create_publisher(PointCloud2, '~/ground_truth', 5)
@@ -191,28 +270,48 @@ class SimCameraRig(Node):
         self.object_count = 0
         self.object_started_ns = 0
         self.views: list[np.ndarray] = []
+        self.masks: list[np.ndarray] = []
+        self.layout: Optional[TabletopScene] = None
+        self.started_ns = self.get_clock().now().nanoseconds
+        self._renderer = ThreadPoolExecutor(max_workers=1, thread_name_prefix='rig_render')
+        self._next: Optional[tuple[int, Future]] = None  # object number, its scene
         self.truth_cloud = PointCloud2()
         self.object_name = ''
         self._show_object(0)
         self.timer = self.create_timer(1.0 / self.config.rate_hz, self._tick)
+        sizes = ', '.join(f'{c.width}x{c.height}' for c in self.rig_cameras)
         self.get_logger().info(
-            f'{len(self.rig_cameras)} cameras {self.config.width}x{self.config.height} at '
-            f'{self.config.rate_hz:g} Hz, objects from {", ".join(self.config.categories)} '
-            f'(seed {self.config.seed})')
+            f'{self.config.scene} scene: {len(self.rig_cameras)} camera(s) {sizes} at '
+            f'{self.config.rate_hz:g} Hz{" (JPEG)" if self.config.compressed else ""}, objects '
+            f'from {", ".join(self.config.categories)} (seed {self.config.seed})')
 
     def _read_config(self) -> RigConfig:
         return rig_config_from_values({name: self.get_parameter(name).value
                                        for name in PARAMETERS})
 
     def _show_object(self, count: int) -> None:
-        """Build object number ``count`` of the sequence and render every camera's view."""
-        scene = render_scene(self.config, self.rig_cameras, count)
+        """Show object number ``count`` of the sequence and start rendering the one after."""
+        if self._next is not None and self._next[0] == count:
+            scene = self._next[1].result()  # ready unless a switch is shorter than a render
+        else:
+            scene = render_scene(self.config, self.rig_cameras, count)
+        self._next = None
+        if self.config.object_switch_s > 0:
+            self._next = (count + 1, self._renderer.submit(
+                render_scene, self.config, list(self.rig_cameras), count + 1))
         self.views = scene.views
+        self.masks = scene.masks
+        self.layout = scene.layout
         self.truth_cloud = scene.truth_cloud  # built once per object; each tick restamps it
         self.object_name = scene.name
         self.object_count = count
         self.object_started_ns = self.get_clock().now().nanoseconds
         self.get_logger().info(f'showing object {self.object_name}')
+
+    def destroy_node(self) -> None:
+        """Stop the background renderer, then the node."""
+        self._renderer.shutdown(wait=False, cancel_futures=True)
+        super().destroy_node()
 
     def _camera_info(self, camera: Camera, header: Header) -> CameraInfo:
         return camera_info(camera, header)
@@ -223,11 +322,24 @@ class SimCameraRig(Node):
         if switch_ns > 0 and now_ns - self.object_started_ns >= switch_ns:
             self._show_object(self.object_count + 1)
             now_ns = self.get_clock().now().nanoseconds
+        if self.config.scene == 'wrist' and self.layout is not None:
+            # The arm moved: render where its camera is now (a pure function of time).
+            camera = self.config.wrist_camera((now_ns - self.started_ns) / 1e9)
+            self.rig_cameras = [camera]
+            view, mask = scene_view(self.layout, camera)
+            self.views, self.masks = [view], [mask]
         stamp = ns_to_stamp(now_ns)
         for i, (camera, view) in enumerate(zip(self.rig_cameras, self.views)):
             header = Header(stamp=stamp, frame_id=f'{self.config.frame_prefix}/camera_{i}_optical')
-            self.image_publishers[i].publish(array_to_image(view, encoding='rgb8', stamp=stamp,
-                                                            frame_id=header.frame_id))
+            if self.config.compressed:
+                image = array_to_compressed(view, encoding='rgb8', stamp=stamp,
+                                            frame_id=header.frame_id)
+            else:
+                image = array_to_image(view, encoding='rgb8', stamp=stamp,
+                                       frame_id=header.frame_id)
+            self.image_publishers[i].publish(image)
+            self.mask_publishers[i].publish(array_to_image(self.masks[i], encoding='mono8',
+                                                           stamp=stamp, frame_id=header.frame_id))
             self.info_publishers[i].publish(self._camera_info(camera, header))
         self.truth_cloud.header.stamp = stamp
         self.truth_publisher.publish(self.truth_cloud)

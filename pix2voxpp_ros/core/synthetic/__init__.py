@@ -6,6 +6,8 @@ Pure numpy and OpenCV (no ROS, no torch). The pieces:
   :mod:`.lattice`;
 * :mod:`.camera` — :class:`Camera` (R2N2 view parameters, intrinsics, pose, projection);
 * :mod:`.render` — :func:`render_view` (RGBA) and :func:`render_depth` for any camera;
+* :mod:`.scenes` — :func:`make_tabletop_scene`: the object on a table among distractors, with
+  its exact mask (:func:`render_scene_view`), off-centre cameras and the wrist camera's orbit;
 * :mod:`.voxelize` — :func:`voxelize`, the 32³ solid grid in ShapeNetVox32's frame;
 * :mod:`.dataset` — :func:`write_dataset`, the whole ShapeNetRendering / ShapeNetVox32 /
   ShapeNet.json layout, deterministic for a seed and parallel over processes.

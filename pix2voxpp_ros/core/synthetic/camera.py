@@ -50,7 +50,7 @@ class CameraError(ValueError):
 
 @dataclass(frozen=True)
 class Camera:
-    """A pinhole camera looking at the object-frame origin, set by R2N2 view parameters.
+    """A pinhole camera aimed at ``look_at`` (the origin by default), set by R2N2 view parameters.
 
     :ivar azimuth_deg: rotation of the camera about the object's y axis.
     :ivar elevation_deg: angle of the camera above the object's x-z plane, in ``(-90, 90)``.
@@ -60,6 +60,8 @@ class Camera:
     :ivar width: image width in pixels.
     :ivar height: image height in pixels.
     :ivar max_distance: distance at ratio 1, in grid-edge units.
+    :ivar look_at: the point the camera looks at and orbits (object frame); scenes aim past
+        an object with it so that the object is not centred. R2N2 always uses the origin.
     :raises CameraError: a value is out of range.
     """
 
@@ -71,6 +73,7 @@ class Camera:
     width: int = R2N2_IMAGE_SIZE
     height: int = R2N2_IMAGE_SIZE
     max_distance: float = R2N2_MAX_DISTANCE
+    look_at: tuple[float, float, float] = (0.0, 0.0, 0.0)
 
     def __post_init__(self) -> None:
         """Check the ranges; a camera inside the object or looking along y is refused."""
@@ -85,6 +88,8 @@ class Camera:
                 or self.width < 1 or self.height < 1:
             raise CameraError(f'image size must be positive integers, got '
                               f'{self.width}x{self.height}')
+        if len(self.look_at) != 3 or not all(math.isfinite(v) for v in self.look_at):
+            raise CameraError(f'look_at must be three finite numbers, got {self.look_at}')
         for name in ('azimuth_deg', 'inplane_deg'):
             if not math.isfinite(getattr(self, name)):
                 raise CameraError(f'{name} must be finite, got {getattr(self, name)}')
@@ -124,13 +129,14 @@ class Camera:
     def centre(self) -> np.ndarray:
         """The camera centre ``(3,)`` in the object frame."""
         az, el = math.radians(self.azimuth_deg), math.radians(self.elevation_deg)
-        return _frozen(self.distance * np.array([math.cos(el) * math.cos(az), math.sin(el),
-                                                 math.cos(el) * math.sin(az)]))
+        return _frozen(np.asarray(self.look_at, dtype=np.float64) + self.distance * np.array(
+            [math.cos(el) * math.cos(az), math.sin(el), math.cos(el) * math.sin(az)]))
 
     @cached_property
     def rotation(self) -> np.ndarray:
         """``(3, 3)`` R mapping object-frame directions to the camera frame (rows: its axes)."""
-        forward = -self.centre / np.linalg.norm(self.centre)
+        forward = np.asarray(self.look_at, dtype=np.float64) - self.centre
+        forward /= np.linalg.norm(forward)
         right = np.cross(forward, (0.0, 1.0, 0.0))
         right /= np.linalg.norm(right)
         down = np.cross(forward, right)

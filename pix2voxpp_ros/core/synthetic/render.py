@@ -87,8 +87,14 @@ def _trace_rays(obj: SyntheticObject, camera: Camera, dirs: np.ndarray, uv: np.n
 
 
 def _shade(obj: SyntheticObject, camera: Camera, depth: np.ndarray, owner: np.ndarray,
-           dirs: np.ndarray) -> np.ndarray:
-    """Return ``(N, 3)`` float RGB in [0, 1] of rays ``(N,)`` (zeros where nothing is hit)."""
+           dirs: np.ndarray, *, key_light: np.ndarray = _KEY_LIGHT,
+           fill_light: np.ndarray = _FILL_LIGHT,
+           weights: tuple[float, float, float] = (_AMBIENT, _KEY, _FILL)) -> np.ndarray:
+    """Return ``(N, 3)`` float RGB in [0, 1] of rays ``(N,)`` (zeros where nothing is hit).
+
+    The light directions are in the camera frame; ``weights`` are ambient, key and fill.
+    """
+    ambient, key_weight, fill_weight = weights
     rgb = np.zeros(owner.shape + (3,))
     rot = camera.rotation
     centre = camera.centre
@@ -105,9 +111,10 @@ def _shade(obj: SyntheticObject, camera: Camera, depth: np.ndarray, owner: np.nd
         facing = np.einsum('ij,ij->i', normals, d) > 0.0
         normals[facing] *= -1.0
         n_cam = rows_times(normals, rot.T)
-        key = np.einsum('ij,j->i', n_cam, _KEY_LIGHT)
-        fill = np.einsum('ij,j->i', n_cam, _FILL_LIGHT)
-        light = _AMBIENT + _KEY * np.clip(key, 0.0, None) + _FILL * np.clip(fill, 0.0, None)
+        key = np.einsum('ij,j->i', n_cam, key_light)
+        fill = np.einsum('ij,j->i', n_cam, fill_light)
+        light = (ambient + key_weight * np.clip(key, 0.0, None)
+                 + fill_weight * np.clip(fill, 0.0, None))
         rgb[rays] = np.clip(light[:, None] * np.asarray(part.colour), 0.0, 1.0)
     return rgb
 

@@ -1,0 +1,184 @@
+"""The simulated rig's scenes: configuration, masks beside images, and both over real DDS.
+
+The integration tests start ``sim_camera_rig`` as its own process and listen in a context of
+this process, as a segmentation-consuming node would: every mask must come with the stamp and
+the size of an image of the same camera.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+import cv2
+import numpy as np
+import pytest
+
+from ros_helpers import REPO_ROOT, isolate_ros_domain
+from pix2voxpp_ros.ros.sim_camera_rig import PARAMETERS, render_scene, rig_config_from_values
+
+PROFILE = REPO_ROOT / 'config' / 'fastdds_large_images.xml'
+
+
+def _config(**overrides: Any):
+    values = {name: default for name, (default, _) in PARAMETERS.items()}
+    values.update(overrides)
+    return rig_config_from_values(values)
+
+
+def test_scene_parameter_is_checked_and_plain_is_the_default() -> None:
+    assert _config().scene == 'plain' and not _config().compressed
+    with pytest.raises(ValueError, match='scene must be one of'):
+        _config(scene='kitchen')
+    with pytest.raises(ValueError, match='wrist_period_s'):
+        _config(wrist_period_s=0.0)
+    assert len(_config(scene='wrist').cameras()) == 1
+    kinds = {(c.width, c.height) for c in _config(scene='tabletop').cameras()}
+    assert kinds == {(640, 480), (1280, 720)}
+
+
+def test_plain_masks_are_the_rendered_silhouette() -> None:
+    config = _config(width=160, height=120)
+    scene = render_scene(config, config.cameras(), 0)
+    assert len(scene.masks) == len(scene.views) == 3
+    for view, mask in zip(scene.views, scene.masks):
+        assert mask.shape == view.shape[:2] and mask.dtype == np.uint8
+        assert set(np.unique(mask)) == {0, 255}
+        # Off the object the plain scene shows the uniform background.
+        assert (view[mask == 0] == 240).all(axis=1).mean() > 0.95
+
+
+def _listen(topics: dict[str, type], seconds: float, *, need) -> dict[str, list]:
+    """Subscribe to ``topics`` in a fresh context and collect messages until ``need`` holds."""
+    import rclpy
+    from rclpy.context import Context
+    from rclpy.executors import SingleThreadedExecutor
+
+    context = Context()
+    rclpy.init(context=context)
+    received: dict[str, list] = {topic: [] for topic in topics}
+    try:
+        node = rclpy.create_node('rig_scene_listener', context=context)
+        for topic, kind in topics.items():
+            node.create_subscription(kind, topic, received[topic].append, 10)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(node)
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not need(received):
+            executor.spin_once(timeout_sec=0.1)
+        node.destroy_node()
+    finally:
+        rclpy.shutdown(context=context)
+    return received
+
+
+def _start_rig(*parameters: str) -> subprocess.Popen:
+    command = [sys.executable, '-m', 'pix2voxpp_ros.ros.sim_camera_rig', '--ros-args',
+               '-p', 'rate_hz:=2.0', '-p', 'object_switch_s:=0.0']
+    for parameter in parameters:
+        command += ['-p', parameter]
+    return subprocess.Popen(command, env=os.environ.copy(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(rig: subprocess.Popen) -> str:
+    rig.terminate()
+    try:
+        out, _ = rig.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        rig.kill()
+        out, _ = rig.communicate()
+    return out
+
+
+def _stamp(msg) -> int:
+    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+
+
+def _paired(images: list, masks: list) -> list[tuple[Any, Any]]:
+    by_stamp = {_stamp(m): m for m in masks}
+    return [(i, by_stamp[_stamp(i)]) for i in images if _stamp(i) in by_stamp]
+
+
+@pytest.fixture()
+def large_images(monkeypatch) -> None:
+    """Give this process and the rig a DDS domain of their own and room for large frames."""
+    isolate_ros_domain()
+    monkeypatch.setenv('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
+
+
+def test_tabletop_compressed_masks_arrive_with_the_image_stamp_and_size(large_images) -> None:
+    from sensor_msgs.msg import CompressedImage, Image
+
+    rig = _start_rig('scene:=tabletop', 'compressed:=true')
+    topics: dict[str, type] = {}
+    for i in range(3):
+        topics[f'/camera_{i}/image_raw/compressed'] = CompressedImage
+        topics[f'/camera_{i}/object_mask'] = Image
+
+    def need(received: dict[str, list]) -> bool:
+        return all(_paired(received[f'/camera_{i}/image_raw/compressed'],
+                           received[f'/camera_{i}/object_mask']) for i in range(3))
+    try:
+        received = _listen(topics, 90.0, need=need)
+    finally:
+        log = _stop(rig)
+    assert need(received), log
+    sizes = set()
+    for i in range(3):
+        image, mask = _paired(received[f'/camera_{i}/image_raw/compressed'],
+                              received[f'/camera_{i}/object_mask'])[0]
+        assert 'jpeg' in image.format
+        decoded = cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), cv2.IMREAD_COLOR)
+        assert mask.encoding == 'mono8' and mask.header.frame_id == image.header.frame_id
+        assert (mask.height, mask.width) == decoded.shape[:2]
+        values = np.frombuffer(bytes(mask.data), np.uint8)
+        assert set(np.unique(values)) == {0, 255}
+        sizes.add((mask.width, mask.height))
+    assert sizes == {(640, 480), (1280, 720)}
+
+
+def test_wrist_camera_moves_and_its_masks_follow(large_images) -> None:
+    from sensor_msgs.msg import Image
+
+    rig = _start_rig('scene:=wrist')
+    topics = {'/camera_0/image_raw': Image, '/camera_0/object_mask': Image,
+              '/camera_1/image_raw': Image}
+    try:
+        received = _listen(topics, 90.0, need=lambda r: len(_paired(
+            r['/camera_0/image_raw'], r['/camera_0/object_mask'])) >= 3)
+    finally:
+        log = _stop(rig)
+    pairs = _paired(received['/camera_0/image_raw'], received['/camera_0/object_mask'])
+    assert len(pairs) >= 3, log
+    assert not received['/camera_1/image_raw']  # one camera only
+    masks = []
+    for image, mask in pairs:
+        assert (mask.height, mask.width) == (image.height, image.width) == (480, 640)
+        masks.append(np.frombuffer(bytes(mask.data), np.uint8).reshape(480, 640))
+    assert all(m.any() for m in masks)
+    assert not np.array_equal(masks[0], masks[-1])  # the camera moved between frames
+    # Rendering at every tick still keeps the rig's 2 Hz (the node's key frames need 0.5 s).
+    stamps = sorted(_stamp(image) for image, _ in pairs)
+    assert np.median(np.diff(stamps)) / 1e9 < 0.75
+
+
+def test_tabletop_switches_objects_without_missing_a_tick(large_images) -> None:
+    from sensor_msgs.msg import Image
+
+    # A switch every 1.5 s renders three cameras (one 1280x720) in about as long as a tick
+    # lasts here; the background renderer has the next object ready before it is due.
+    rig = _start_rig('scene:=tabletop', 'object_switch_s:=1.5')
+    try:
+        received = _listen({'/camera_0/object_mask': Image}, 60.0,
+                           need=lambda r: len(r['/camera_0/object_mask']) >= 16)
+    finally:
+        log = _stop(rig)
+    stamps = [_stamp(m) for m in received['/camera_0/object_mask']]
+    assert len(stamps) >= 16, log
+    assert 'showing object' in log and log.count('showing object') >= 4
+    # A missed tick would leave a gap of a whole period (1 s at 2 Hz).
+    assert max(np.diff(sorted(stamps[2:]))) / 1e9 < 0.9
