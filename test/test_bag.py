@@ -17,6 +17,7 @@ from typing import Any, Iterator, NamedTuple, Optional
 import numpy as np
 import pytest
 import torch
+import yaml
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
@@ -193,6 +194,8 @@ def test_every_set_of_a_recording_becomes_the_node_outputs(
     assert summary['sets_per_s'] > 0 and summary['model_time_s'] > 0
     assert '2 view set(s) found, 2 reconstructed in 1 forward pass(es)' in stdout
     assert not [p for p in tmp_path.iterdir() if '.partial' in p.name]
+    metadata = yaml.safe_load((out / 'metadata.yaml').read_text())
+    assert metadata['rosbag2_bagfile_information']['version'] == 8  # Jazzy's, Kilted reads it
 
 
 def test_rate_and_ages_follow_the_recorded_stamps(setup: Setup, tmp_path: Path,

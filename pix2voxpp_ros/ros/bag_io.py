@@ -26,6 +26,7 @@ CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 MARKERS_TYPE = 'visualization_msgs/msg/MarkerArray'
 STRING_TYPE = 'std_msgs/msg/String'
+METADATA_VERSION = 8  # rosbag2 metadata.yaml version of the bags written
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 
@@ -164,7 +165,8 @@ class BagWriter:
             if self._parent.exists():
                 shutil.rmtree(self._parent)
             self._parent.mkdir()
-            self._writer = Writer(self._parent / self.path.name, version=Writer.VERSION_LATEST,
+            # Version 8, the oldest rosbags writes: what Jazzy records and Kilted reads too.
+            self._writer = Writer(self._parent / self.path.name, version=METADATA_VERSION,
                                   storage_plugin=STORAGES[self.storage])
             self._writer.open()
         except Exception as exc:  # noqa: BLE001 - permissions, disk: one message
