@@ -12,6 +12,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 # Small enough for a 2-core CPU: batches of 2-4 single objects, no worker processes.
 SMALL = {
     'data.workers': 0,
+    'precision': 'fp32',  # exact comparisons (resume, DDP); bf16 has its own test
     'stage1.batch_size': 4, 'stage1.epochs': 1, 'stage1.val_every': 1,
     'stage2.batch_size': 2, 'stage2.epochs': 1, 'stage2.val_every': 1,
     'stage2.min_views': 2, 'stage2.max_views': 3, 'stage2.val_views': 2,
