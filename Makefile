@@ -42,14 +42,18 @@ demo: venv
 
 # Two pytest processes: the training tests in a process that has loaded OpenVINO (test/) crash
 # (SIGSEGV) in the first training run; each half passes on its own (see README, Development).
+# Every run reuses one temporary folder (pytest empties it first): a run writes about 4 GB of
+# checkpoints and converted models, and pytest's own /tmp folders keep three runs of each kind,
+# which filled a small disk during CI.
+PYTEST_TMP = build/pytest-tmp
 test: venv
-	$(PY) -m pytest -q test
-	$(PY) -m pytest -q training/tests
+	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) test
+	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
 test-jazzy: venv-jazzy
 	$(JAZZY)/bin/python -c 'import numpy, cv2, rclpy; print("test-jazzy: numpy", numpy.__version__, "OpenCV", cv2.__version__)'
-	$(JAZZY)/bin/python -m pytest -q $(JAZZY_TESTS) test
-	$(JAZZY)/bin/python -m pytest -q training/tests
+	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) $(JAZZY_TESTS) test
+	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
 lint: venv
 	$(VENV)/bin/flake8 pix2voxpp_ros training test benchmarks

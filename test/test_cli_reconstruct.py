@@ -119,3 +119,47 @@ def test_reconstruct_errors_name_the_culprit(scene, tmp_path) -> None:
     result = _run('--weights', str(scene['weights']), str(not_image), '--out',
                   str(tmp_path / 'x.npy'))
     assert result.returncode == 1 and 'text.png: cannot read image file' in result.stderr
+
+
+def test_masks_crop_each_view_as_the_core_does(scene, tmp_path) -> None:
+    frame = cv2.imread(str(scene['frame']), cv2.IMREAD_UNCHANGED)  # bgr8, decoded as the CLI does
+    mask = np.zeros(frame.shape[:2], np.uint8)
+    cv2.rectangle(mask, (250, 170), (390, 310), 255, -1)
+    mask_path = tmp_path / 'mask.png'
+    cv2.imwrite(str(mask_path), mask)
+    out = tmp_path / 'masked.npy'
+    result = _run('--weights', str(scene['weights']), str(scene['frame']), str(scene['frame']),
+                  '--mask', str(mask_path), '--mask', str(mask_path), '--out', str(out),
+                  '--axes', 'shapenet', '--device', 'cpu', '--backend', 'torch')
+    assert result.returncode == 0, result.stderr
+    view = preprocess_frame(frame, encoding='bgr8', mask=mask, roi_margin=-1.0,
+                            metadata=WeightsMetadata(threshold=0.05))
+    with torch.no_grad():
+        expected = scene['model'](torch.from_numpy(np.stack([view, view]))[None])[0].numpy()
+    np.testing.assert_allclose(np.load(out), expected, atol=1e-6)
+    unmasked = tmp_path / 'unmasked.npy'
+    assert _run('--weights', str(scene['weights']), str(scene['frame']), str(scene['frame']),
+                '--out', str(unmasked), '--axes', 'shapenet', '--device', 'cpu',
+                '--backend', 'torch').returncode == 0
+    assert np.abs(np.load(unmasked) - expected).max() > 1e-3  # the mask changed the input
+
+
+def test_bad_masks_name_the_file(scene, tmp_path) -> None:
+    args = ['--weights', str(scene['weights']), str(scene['frame']), '--out',
+            str(tmp_path / 'x.npy'), '--device', 'cpu', '--backend', 'torch']
+    result = _run(*args, str(scene['frame']), '--mask', str(scene['frame']))
+    assert result.returncode == 2 and '1 --mask for 2 images' in result.stderr
+    result = _run(*args, '--mask', str(tmp_path / 'absent.png'))
+    assert result.returncode == 2 and 'absent.png: no such mask file' in result.stderr
+    small = tmp_path / 'small.png'
+    cv2.imwrite(str(small), np.full((10, 10), 255, np.uint8))
+    result = _run(*args, '--mask', str(small))
+    assert result.returncode == 1 and 'small.png' in result.stderr and 'mask' in result.stderr
+    empty = tmp_path / 'empty.png'
+    cv2.imwrite(str(empty), np.zeros((480, 640), np.uint8))
+    result = _run(*args, '--mask', str(empty))
+    assert result.returncode == 1 and 'empty.png' in result.stderr
+    colour = tmp_path / 'colour.png'
+    cv2.imwrite(str(colour), np.zeros((480, 640, 3), np.uint8))
+    result = _run(*args, '--mask', str(colour))
+    assert result.returncode == 1 and 'colour.png: a mask must have one channel' in result.stderr

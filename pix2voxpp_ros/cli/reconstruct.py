@@ -35,6 +35,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="axes of every output file: 'ros' (default; x forward, y left, "
                              "z up, as the node's ~/grid and clouds) or 'shapenet' (the "
                              "network's own canonical frame, y up, as ShapeNetVox32)")
+    parser.add_argument('--mask', action='append', type=Path, metavar='MASK', dest='masks',
+                        help='object mask of an image (PNG, one channel, nonzero on the object, '
+                             "the image's size): give it once per image, in the images' order. "
+                             'Each view is then cut around its mask and everything outside the '
+                             'mask becomes background, as the node does with mask_topics')
     parser.add_argument('--png', type=Path, help='also write a picture of the occupied voxels')
     parser.add_argument('--threshold', type=float,
                         help="occupancy threshold (default: the weights' recommended one)")
@@ -46,15 +51,33 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='auto (OpenVINO on the CPU when installed, else PyTorch), torch or '
                              'openvino; converted models are cached in $PIX2VOXPP_CACHE_DIR '
                              '(default ~/.cache/pix2voxpp_ros)')
-    return parser.parse_args(argv)
+    # Intermixed: "a.png --mask a_mask.png b.png --mask b_mask.png" reads naturally.
+    return parser.parse_intermixed_args(argv)
 
 
-def _read_view(path: Path, reconstructor: Reconstructor) -> np.ndarray:
-    """Read one image file and preprocess it for the network."""
+def _read_mask(path: Path) -> np.ndarray:
+    """Read one mask file: ``(H, W)`` uint8, nonzero on the object."""
+    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if mask is None:
+        raise ImageInputError(f'{path}: cannot read mask file')
+    if mask.ndim == 3 and mask.shape[2] == 1:
+        mask = mask[:, :, 0]
+    if mask.ndim != 2:
+        raise ImageInputError(f'{path}: a mask must have one channel, got {mask.shape[2]}')
+    if mask.dtype != np.uint8:  # 16-bit PNG: anything nonzero is the object
+        mask = (mask > 0).astype(np.uint8)
+    return mask
+
+
+def _read_view(path: Path, reconstructor: Reconstructor, mask_path: Path | None = None
+               ) -> np.ndarray:
+    """Read one image file (and its mask, if any) and preprocess it for the network."""
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise ImageInputError(f'{path}: cannot read image file')
-    if image.ndim == 3 and image.shape[2] == 4 and image.shape[:2] == (RENDERING_SIZE,) * 2:
+    is_rendering = image.ndim == 3 and image.shape[2] == 4 and image.shape[:2] == (
+        RENDERING_SIZE,) * 2
+    if is_rendering and mask_path is None:
         return preprocess_rendering(image, metadata=reconstructor.metadata)
     if image.dtype != np.uint8:
         image = cv2.convertScaleAbs(image, alpha=255.0 / max(float(image.max()), 1.0))
@@ -62,10 +85,14 @@ def _read_view(path: Path, reconstructor: Reconstructor) -> np.ndarray:
     encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}.get(channels)  # OpenCV reads colour as BGR
     if encoding is None:
         raise ImageInputError(f'{path}: unsupported image with {channels} channels')
+    mask = None if mask_path is None else _read_mask(mask_path)
     try:
-        return reconstructor.preprocess(image, encoding=encoding)
+        # With a mask, the crop's margin is the one that frames objects as the renderings do.
+        return reconstructor.preprocess(image, encoding=encoding, mask=mask,
+                                        roi_margin=-1.0 if mask is not None else 0.0)
     except ImageInputError as exc:
-        raise ImageInputError(f'{path}: {exc}') from exc
+        where = path if mask_path is None else f'{path} with mask {mask_path}'
+        raise ImageInputError(f'{where}: {exc}') from exc
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,15 +106,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f'pix2voxpp-reconstruct: --threshold {args.threshold}: must be in (0, 1)',
               file=sys.stderr)
         return 2
-    for path in args.images:
+    masks = args.masks or []
+    if masks and len(masks) != len(args.images):
+        print(f'pix2voxpp-reconstruct: {len(masks)} --mask for {len(args.images)} images: give '
+              'one mask per image, in the same order', file=sys.stderr)
+        return 2
+    for path in [*args.images, *masks]:
         if not path.is_file():
-            print(f'pix2voxpp-reconstruct: {path}: no such image file', file=sys.stderr)
+            kind = 'mask' if path in masks else 'image'
+            print(f'pix2voxpp-reconstruct: {path}: no such {kind} file', file=sys.stderr)
             return 2
     try:
         reconstructor = Reconstructor(args.weights, device=args.device,
                                       precision=args.precision, backend=args.backend,
                                       warmup_views=0)
-        views = np.stack([_read_view(path, reconstructor) for path in args.images])
+        views = np.stack([_read_view(path, reconstructor, mask)
+                          for path, mask in zip(args.images, masks or [None] * len(args.images))])
         grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
     except (CheckpointError, ImageInputError, InferenceError, ValueError) as exc:
         print(f'pix2voxpp-reconstruct: {exc}', file=sys.stderr)

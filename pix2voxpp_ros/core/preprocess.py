@@ -201,7 +201,7 @@ def _shrink(square: np.ndarray, size: int) -> np.ndarray:
     return cv2.resize(square, (size, size), interpolation=cv2.INTER_LINEAR)
 
 
-def _crop_square(image: np.ndarray, x: int, y: int, side: int, fill: int) -> np.ndarray:
+def crop_square(image: np.ndarray, x: int, y: int, side: int, fill: int) -> np.ndarray:
     """Cut the square at (x, y); parts beyond the border get ``fill``, alpha 0 (4 channels)."""
     height, width = image.shape[:2]
     if x >= 0 and y >= 0 and x + side <= width and y + side <= height:
@@ -264,7 +264,7 @@ def preprocess_frame(
         roi = mask_box(mask, height=height, width=width)
     margin = MASK_MARGIN if roi_margin < 0 else roi_margin
     x, y, side, _ = square_crop_box(height, width, roi, margin=margin)
-    square = _crop_square(image, x, y, side, int(round(metadata.background * 255.0)))
+    square = crop_square(image, x, y, side, int(round(metadata.background * 255.0)))
 
     size = metadata.input_size
     resized = _shrink(square, size)
@@ -291,7 +291,7 @@ def preprocess_frame(
         chw[:, transparent] = background[:, :, 0]
     if mask is not None:
         mask2d = mask.reshape(height, width)
-        alpha = _shrink(_crop_square(mask2d, x, y, side, 0), size).astype(np.float32)
+        alpha = _shrink(crop_square(mask2d, x, y, side, 0), size).astype(np.float32)
         alpha *= 1.0 / max(float(mask2d.max()), 1.0)  # 255 or 1 both mean "object"
         chw -= background
         chw *= alpha

@@ -77,6 +77,11 @@ class AugmentSection:
     :param flip_p: probability of a horizontal flip, per image.
     :param permute_channels: apply one random colour channel permutation per sample.
     :param test_background: background level (0..255) of the test transform.
+    :param box_crop_p: probability, per image, of cutting the square around the object's
+        bounding box that a crop around a segmentation mask cuts at deployment
+        (``preprocess_frame(mask=...)``) instead of the renderings' fixed centre crop; 0 (the
+        paper) keeps the fixed crop.
+    :param box_crop_scale: such a square's side varies by ``1 ± box_crop_scale``.
     """
 
     background: tuple[int, int] = (225, 255)
@@ -88,6 +93,8 @@ class AugmentSection:
     flip_p: float = 0.5
     permute_channels: bool = True
     test_background: int = 240
+    box_crop_p: float = 0.0
+    box_crop_scale: float = 0.1
 
 
 @dataclass(frozen=True)
@@ -280,6 +287,8 @@ def _validate(config: TrainConfig) -> None:
     need(aug.lighting_std >= 0, 'augment.lighting_std', 'must be 0 or more')
     need(0 <= aug.flip_p <= 1, 'augment.flip_p', 'must be in [0, 1]')
     need(0 <= aug.test_background <= 255, 'augment.test_background', 'must be in [0, 255]')
+    need(0 <= aug.box_crop_p <= 1, 'augment.box_crop_p', 'must be in [0, 1]')
+    need(0 <= aug.box_crop_scale < 1, 'augment.box_crop_scale', 'must be in [0, 1)')
     views = config.data.views_per_model
     for number in (1, 2):
         stage = config.stage(number)

@@ -15,7 +15,8 @@ import cv2
 import numpy as np
 
 from pix2voxpp_ros.core.checkpoint import WeightsMetadata
-from pix2voxpp_ros.core.preprocess import preprocess_rendering, rendering_crop
+from pix2voxpp_ros.core.preprocess import (MASK_MARGIN, crop_square, preprocess_rendering,
+                                           rendering_crop, square_crop_box)
 
 from .config import AugmentSection
 
@@ -42,6 +43,29 @@ def crop_and_resize(bgra: Sequence[np.ndarray], *, size: int = 224) -> np.ndarra
         rows, columns = rendering_crop(*image.shape[:2])
         out[i] = cv2.resize(image[rows, columns].astype(np.float32) / 255.0, (size, size))
     return out
+
+
+def object_box_crop(bgra: np.ndarray, *, scale: float = 1.0, size: int = 224) -> np.ndarray:
+    """Cut the square a mask crop cuts at deployment around a rendering's object, and resize it.
+
+    The square is centred on the bounding box of the nonzero alpha, its side the box's longer
+    side times ``(1 + MASK_MARGIN) * scale``, as ``preprocess_frame(mask=...)`` cuts around a
+    segmentation mask; parts beyond the rendering are transparent. Training on such crops teaches
+    the network the framing it meets behind a segmenter, where the object's apparent size no
+    longer tells its size in the grid. A rendering without any object gets the centre crop.
+
+    :param bgra: uint8 ``(H, W, 4)`` rendering.
+    :returns: ``(size, size, 4)`` float32 in [0, 1].
+    """
+    rows, columns = np.nonzero(bgra[:, :, 3])
+    if rows.size == 0:
+        return crop_and_resize([bgra], size=size)[0]
+    roi = (int(columns.min()), int(rows.min()), int(columns.max() - columns.min()) + 1,
+           int(rows.max() - rows.min()) + 1)
+    margin = (1.0 + MASK_MARGIN) * scale - 1.0
+    x, y, side, _ = square_crop_box(*bgra.shape[:2], roi, margin=margin)
+    square = crop_square(bgra, x, y, side, 0)
+    return cv2.resize(square.astype(np.float32) / 255.0, (size, size))
 
 
 def _gray(colour: np.ndarray) -> np.ndarray:
@@ -93,8 +117,8 @@ def lighting_noise(colour: np.ndarray, rng: np.random.Generator, *, std: float,
 class TrainTransform:
     """Apply the paper's training transform.
 
-    Crop, random background, jitter, lighting, normalize, flip, channel permutation
-    (PIX2VOXPP.md, "Training").
+    Crop (optionally around the object: :func:`object_box_crop`), random background, jitter,
+    lighting, normalize, flip, channel permutation (PIX2VOXPP.md, "Training").
     """
 
     def __init__(self, augment: AugmentSection, *, metadata: WeightsMetadata | None = None
@@ -113,6 +137,10 @@ class TrainTransform:
         """
         aug = self.augment
         images = crop_and_resize(bgra, size=self.metadata.input_size)
+        if aug.box_crop_p > 0:  # draws nothing otherwise: the paper's streams stay as they were
+            for i in np.flatnonzero(rng.random(len(images)) < aug.box_crop_p):
+                scale = rng.uniform(1.0 - aug.box_crop_scale, 1.0 + aug.box_crop_scale)
+                images[i] = object_box_crop(bgra[i], scale=scale, size=self.metadata.input_size)
         colour, alpha = images[..., :3], images[..., 3:]
         low, high = aug.background
         background = rng.integers(low, high + 1, size=3).astype(np.float32) / 255.0

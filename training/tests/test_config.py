@@ -33,6 +33,7 @@ def test_paper_recipe_numbers() -> None:
         assert aug.background == (225, 255) and aug.lighting_std == 0.1
         assert aug.lighting_eigval == (0.2175, 0.0188, 0.0045)
         assert (aug.brightness, aug.contrast, aug.saturation, aug.flip_p) == (0.4, 0.4, 0.4, 0.5)
+        assert aug.box_crop_p == 0.0  # the paper crops every rendering the same way
 
 
 def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
@@ -62,6 +63,9 @@ def test_wrong_type_and_range_are_named(tmp_path: Path) -> None:
         load_config(path)
     path.write_text('stage2:\n  min_views: 1\n')
     with pytest.raises(ConfigError, match='stage2.min_views: must be at least 2'):
+        load_config(path)
+    path.write_text('augment:\n  box_crop_p: 1.5\n')
+    with pytest.raises(ConfigError, match=r'augment.box_crop_p: must be in \[0, 1\]'):
         load_config(path)
 
 

@@ -11,12 +11,13 @@ import pytest
 import torch
 from torch.utils.data import DistributedSampler
 
-from pix2voxpp_ros.core.preprocess import preprocess_rendering, rendering_crop
+from pix2voxpp_ros.core.preprocess import RENDERING_FILL, preprocess_rendering, rendering_crop
 from pix2voxpp_training.config import AugmentSection, DataSection
 from pix2voxpp_training.data import (DatasetError, SampleKey, ShapeNetViews, ViewCountBatchSampler,
                                      list_objects, read_rendering, read_taxonomy)
 from pix2voxpp_training.transforms import (IMAGENET_EIGVEC_RGB, TestTransform, TrainTransform,
-                                           colour_jitter, crop_and_resize, lighting_noise)
+                                           colour_jitter, crop_and_resize, lighting_noise,
+                                           object_box_crop)
 
 
 def test_splits_follow_the_taxonomy(tiny_data: Path) -> None:
@@ -120,6 +121,41 @@ def test_background_flip_and_permutation(tiny_data: Path) -> None:
     base = TrainTransform(plain)(bgra, np.random.default_rng(4))
     order = [next(c for c in range(3) if np.array_equal(out[:, k], base[:, c])) for k in range(3)]
     assert sorted(order) == [0, 1, 2]
+
+
+def _object_box(image: np.ndarray) -> tuple[float, float, int]:
+    """Centre (x, y) and longer side of the non-background pixels of one normalized view."""
+    rows, columns = np.nonzero(np.abs(image * 0.5 + 0.5 - 240 / 255).max(axis=0) > 0.02)
+    side = max(rows.max() - rows.min(), columns.max() - columns.min()) + 1
+    return (columns.min() + columns.max()) / 2, (rows.min() + rows.max()) / 2, int(side)
+
+
+def test_box_crop_frames_the_object_as_a_mask_crop_does(tiny_data: Path) -> None:
+    record = list_objects(tiny_data, 'train', DataSection())[0]
+    bgra = [read_rendering(record.view_path(v)) for v in range(6)]
+    still = dict(background=(240, 240), brightness=0.0, contrast=0.0, saturation=0.0,
+                 lighting_std=0.0, flip_p=0.0, permute_channels=False)
+    boxed = TrainTransform(AugmentSection(**still, box_crop_p=1.0, box_crop_scale=0.0))
+    centred = TrainTransform(AugmentSection(**still))(bgra, np.random.default_rng(0))
+    out = boxed(bgra, np.random.default_rng(0))
+    for view, original in zip(out, centred):
+        x, y, side = _object_box(view)
+        assert abs(x - 111.5) <= 2 and abs(y - 111.5) <= 2  # centred on the object's box
+        assert abs(side - RENDERING_FILL * 224) <= 3  # filling the crop as MASK_MARGIN says
+        assert not np.allclose(view, original, atol=1e-3)  # not the renderings' fixed crop
+    # The side varies with box_crop_scale; with probability 1/2 about half the views are boxed.
+    jittered = TrainTransform(AugmentSection(**still, box_crop_p=1.0, box_crop_scale=0.2))
+    sides = {_object_box(v)[2] for v in jittered(bgra, np.random.default_rng(1))}
+    assert len(sides) > 2
+    half = TrainTransform(AugmentSection(**still, box_crop_p=0.5))
+    many = [read_rendering(record.view_path(v % 24)) for v in range(40)]
+    plain = TrainTransform(AugmentSection(**still))(many, np.random.default_rng(0))
+    kept = sum(np.allclose(a, b, atol=1e-6)
+               for a, b in zip(half(many, np.random.default_rng(2)), plain))
+    assert 8 <= kept <= 32
+    # A rendering with nothing on it falls back to the fixed crop.
+    empty = np.zeros((137, 137, 4), np.uint8)
+    np.testing.assert_array_equal(object_box_crop(empty), crop_and_resize([empty])[0])
 
 
 def test_colour_jitter_and_lighting_statistics() -> None:
