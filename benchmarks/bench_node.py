@@ -11,11 +11,18 @@ process, its own rclpy context) talk over Fast DDS: each round publishes one fra
   the node's diagnostics split its own part (``queue_ms``, ``prepare_ms``, ``publish_ms``);
 * with ``--baseline``, the same rounds against a trivial echo node (same executor, same QoS; it
   answers a Header once the last camera's frame is in) give the transport floor that no node
-  can beat on this machine.
+  can beat on this machine;
+* with ``--masks`` and/or ``--compressed``, the frames are the simulated rig's tabletop scene
+  (three 640x480 cameras) and two nodes run one after the other in the same invocation: one on
+  the raw images alone, then one with ``mask_topics`` (a mono8 mask per frame, published right
+  after it, as a segmenter would) and/or ``image_transport: compressed`` (JPEG, quality 90).
+  The report gives both nodes' overhead and the difference of their medians and p95s; the
+  clock starts before the round's last message (its last mask when there are masks).
 
 Run::
 
     .venv/bin/python benchmarks/bench_node.py --rounds 40 --baseline --json bench_node.json
+    .venv/bin/python benchmarks/bench_node.py --masks --compressed --json bench_inputs.json
 """
 
 from __future__ import annotations
@@ -72,6 +79,10 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                              'best-effort 640x480 frames; reliable then retransmits)')
     parser.add_argument('--baseline', action='store_true',
                         help='also measure the transport floor with a trivial echo node')
+    parser.add_argument('--masks', action='store_true',
+                        help='also run a node with mask_topics, on the tabletop scene')
+    parser.add_argument('--compressed', action='store_true',
+                        help='also run a node with image_transport compressed (JPEG)')
     parser.add_argument('--json', type=Path, help='where to write the results')
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
@@ -118,21 +129,24 @@ def _echo_server(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rounds(args: argparse.Namespace, rig: Rig, messages: list,
+def _rounds(args: argparse.Namespace, rig: Rig, outgoing: list[tuple[Any, Any]],
             received_at: Callable[[int], float | None],
             per_round: Callable[[int], dict[str, float]] | None = None) -> list[dict]:
-    """Publish a set per round and time it until ``received_at(stamp)`` gives a time."""
+    """Publish a set per round and time it until ``received_at(stamp)`` gives a time.
+
+    :param outgoing: ``(publisher, message)`` in publishing order; all get the round's stamp.
+    """
     from pix2voxpp_ros.ros.conversions import ns_to_stamp
 
     samples = []
     for index in range(args.warmup + args.rounds):
         stamp = rig.now_ns()
-        for msg in messages:
+        for _, msg in outgoing:
             msg.header.stamp = ns_to_stamp(stamp)
-        for camera, msg in enumerate(messages[:-1]):
-            rig.publish_message(camera, msg)
+        for publisher, msg in outgoing[:-1]:
+            publisher.publish(msg)
         start = time.monotonic()
-        rig.publish_message(len(messages) - 1, messages[-1])
+        outgoing[-1][0].publish(outgoing[-1][1])
         try:
             received = wait_for(lambda: received_at(stamp), timeout=10, interval=0.0005,
                                 what='the answer')
@@ -146,17 +160,39 @@ def _rounds(args: argparse.Namespace, rig: Rig, messages: list,
     return samples
 
 
-def _node_rounds(args: argparse.Namespace, tmp: Path, messages: list) -> list[dict]:
-    from pix2voxpp_ros.ros.conversions import stamp_to_ns
+def _node_rounds(args: argparse.Namespace, tmp: Path, frames: list[np.ndarray],
+                 masks: list[np.ndarray] | None = None, compressed: bool = False) -> list[dict]:
+    """Run a node on ``frames`` (with ``masks`` on mask topics, JPEG when ``compressed``)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage, Image
+
+    from pix2voxpp_ros.ros.conversions import (array_to_compressed, array_to_image,
+                                               compressed_topic, stamp_to_ns)
 
     weights = args.weights or write_checkpoint(tmp / 'f.pth', threshold=0.5)
     topics = [f'/bench/cam{i}/image' for i in range(args.cameras)]
-    params = write_params(tmp / 'params.yaml', {
+    mask_topics = [f'/bench/cam{i}/mask' for i in range(args.cameras)] if masks else []
+    label = ('masks_' if masks else '') + ('compressed_' if compressed else '')
+    params = write_params(tmp / f'{label}params.yaml', {
         'weights': str(weights), 'camera_topics': topics, 'min_views': 0, 'max_rate_hz': 0.0,
         'max_frame_age_s': 5.0, 'device': args.device, 'num_threads': args.num_threads,
-        'backend': args.backend, 'precision': args.precision, 'qos_reliability': args.qos})
-    node = NodeProcess(params, log_path=tmp / 'node.log')
-    rig = Rig(topics, reliable=args.qos == 'reliable')
+        'backend': args.backend, 'precision': args.precision, 'qos_reliability': args.qos,
+        'image_transport': 'compressed' if compressed else 'raw', 'mask_topics': mask_topics})
+    node = NodeProcess(params, log_path=tmp / f'{label}node.log')
+    rig = Rig([] if compressed else topics, reliable=args.qos == 'reliable')
+    if compressed:
+        qos = _image_qos(args.qos == 'reliable')
+        rig.publishers = [rig.node.create_publisher(CompressedImage, compressed_topic(t), qos)
+                          for t in topics]
+        messages = [array_to_compressed(f, encoding='rgb8', quality=90) for f in frames]
+    else:
+        messages = [array_to_image(f, encoding='rgb8') for f in frames]
+    outgoing = list(zip(rig.publishers, messages))
+    if masks:
+        # Masks are small and a segmenter's output: reliable, as a node's outputs are.
+        mask_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        mask_publishers = [rig.node.create_publisher(Image, t, mask_qos) for t in mask_topics]
+        outgoing += zip(mask_publishers, [array_to_image(m, encoding='mono8') for m in masks])
 
     def cloud_time(stamp: int) -> float | None:
         with rig.lock:
@@ -172,8 +208,9 @@ def _node_rounds(args: argparse.Namespace, tmp: Path, messages: list) -> list[di
                 'node_internal_ms': float(values['latency_ms']) - float(values['model_ms']),
                 **{k: float(values[k]) for k in BREAKDOWN}}
     try:
-        rig.wait_for_subscribers(timeout=120)
-        samples = _rounds(args, rig, messages, cloud_time, diagnostics)
+        wait_for(lambda: all(p.get_subscription_count() > 0 for p, _ in outgoing),
+                 timeout=120, what='the node to subscribe to every topic')
+        samples = _rounds(args, rig, outgoing, cloud_time, diagnostics)
     finally:
         rig.close()
         node.stop()
@@ -199,11 +236,25 @@ def _echo_rounds(args: argparse.Namespace, tmp: Path, messages: list) -> list[di
         10)
     try:
         rig.wait_for_subscribers(timeout=120)
-        return _rounds(args, rig, messages, answers.get)
+        return _rounds(args, rig, list(zip(rig.publishers, messages)), answers.get)
     finally:
         rig.close()
         echo.send_signal(2)
         echo.wait(30)
+
+
+def _tabletop_frames(args: argparse.Namespace) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Views and true masks of the rig's tabletop scene from ``args.cameras`` cameras."""
+    from pix2voxpp_ros.core.synthetic.dataset import dataset_object
+    from pix2voxpp_ros.core.synthetic.scenes import (CameraProfile, make_tabletop_scene,
+                                                     render_scene_view, tabletop_cameras)
+
+    scene = make_tabletop_scene(dataset_object('chair', 0, seed=20261125), seed=1)
+    profile = CameraProfile(args.width, args.height, 60.0, 2.6)
+    views = [render_scene_view(scene, camera)
+             for camera in tabletop_cameras(args.cameras, seed=1, profiles=(profile,))]
+    return ([v.image for v in views],
+            [np.where(v.mask, 255, 0).astype(np.uint8) for v in views])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,9 +268,13 @@ def main(argv: list[str] | None = None) -> int:
         return _echo_server(args)
     from pix2voxpp_ros.ros.conversions import array_to_image
 
-    frames = make_frames(args.cameras, height=args.height, width=args.width, seed=0)
+    variant = args.masks or args.compressed
+    if variant:
+        frames, masks = _tabletop_frames(args)
+    else:
+        frames = make_frames(args.cameras, height=args.height, width=args.width, seed=0)
     messages = [array_to_image(f, encoding='rgb8') for f in frames]
-    samples = _node_rounds(args, tmp, messages)
+    samples = _node_rounds(args, tmp, frames)
     if not samples:
         print('no samples', file=sys.stderr)
         return 1
@@ -230,6 +285,7 @@ def main(argv: list[str] | None = None) -> int:
                     'backend': args.backend, 'precision': args.precision,
                     'load_average_at_end': os.getloadavg()},
         'cameras': args.cameras, 'image': f'{args.width}x{args.height} rgb8', 'qos': args.qos,
+        'frames': 'tabletop scene' if variant else 'random',
         'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'default'),
         'rounds': len(samples),
         **{key: _summary([s[key] for s in samples]) for key in samples[0]},
@@ -244,6 +300,23 @@ def main(argv: list[str] | None = None) -> int:
     result['samples'] = samples
     for key in keys:
         print(f'{key:19s} median {result[key]["median"]:8.2f}   p95 {result[key]["p95"]:8.2f}')
+    if variant:
+        name = ' + '.join(n for n, on in (('masks', args.masks), ('JPEG', args.compressed)) if on)
+        other = _node_rounds(args, tmp, frames, masks if args.masks else None, args.compressed)
+        if not other:
+            print(f'no samples with {name}', file=sys.stderr)
+            return 1
+        summary = {key: _summary([s[key] for s in other]) for key in other[0]}
+        extra = {stat: summary['overhead_ms'][stat] - result['overhead_ms'][stat]
+                 for stat in ('median', 'p95')}
+        result['variant'] = {'name': name, 'rounds': len(other), **summary,
+                             'extra_overhead_ms': extra, 'samples': other}
+        print(f'--- with {name}')
+        for key in ['latency_ms', 'model_ms', 'overhead_ms', 'node_internal_ms', *BREAKDOWN]:
+            print(f'{key:19s} median {summary[key]["median"]:8.2f}   p95 '
+                  f'{summary[key]["p95"]:8.2f}')
+        print(f'overhead with {name} minus raw: median {extra["median"]:+.2f} ms, p95 '
+              f'{extra["p95"]:+.2f} ms')
     if args.baseline:
         print(f'overhead above the transport floor (medians): '
               f'{result["overhead_above_floor_ms"]:.2f} ms')
