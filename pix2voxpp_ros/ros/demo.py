@@ -106,6 +106,7 @@ class ScoredObject:
     truth: np.ndarray = field(repr=False)
     views: list[np.ndarray] = field(repr=False)
     cloud: np.ndarray = field(repr=False)  # (N, 4) x, y, z, occupancy as published
+    masks: list[np.ndarray] = field(default_factory=list, repr=False)  # mono8, when the rig has
 
 
 def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -240,9 +241,9 @@ class Scorer:
     """Collect the rig's truth and views and the node's clouds; pair them by stamp."""
 
     def __init__(self, node, *, object_size_m: float, cameras: int = NUM_CAMERAS,
-                 compressed: bool = False, settle_s: float = 0.0) -> None:
-        # node: rclpy.node.Node; settle_s: score clouds stamped at least this long after
-        # their object's first tick.
+                 compressed: bool = False, masks: bool = False, settle_s: float = 0.0) -> None:
+        # node: rclpy.node.Node; masks: also keep the rig's object masks (for the pictures);
+        # settle_s: score clouds stamped at least this long after their object's first tick.
         from sensor_msgs.msg import CompressedImage, Image, PointCloud2
         from std_msgs.msg import String
 
@@ -257,6 +258,7 @@ class Scorer:
         self.names: dict[int, str] = {}  # tick stamp -> object name
         self.truths: dict[int, np.ndarray] = {}  # tick stamp -> truth grid (ROS axes)
         self.views: dict[int, dict[int, np.ndarray]] = {}  # tick stamp -> camera -> rgb
+        self.masks: dict[int, dict[int, np.ndarray]] = {}  # tick stamp -> camera -> mono8
         self.clouds: list[tuple[int, np.ndarray, float]] = []  # not yet scored clouds
         self.latencies: list[float] = []
         self.scored: dict[str, ScoredObject] = {}  # object name -> its first scored cloud
@@ -272,6 +274,9 @@ class Scorer:
             else:
                 node.create_subscription(Image, f'/rig/camera_{i}/image_raw',
                                          lambda msg, i=i: self._on_image(i, msg), qos)
+            if masks:
+                node.create_subscription(Image, f'/rig/camera_{i}/object_mask',
+                                         lambda msg, i=i: self._on_mask(i, msg), qos)
 
     @staticmethod
     def cloud_points(msg, fields: tuple[str, ...] = ('x', 'y', 'z')) -> np.ndarray:
@@ -300,6 +305,14 @@ class Scorer:
             else:
                 image = self._image_to_array(msg)
             self.views.setdefault(stamp, {})[camera] = image
+
+    def _on_mask(self, camera: int, msg) -> None:
+        stamp = self._stamp_to_ns(msg.header.stamp)
+        with self.lock:
+            if len(self.masks) > 64:
+                del self.masks[min(self.masks)]
+            self.masks.setdefault(stamp, {})[camera] = self._image_to_array(msg).reshape(
+                msg.height, msg.width)
 
     def _on_cloud(self, msg) -> None:
         stamp = self._stamp_to_ns(msg.header.stamp)
@@ -330,20 +343,29 @@ class Scorer:
                         waiting.append((stamp, cloud, latency))  # its messages may come
                     continue
                 prediction = cloud_to_voxels(cloud[:, :3], self.object_size_m)
+                masks = self.masks.get(stamp, {})
                 self.scored[name] = ScoredObject(
                     name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(cloud),
                     truth_voxels=int(truth.sum()), latency_s=latency, prediction=prediction,
-                    truth=truth, views=[views[i] for i in range(self.cameras)], cloud=cloud)
+                    truth=truth, views=[views[i] for i in range(self.cameras)], cloud=cloud,
+                    masks=[masks[i] for i in range(self.cameras)]
+                    if len(masks) == self.cameras else [])
             self.clouds = waiting
             return sorted(self.scored.values(), key=lambda s: s.stamp_ns)
 
 
 def _picture(item: ScoredObject) -> np.ndarray:
-    """Camera views on top; reconstruction and ground truth, three directions each, below."""
+    """Camera views (and their masks) on top; reconstruction and ground truth below."""
     from ..core.visualize import render_grid_views
     height = 200
-    views = [cv2.resize(v, (int(v.shape[1] * height / v.shape[0]), height)) for v in item.views]
-    top = cv2.cvtColor(np.hstack(views), cv2.COLOR_RGB2BGR)
+
+    def row(images: list[np.ndarray]) -> np.ndarray:
+        return np.hstack([cv2.resize(v, (int(v.shape[1] * height / v.shape[0]), height),
+                                     interpolation=cv2.INTER_AREA) for v in images])
+    top = cv2.cvtColor(row(item.views), cv2.COLOR_RGB2BGR)
+    if item.masks:
+        masks = cv2.cvtColor(row(item.masks), cv2.COLOR_GRAY2BGR)
+        top = np.vstack([top, np.full((4, top.shape[1], 3), 255, np.uint8), masks])
     recon = render_grid_views(ros_grid_to_shapenet(item.prediction).astype(np.float32),
                               threshold=0.5, cell_px=5,
                               title=f'reconstruction  IoU {item.iou:.3f}')
@@ -405,7 +427,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     rclpy.init(args=[])
     node = rclpy.create_node('pix2voxpp_demo_scorer')
     scorer = Scorer(node, object_size_m=0.5, cameras=setup.cameras,
-                    compressed=setup.compressed, settle_s=setup.settle_s)
+                    compressed=setup.compressed, masks=setup.masks, settle_s=setup.settle_s)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spinner = threading.Thread(target=executor.spin, daemon=True)
