@@ -244,7 +244,7 @@ def _echo_rounds(args: argparse.Namespace, tmp: Path, messages: list) -> list[di
 
 
 def _tabletop_frames(args: argparse.Namespace) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Views and true masks of the rig's tabletop scene from ``args.cameras`` cameras."""
+    """Render the rig's tabletop scene from ``args.cameras`` cameras: views and true masks."""
     from pix2voxpp_ros.core.synthetic.dataset import dataset_object
     from pix2voxpp_ros.core.synthetic.scenes import (CameraProfile, make_tabletop_scene,
                                                      render_scene_view, tabletop_cameras)
