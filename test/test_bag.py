@@ -447,7 +447,7 @@ COMPRESSED = 'sensor_msgs/msg/CompressedImage'
 
 @pytest.fixture(scope='module')
 def core(setup: Setup) -> Reconstructor:
-    """The core's reconstructor of the tool's weights, as the tool runs it (one thread)."""
+    """Build the core's reconstructor of the tool's weights, as the tool runs it (one thread)."""
     return Reconstructor(setup.weights, device='cpu', backend='torch', num_threads=1,
                          warmup_views=0)
 
@@ -467,14 +467,14 @@ def run_with_masks(setup: Setup, bag: Path, out: Path, *extra: str,
 
 
 def grids_written(out: Path) -> dict[int, np.ndarray]:
-    """The tool's probability grids (ROS axes) by set stamp, from --npy-dir."""
+    """Return the tool's probability grids (ROS axes) by set stamp, from --npy-dir."""
     return {int(p.stem.split('_')[1]): np.load(p)
             for p in sorted((out.parent / f'{out.name}_npy').glob('*.npy'))}
 
 
 def expected_grid(r: Reconstructor, views: list[tuple[np.ndarray, str, Optional[np.ndarray]]]
                   ) -> np.ndarray:
-    """The core's grid (ROS axes) of ``(image, encoding, mask)`` views, node defaults."""
+    """Reconstruct ``(image, encoding, mask)`` views with the core, node defaults; ROS axes."""
     inputs = np.stack([r.preprocess(image, encoding=encoding, roi_margin=-1.0, mask=mask)
                        for image, encoding, mask in views])  # (V, 3, 224, 224)
     return grid_to_ros_axes(r.infer(inputs[None])[0])
