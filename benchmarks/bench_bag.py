@@ -49,8 +49,9 @@ def main() -> None:
         bag = args.bag
         if bag is None:
             bag = Path(tmp) / 'rig'
+            # The plain scene without masks: the recording the README's figures were made on.
             record_rig_bag(bag, params_file=config / 'demo_rig.yaml', objects=args.objects,
-                           overrides={'object_switch_s': args.object_switch_s})
+                           masks=False, overrides={'object_switch_s': args.object_switch_s})
         sets = None
         for repeat in range(args.repeats):
             for batch in args.batches:

@@ -3,7 +3,8 @@
 Input bags are written with rosbags' own serializer and Humble's message definitions, as a robot's
 recorder would, independently of the rclpy code that writes the outputs; outputs are read back
 with rosbags too. The tool runs in this process (``main(argv)``), so a traceback would fail the
-test; the clouds are compared with what the core reconstructs from the same frames.
+test; the clouds are compared with what the core reconstructs from the same frames. The last
+section does the same with the node's robot inputs: object masks and compressed images.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterator, NamedTuple, Optional
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -24,13 +26,16 @@ from rosbags.typesys import Stores, get_typestore
 from ros_helpers import make_frames, write_checkpoint, write_params
 from pix2voxpp_ros.cli import bag as bag_cli
 from pix2voxpp_ros.core.inference import Reconstructor
+from pix2voxpp_ros.core.preprocess import decode_image
 from pix2voxpp_ros.core.views import NS_PER_S
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
 from pix2voxpp_ros.ros import demo
 from pix2voxpp_ros.ros.bag_io import BagWriter
 from pix2voxpp_ros.ros.conversions import reconstruction_messages
 from pix2voxpp_ros.ros.param_files import ParamsFileError, read_params_file
-from pix2voxpp_ros.ros.rig_bag import TRUTH_TOPIC, image_topic, record_rig_bag
+from pix2voxpp_ros.ros.rig_bag import TRUTH_TOPIC, image_topic, mask_topic, record_rig_bag
+from pix2voxpp_ros.ros.sim_camera_rig import (PARAMETERS, render_scene, rig_config_from_values,
+                                              scene_view)
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -294,6 +299,16 @@ def bad_case(name: str, setup: Setup, tmp: Path) -> tuple[Path, list[str], str]:
                         types={CAMERAS[2]: 'std_msgs/msg/String'})
         return bag, [], '/cam2/image_raw has type std_msgs/msg/String, expected ' \
                         'sensor_msgs/msg/Image'
+    if name == 'other_transport':  # recorded compressed, read raw
+        jpeg = TS.types['sensor_msgs/msg/CompressedImage'](
+            header=good[2][2].header, format='jpeg', data=np.zeros(4, np.uint8))
+        bag = write_bag(tmp / name, good[:2] + [(f'{CAMERAS[2]}/compressed', T0, jpeg)],
+                        types={f'{CAMERAS[2]}/compressed': 'sensor_msgs/msg/CompressedImage'})
+        return bag, [], '(the bag has /cam2/image_raw/compressed: set image_transport compressed)'
+    if name == 'mask_topic_not_in_bag':
+        bag = write_bag(tmp / name, good)
+        return bag, ['-p', "mask_topics:=['/m0', '/m1', '/m2']"], \
+            'mask topic /m0 is not in the bag'
     if name == 'bad_parameters':
         bag = write_bag(tmp / name, good)
         return bag, ['-p', 'sync_slop_s:=-1', '--weights', str(tmp / 'none.pth')], \
@@ -303,7 +318,8 @@ def bad_case(name: str, setup: Setup, tmp: Path) -> tuple[Path, list[str], str]:
 
 @pytest.mark.parametrize('name', ['missing', 'not_a_bag', 'broken_metadata', 'truncated_mcap',
                                   'truncated_sqlite3', 'damaged_chunk', 'topic_not_in_bag',
-                                  'wrong_type', 'bad_parameters'])
+                                  'wrong_type', 'other_transport', 'mask_topic_not_in_bag',
+                                  'bad_parameters'])
 def test_a_bad_bag_gives_one_clear_message_and_no_output(
         setup: Setup, name: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     bag, extra, expected = bad_case(name, setup, tmp_path)
@@ -417,3 +433,247 @@ def test_the_node_parameters_file_of_the_package_is_accepted(setup: Setup) -> No
     assert bag_cli.resolve_topic(config.camera_topics[0], 'pix2voxpp') == '/camera/image_raw'
     assert bag_cli.resolve_topic('~/x', 'n') == '/n/x'
     shutil.rmtree(setup.tmp / 'never', ignore_errors=True)
+
+
+# ------------------------------------------------------------------ the node's robot inputs
+# Object masks (mask_topics) and compressed images (image_transport) in a recording: the rig
+# records its tabletop scene, masks beside the images, raw or JPEG; broken inputs are hand-made.
+
+TICK_NS = NS_PER_S // 2  # the rig's default 2 Hz
+RIG_CAMERAS = [image_topic(i) for i in range(2)]
+RIG_MASKS = [mask_topic(i) for i in range(2)]
+COMPRESSED = 'sensor_msgs/msg/CompressedImage'
+
+
+@pytest.fixture(scope='module')
+def core(setup: Setup) -> Reconstructor:
+    """Build the core's reconstructor of the tool's weights, as the tool runs it (one thread)."""
+    return Reconstructor(setup.weights, device='cpu', backend='torch', num_threads=1,
+                         warmup_views=0)
+
+
+def run_with_masks(setup: Setup, bag: Path, out: Path, *extra: str,
+                   capsys: pytest.CaptureFixture) -> tuple[dict, str]:
+    """Run the tool on the rig's cameras and masks; return its summary and stderr."""
+    masks = ', '.join(f"'{t}'" for t in RIG_MASKS)
+    code = bag_cli.main([str(bag), '--params', str(setup.params), '--out', str(out), '--quiet',
+                         '--npy-dir', str(out.parent / f'{out.name}_npy'),
+                         '--camera-topics', *RIG_CAMERAS, '-p', f'mask_topics:=[{masks}]',
+                         *extra])
+    stderr = capsys.readouterr().err
+    assert code == 0, stderr
+    assert 'Traceback' not in stderr
+    return json.loads((out / 'summary.json').read_text()), stderr
+
+
+def grids_written(out: Path) -> dict[int, np.ndarray]:
+    """Return the tool's probability grids (ROS axes) by set stamp, from --npy-dir."""
+    return {int(p.stem.split('_')[1]): np.load(p)
+            for p in sorted((out.parent / f'{out.name}_npy').glob('*.npy'))}
+
+
+def expected_grid(r: Reconstructor, views: list[tuple[np.ndarray, str, Optional[np.ndarray]]]
+                  ) -> np.ndarray:
+    """Reconstruct ``(image, encoding, mask)`` views with the core, node defaults; ROS axes."""
+    inputs = np.stack([r.preprocess(image, encoding=encoding, roi_margin=-1.0, mask=mask)
+                       for image, encoding, mask in views])  # (V, 3, 224, 224)
+    return grid_to_ros_axes(r.infer(inputs[None])[0])
+
+
+def pixels(msg: Any) -> tuple[np.ndarray, str]:
+    """Decode a recorded rosbags Image or CompressedImage independently of the tool."""
+    if hasattr(msg, 'format'):
+        return decode_image(np.asarray(msg.data))
+    channels = 1 if msg.encoding == 'mono8' else 3
+    image = np.asarray(msg.data, np.uint8).reshape(msg.height, msg.width, channels)
+    return (image[:, :, 0] if channels == 1 else image), msg.encoding
+
+
+@pytest.mark.parametrize('compressed', [False, True], ids=['raw', 'jpeg'])
+def test_a_tabletop_recording_with_masks_gives_the_core_grids(
+        setup: Setup, core: Reconstructor, compressed: bool, tmp_path: Path,
+        capsys: pytest.CaptureFixture) -> None:
+    bag = tmp_path / 'rig'
+    counts = record_rig_bag(bag, objects=1, start_ns=T0, overrides={
+        'scene': 'tabletop', 'num_cameras': 2, 'object_switch_s': 1.0,
+        'compressed': compressed})
+    topics = [f'{t}/compressed' if compressed else t for t in RIG_CAMERAS]
+    assert all(counts[t] == 2 for t in topics + RIG_MASKS)  # two ticks of each
+    extra = ['-p', 'image_transport:=compressed'] if compressed else []
+    summary, _ = run_with_masks(setup, bag, tmp_path / 'out', *extra, capsys=capsys)
+    assert summary['frames']['dropped'] == {}
+    assert summary['image_transport'] == ('compressed' if compressed else 'raw')
+    assert summary['mask_topics'] == RIG_MASKS
+    assert {t: summary['frames']['read'][t] for t in topics + RIG_MASKS} == \
+        dict.fromkeys(topics + RIG_MASKS, 2)
+
+    recorded = read_bag(bag)
+    written = grids_written(tmp_path / 'out')
+    assert sorted(written) == [T0, T0 + TICK_NS]
+    for tick, stamp in enumerate(sorted(written)):
+        views = []
+        for camera, mask_name in zip(topics, RIG_MASKS):
+            image_time, image_msg = recorded[camera][tick]
+            _, mask_msg = recorded[mask_name][tick]
+            assert image_time == stamp == stamp_of(image_msg) == stamp_of(mask_msg)
+            image, encoding = pixels(image_msg)
+            assert encoding == ('bgr8' if compressed else 'rgb8')  # what OpenCV decodes to
+            views.append((image, encoding, pixels(mask_msg)[0]))
+        expected = expected_grid(core, views)
+        np.testing.assert_array_equal(written[stamp], expected)
+        # The masks change the result: a tool that ignored them would fail here.
+        unmasked = expected_grid(core, [(image, encoding, None) for image, encoding, _ in views])
+        assert not np.array_equal(expected, unmasked)
+
+
+def jpeg_message(image: np.ndarray, stamp_ns: int, *, data: Optional[bytes] = None) -> Any:
+    """Build a rosbags CompressedImage as image_transport's plugin does (BGR JPEG)."""
+    if data is None:
+        ok, encoded = cv2.imencode('.jpg', image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 95])
+        assert ok
+        data = encoded.tobytes()
+    header = TS.types['std_msgs/msg/Header'](
+        stamp=TS.types['builtin_interfaces/msg/Time'](sec=stamp_ns // NS_PER_S,
+                                                      nanosec=stamp_ns % NS_PER_S),
+        frame_id='camera')
+    return TS.types[COMPRESSED](header=header, format='rgb8; jpeg compressed bgr8',
+                                data=np.frombuffer(data, np.uint8))
+
+
+def small_scene(seed: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Two smooth 64x48 frames (content JPEG keeps) and their object masks."""
+    rng = np.random.default_rng(seed)
+    frames, masks = [], []
+    for camera in range(2):
+        frames.append(cv2.GaussianBlur(rng.integers(0, 256, (48, 64, 3), dtype=np.uint8),
+                                       (7, 7), 2))
+        mask = np.zeros((48, 64), np.uint8)
+        cv2.ellipse(mask, (24 + 12 * camera, 22), (12, 15), 0, 0, 360, 255, -1)
+        masks.append(mask)
+    return frames, masks
+
+
+def test_bad_masks_and_images_are_counted_and_the_rest_reconstructed(
+        setup: Setup, core: Reconstructor, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    topics = [f'{t}/compressed' for t in RIG_CAMERAS]
+    ticks = [small_scene(seed) for seed in range(7)]
+    messages = []
+    for k, (frames, masks) in enumerate(ticks):
+        stamp = T0 + k * TICK_NS
+        images: list[Any] = [jpeg_message(f, stamp) for f in frames]
+        mask_msgs: list[Any] = [image_message(m, stamp, 'mono8') for m in masks]
+        if k == 1:
+            mask_msgs[0] = None  # never came: no_mask
+            mask_msgs[1] = b'\x00\x01\x00\x00\x07'  # undecodable: its frame has none either
+        elif k == 2:
+            mask_msgs[1] = image_message(np.zeros((48, 64), np.uint8), stamp, 'mono8')
+        elif k == 3:
+            good = bytes(images[0].data)
+            images[0] = jpeg_message(frames[0], stamp, data=good[:len(good) // 2])  # truncated
+        elif k == 4:
+            mask_msgs[0] = image_message(np.full((48, 64, 3), 255, np.uint8), stamp, 'rgb8')
+            mask_msgs[1] = image_message(np.full((24, 32), 255, np.uint8), stamp, 'mono8')
+        elif k == 6:
+            mask_msgs[1] = None  # the recording ends before it comes: no_mask too
+        for camera in range(2):
+            messages.append((topics[camera], stamp + 2_000_000 + camera, images[camera]))
+            if mask_msgs[camera] is not None:  # the segmenter's output comes a little later
+                messages.append((RIG_MASKS[camera], stamp + 30_000_000 + camera,
+                                 mask_msgs[camera]))
+    messages.sort(key=lambda m: m[1])
+    bag = write_bag(tmp_path / 'in', messages, types=dict.fromkeys(topics, COMPRESSED))
+    summary, stderr = run_with_masks(setup, bag, tmp_path / 'out',
+                                     '-p', 'image_transport:=compressed', capsys=capsys)
+    assert summary['frames']['dropped'] == {'no_mask': 3, 'empty_mask': 1, 'bad_image': 1,
+                                            'bad_mask': 2}
+    assert summary['frames']['undecodable_masks'] == 1
+    for text in ('no mask of their stamp', 'marks no pixel', 'truncated JPEG',
+                 "mask encoding is 'rgb8'", 'mask is 32×24', 'undecodable masks'):
+        assert text in stderr
+    written = grids_written(tmp_path / 'out')
+    assert sorted(written) == [T0, T0 + 5 * TICK_NS]
+    assert summary['sets']['reconstructed'] == 2
+    for k in (0, 5):
+        views = []
+        for frame, mask in zip(*ticks[k]):
+            image, encoding = decode_image(np.asarray(jpeg_message(frame, T0).data))
+            views.append((image, encoding, mask))
+        np.testing.assert_array_equal(written[T0 + k * TICK_NS], expected_grid(core, views))
+
+
+def test_mask_timeout_is_judged_on_the_recorded_clock(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    # The segmenter's masks were logged 0.8 s after their frames: too late for mask_timeout_s
+    # 0.5 on the recorder's clock, in time for 1.0, however fast this machine reads.
+    messages = []
+    for k in range(3):
+        stamp = T0 + k * TICK_NS
+        frames, masks = small_scene(10 + k)
+        for camera in range(2):
+            messages.append((RIG_CAMERAS[camera], stamp + camera,
+                             image_message(frames[camera], stamp, 'rgb8')))
+            messages.append((RIG_MASKS[camera], stamp + 800_000_000 + camera,
+                             image_message(masks[camera], stamp, 'mono8')))
+    messages.sort(key=lambda m: m[1])
+    bag = write_bag(tmp_path / 'in', messages)
+    late, _ = run_with_masks(setup, bag, tmp_path / 'late', '--clock', 'receive', capsys=capsys)
+    assert late['frames']['dropped'] == {'no_mask': 6} and late['sets']['reconstructed'] == 0
+    waited, _ = run_with_masks(setup, bag, tmp_path / 'waited', '--clock', 'receive',
+                               '-p', 'mask_timeout_s:=1.0', capsys=capsys)
+    assert waited['frames']['dropped'] == {} and waited['sets']['reconstructed'] == 3
+
+
+def test_the_wrist_recording_follows_the_moving_camera(tmp_path: Path) -> None:
+    bag = tmp_path / 'wrist'
+    overrides = {'scene': 'wrist', 'object_switch_s': 1.0}
+    record_rig_bag(bag, objects=1, start_ns=T0, overrides=overrides)
+    recorded = read_bag(bag)
+    assert sorted(recorded) == sorted(['/rig/camera_0/image_raw', '/rig/camera_0/object_mask',
+                                       '/rig/camera_0/camera_info',
+                                       '/rig/sim_camera_rig/ground_truth',
+                                       '/rig/sim_camera_rig/object'])
+    values = {name: default for name, (default, _) in PARAMETERS.items()}
+    config = rig_config_from_values({**values, **overrides})
+    layout = render_scene(config, config.cameras(), 0).layout
+    views = []
+    for (_, image), (_, mask), (_, info) in zip(*(recorded[f'/rig/camera_0/{t}'] for t in
+                                                  ('image_raw', 'object_mask', 'camera_info'))):
+        assert stamp_of(image) == stamp_of(mask) == stamp_of(info)
+        # The live rig started a tick before its first one: where its camera is at this stamp.
+        camera = config.wrist_camera((stamp_of(image) - T0 + TICK_NS) / NS_PER_S)
+        view, true_mask = scene_view(layout, camera)
+        np.testing.assert_array_equal(pixels(image)[0], view)
+        np.testing.assert_array_equal(pixels(mask)[0], true_mask)
+        assert (info.width, info.height) == (camera.width, camera.height)
+        np.testing.assert_allclose(np.asarray(info.k).reshape(3, 3), camera.intrinsics)
+        views.append(view)
+    assert len(views) == 2 and not np.array_equal(views[0], views[1])  # the camera moved
+
+
+@pytest.mark.parametrize('masks', [True, False], ids=['masks', 'no_masks'])
+def test_demo_records_the_scene_it_would_show(masks: bool, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    bag = tmp_path / 'demo_bag'
+    assert demo.main(['--record', str(bag), '--objects', '1', '--object-switch-s', '0.5',
+                      '--scene', 'tabletop', '--compressed']
+                     + ([] if masks else ['--no-masks'])) == 0
+    recorded = read_bag(bag)
+    expected = {f'/rig/camera_{i}/{t}' for i in range(3)
+                for t in ('image_raw/compressed', 'camera_info')
+                + (('object_mask',) if masks else ())}
+    assert set(recorded) == expected | {'/rig/sim_camera_rig/ground_truth',
+                                        '/rig/sim_camera_rig/object'}
+    sizes = set()
+    for i in range(3):
+        _, image = recorded[f'/rig/camera_{i}/image_raw/compressed'][0]
+        decoded, _ = pixels(image)
+        sizes.add(decoded.shape[:2])
+        if masks:
+            _, mask = recorded[f'/rig/camera_{i}/object_mask'][0]
+            assert pixels(mask)[0].shape == decoded.shape[:2] and stamp_of(mask) == \
+                stamp_of(image)
+            assert pixels(mask)[0].any()
+    assert sizes == {(480, 640), (720, 1280)}  # the tabletop rig's cameras, not the plain ones
+    out = capsys.readouterr().out
+    assert '-p image_transport:=compressed' in out
+    assert ('mask_topics:=' in out) == masks

@@ -5,9 +5,13 @@ assembles view sets exactly as the node does with the node's own parameters file
 the node would publish for each set (``~/occupancy``, ``~/markers``, ``~/grid``, stamped like the
 set) into a new bag, plus ``summary.json`` in it. Time is the recording's: frame ages, sync slop
 and ``max_rate_hz`` are judged against the recorded stamps, so the result does not depend on how
-fast this machine reads. Several sets run per forward pass (``--batch``), while a second thread
-reads, decodes and preprocesses the next ones. With ``--truth-topic`` every reconstruction is
-scored against a recorded ground-truth cloud of the same stamp, as ``pix2voxpp-demo`` scores.
+fast this machine reads. The node's robot inputs work alike: ``image_transport: compressed``
+reads sensor_msgs/CompressedImage on ``<camera topic>/compressed``, and ``mask_topics`` pairs
+every frame with the recorded mask of its stamp (``mask_timeout_s`` of recorded time); dropped
+frames are counted by the node's reasons. Several sets run per forward pass (``--batch``), while
+a second thread reads, decodes and preprocesses the next ones. With ``--truth-topic`` every
+reconstruction is scored against a recorded ground-truth cloud of the same stamp, as
+``pix2voxpp-demo`` scores.
 """
 
 from __future__ import annotations
@@ -28,9 +32,10 @@ import yaml
 
 from ..core.checkpoint import CheckpointError
 from ..core.inference import InferenceError, Reconstructor
+from ..core.masks import MaskDrop, MaskedFrames
 from ..core.offline import (DROP_RATE, Batcher, OfflineAssembler, PreparedSet, PreparedViews,
                             in_background, stack_batch)
-from ..core.preprocess import ImageInputError
+from ..core.preprocess import ImageInputError, MaskError
 from ..core.views import NS_PER_S, Frame
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_ply
 
@@ -59,7 +64,8 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help='set one node parameter (YAML value), as ros2 run -p does')
     parser.add_argument('--weights', help='checkpoint (overrides the parameter)')
     parser.add_argument('--camera-topics', nargs='+', metavar='TOPIC',
-                        help='sensor_msgs/Image topics, one per camera (overrides the parameter)')
+                        help='camera topics, one per camera (overrides the parameter; '
+                             'image_transport compressed reads TOPIC/compressed)')
     parser.add_argument('--threshold', type=float, help='occupancy threshold (parameter)')
     parser.add_argument('--device', help='auto, cpu, cuda or cuda:N (parameter)')
     parser.add_argument('--num-threads', type=int, help='CPU threads for PyTorch (parameter)')
@@ -148,7 +154,30 @@ class RunStats:
     passes: int = 0
     model_s: float = 0.0
     views: Counter = field(default_factory=Counter)  # reconstructions per view count
+    masks_undecodable: int = 0
     warned: set = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The bag's topics the node would subscribe to, resolved, and what their messages are."""
+
+    cameras: list[str]  # one per camera; <camera topic>/compressed with image_transport compressed
+    masks: list[str]  # mask_topics, one per camera, or none
+    compressed: bool
+    image_type: str
+
+
+def resolve_inputs(config: Any, node_name: str) -> Inputs:
+    """Return the topics a node called ``node_name`` would read with ``config``."""
+    from ..ros.bag_io import COMPRESSED_IMAGE_TYPE, IMAGE_TYPE
+    from ..ros.conversions import compressed_topic
+    compressed = config.image_transport == 'compressed'
+    cameras = [resolve_topic(t, node_name) for t in config.camera_topics]
+    return Inputs(cameras=[compressed_topic(t) for t in cameras] if compressed else cameras,
+                  masks=[resolve_topic(t, node_name) for t in config.mask_topics],
+                  compressed=compressed,
+                  image_type=COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE)
 
 
 @dataclass
@@ -165,28 +194,30 @@ def _warn_once(stats: RunStats, key: Any, message: str) -> None:
         print(f'{PROG}: {message}', file=sys.stderr)
 
 
-def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[str],
+def _produce(reader: Any, config: Any, args: argparse.Namespace, inputs: Inputs,
              reconstructor: Reconstructor, stats: RunStats, truth: Optional[Truth],
              names_topic: Optional[str]) -> Iterator[tuple[int, list[PreparedSet]]]:
     """Read the bag in recorded order; yield (camera frames read so far, a batch of sets).
 
-    Runs on the reader thread, ahead of the network by a batch or two.
+    Runs on the reader thread, ahead of the network by a batch or two. Frames go through the
+    node's steps: conversion (raw or compressed), with ``mask_topics`` the pairing with the
+    mask of their stamp, then the view buffer; "now" is the recorded clock throughout.
     """
     from ..ros.bag_io import CLOUD_TYPE, IMAGE_TYPE, STRING_TYPE, BagError
     from ..ros.conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
-                                   UnsupportedEncodingError, image_to_array)
+                                   UnsupportedEncodingError, frame_to_array, mask_to_array)
     from ..ros.demo import Scorer, cloud_to_voxels
+    from ..ros.inputs import frame_preparer
     assembler = OfflineAssembler(config.view_buffer_config(), max_rate_hz=config.max_rate_hz)
-    rois, margin = config.camera_rois, config.roi_margin
-
-    def prepare(frame: Frame) -> np.ndarray:
-        return reconstructor.preprocess(frame.image, encoding=frame.encoding,
-                                        roi=rois[frame.camera], roi_margin=margin)
     required = assembler.buffer.config.required_views
-    prepared = PreparedViews(prepare, capacity=2 * max(required, len(topics)) + 1)
+    prepared = PreparedViews(frame_preparer(reconstructor, config),
+                             capacity=2 * max(required, len(inputs.cameras)) + 1)
     batcher = Batcher(args.batch)
-    camera_of = {topic: i for i, topic in enumerate(topics)}
-    wanted = list(topics) + [t for t in (args.truth_topic, names_topic) if t]
+    camera_of = {topic: i for i, topic in enumerate(inputs.cameras)}
+    mask_of = {topic: i for i, topic in enumerate(inputs.masks)}
+    masked = MaskedFrames(len(inputs.cameras), timeout_s=config.mask_timeout_s) \
+        if inputs.masks else None
+    wanted = [*inputs.cameras, *inputs.masks] + [t for t in (args.truth_topic, names_topic) if t]
 
     def ready(view_sets: list) -> Iterator[tuple[int, list[PreparedSet]]]:
         for view_set in view_sets:
@@ -199,9 +230,43 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
             for batch in batcher.add(PreparedSet(view_set, views)):
                 yield frames, batch
 
+    def store(frames_ready: list[Frame], drops: list[MaskDrop],
+              now_ns: int) -> Iterator[tuple[int, list[PreparedSet]]]:
+        for drop in drops:  # worded as the node logs them
+            topic = inputs.cameras[drop.frame.camera]
+            stats.frames_dropped[drop.reason] += 1
+            _warn_once(stats, (drop.reason, topic), f'dropping frames on {topic}: '
+                       f'{drop.detail} (masks on {inputs.masks[drop.frame.camera]})')
+        for frame in frames_ready:
+            due, reason = assembler.add(frame, now_ns=now_ns)
+            if reason is not None:
+                stats.frames_dropped[reason] += 1
+            yield from ready(due)
+
     frames = 0
+    now_ns = 0  # the recorded clock: newest frame stamp so far (--clock receive: receive time)
     for topic, received_ns, raw in reader.messages(wanted):
         stats.frames_read[topic] += 1
+        if topic in mask_of:
+            try:
+                msg = reader.decode(raw, IMAGE_TYPE)
+            except BagError as exc:  # no stamp, no frame to drop: its frame will miss it
+                stats.masks_undecodable += 1
+                _warn_once(stats, ('undecodable', topic), f'skipping undecodable masks on '
+                           f'{topic}: {exc}')
+                continue
+            try:
+                mask: np.ndarray | MaskError = mask_to_array(msg, backend='own')
+            except MaskError as exc:
+                mask = exc
+            stamp_ns = _stamp_ns(msg.header.stamp)
+            if args.clock == 'receive':
+                now_ns = arrival_ns = max(now_ns, received_ns)
+            else:  # a mask cannot come before its stamp; a bad stamp must not age the frames
+                arrival_ns = max(now_ns, stamp_ns)
+            yield from store(*masked.add_mask(mask_of[topic], stamp_ns, mask,
+                                              now_ns=arrival_ns), now_ns)
+            continue
         if topic not in camera_of:
             try:
                 if topic == args.truth_topic:
@@ -217,8 +282,9 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
             continue
         frames += 1
         try:
-            msg = reader.decode(raw, IMAGE_TYPE)
-            image = image_to_array(msg, backend='own')  # rosbags messages: the own path
+            msg = reader.decode(raw, inputs.image_type)
+            image, encoding = frame_to_array(msg, compressed=inputs.compressed,
+                                             backend='own')  # rosbags messages: the own path
         except BagError as exc:
             stats.frames_dropped['undecodable'] += 1
             _warn_once(stats, ('undecodable', topic), f'skipping undecodable frames on {topic}: '
@@ -235,12 +301,14 @@ def _produce(reader: Any, config: Any, args: argparse.Namespace, topics: list[st
                        f'{exc}')
             continue
         frame = Frame(camera=camera_of[topic], stamp_ns=_stamp_ns(msg.header.stamp), image=image,
-                      encoding=msg.encoding)
-        due, reason = assembler.add(frame,
-                                    now_ns=received_ns if args.clock == 'receive' else None)
-        if reason is not None:
-            stats.frames_dropped[reason] += 1
-        yield from ready(due)
+                      encoding=encoding)
+        now_ns = max(now_ns, received_ns if args.clock == 'receive' else frame.stamp_ns)
+        if masked is None:
+            yield from store([frame], [], now_ns)
+        else:
+            yield from store(*masked.add_frame(frame, now_ns=now_ns), now_ns)
+    if masked is not None:  # the recording ended before their masks came
+        yield from store([], masked.finish(), now_ns)
     yield from ready(assembler.finish())
     for batch in batcher.flush():
         yield frames, batch
@@ -272,9 +340,9 @@ def run(args: argparse.Namespace) -> int:
     """Reconstruct the bag; returns the exit status (raises for the caller to report)."""
     from std_msgs.msg import Header
 
-    from ..ros.bag_io import (CLOUD_TYPE, IMAGE_TYPE, MARKERS_TYPE, STRING_TYPE, BagReader,
-                              BagWriter)
-    from ..ros.conversions import ns_to_stamp, reconstruction_messages
+    from ..ros.bag_io import (CLOUD_TYPE, IMAGE_TYPE, MARKERS_TYPE, STRING_TYPE, BagError,
+                              BagReader, BagWriter)
+    from ..ros.conversions import compressed_topic, ns_to_stamp, reconstruction_messages
     from ..ros.demo import Scorer, cloud_to_voxels
 
     start = time.perf_counter()
@@ -283,11 +351,20 @@ def run(args: argparse.Namespace) -> int:
     config, notes = load_config(args)
     for note in notes:
         print(f'{PROG}: {note}', file=sys.stderr)
-    topics = [resolve_topic(t, args.node_name) for t in config.camera_topics]
+    inputs = resolve_inputs(config, args.node_name)
     out_topics = {kind: f'/{args.node_name}/{kind}' for kind in ('occupancy', 'markers', 'grid')}
     with BagReader(args.bag) as reader:
-        for topic in topics:
-            reader.require(topic, IMAGE_TYPE, role='camera topic')
+        for topic in inputs.cameras:
+            try:
+                reader.require(topic, inputs.image_type, role='camera topic')
+            except BagError as exc:  # the usual slip: the other transport was recorded
+                other = topic.rsplit('/', 1)[0] if inputs.compressed else compressed_topic(topic)
+                if other not in reader.topics:
+                    raise
+                raise BagError(f'{exc} (the bag has {other}: set image_transport '
+                               f'{"raw" if inputs.compressed else "compressed"})') from None
+        for topic in inputs.masks:
+            reader.require(topic, IMAGE_TYPE, role='mask topic')
         names_topic = None
         truth = None
         if args.truth_topic:
@@ -303,8 +380,10 @@ def run(args: argparse.Namespace) -> int:
         for warning in caught:
             print(f'{PROG}: {warning.message}', file=sys.stderr)
         threshold = config.threshold if config.threshold >= 0.0 else reconstructor.threshold
-        frames_total = sum(reader.counts[t] for t in topics)
-        print(f'{PROG}: {args.bag}: {frames_total} frames on {len(topics)} camera topic(s); '
+        frames_total = sum(reader.counts[t] for t in inputs.cameras)
+        kinds = ('JPEG/PNG ' if inputs.compressed else '') + ('masked ' if inputs.masks else '')
+        print(f'{PROG}: {args.bag}: {frames_total} {kinds}frames on {len(inputs.cameras)} '
+              'camera topic(s); '
               f'Pix2Vox++/{reconstructor.model.config.variant} on {reconstructor.device}, '
               f'batch {args.batch}, threshold {threshold:g}', file=sys.stderr)
         progress = None
@@ -321,7 +400,7 @@ def run(args: argparse.Namespace) -> int:
             bag.add_topic(out_topics['occupancy'], CLOUD_TYPE)
             bag.add_topic(out_topics['markers'], MARKERS_TYPE)
             bag.add_topic(out_topics['grid'], CLOUD_TYPE)
-            batches = in_background(_produce(reader, config, args, topics, reconstructor, stats,
+            batches = in_background(_produce(reader, config, args, inputs, reconstructor, stats,
                                              truth, names_topic))
             try:
                 for frames_read, batch in batches:
@@ -417,7 +496,10 @@ def _summary(args: argparse.Namespace, config: Any, stats: RunStats, reconstruct
         'bag': str(args.bag), 'out': str(args.out), 'weights': config.weights,
         'device': config.device, 'batch': args.batch, 'clock': args.clock,
         'camera_topics': [resolve_topic(t, args.node_name) for t in config.camera_topics],
-        'frames': {'read': dict(stats.frames_read), 'dropped': dict(stats.frames_dropped)},
+        'image_transport': config.image_transport,
+        'mask_topics': resolve_inputs(config, args.node_name).masks,
+        'frames': {'read': dict(stats.frames_read), 'dropped': dict(stats.frames_dropped),
+                   'undecodable_masks': stats.masks_undecodable},
         'sets': {'found': stats.sets_found, 'reconstructed': stats.reconstructed,
                  'dropped': dropped_sets,
                  'views': {str(k): v for k, v in sorted(stats.views.items())}},

@@ -3,16 +3,22 @@
 A segmentation node publishes one mask per frame, stamped like the frame, a little later.
 :class:`MaskPairing` holds each camera's unpaired frames and masks by stamp and hands out a pair
 as soon as both halves are there; a frame whose mask has not come within ``timeout_s`` of its
-arrival is expired (the node counts it as ``no_mask``). Pure Python: no ROS.
+arrival is expired (the node counts it as ``no_mask``). :class:`MaskedFrames` adds the check of
+each pair's mask against its frame: what the node and ``pix2voxpp-bag`` do with ``mask_topics``,
+on whatever clock each has. Pure Python: no ROS.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections import OrderedDict
-from typing import Any, Generic, Optional, TypeVar
+from typing import Any, Generic, Optional, TypeVar, Union
 
-from .views import NS_PER_S
+import numpy as np
+
+from .preprocess import EmptyMaskError, MaskError, mask_box
+from .views import NS_PER_S, Frame
 
 DROP_NO_MASK = 'no_mask'  # no mask of the frame's stamp came within mask_timeout_s
 DROP_EMPTY_MASK = 'empty_mask'  # the mask marks no pixel
@@ -82,3 +88,78 @@ class MaskPairing(Generic[F]):
                 return (waiting[1], mask), expired
             self._masks[camera][stamp_ns] = (now_ns, mask)
             return None, expired
+
+    def drain(self) -> list[F]:
+        """Forget every waiting frame and mask; return the frames (the end of a recording)."""
+        with self._lock:
+            frames = [f for waiting in self._frames for _, f in waiting.values()]
+            for waiting in self._frames + self._masks:
+                waiting.clear()
+            return frames
+
+
+@dataclasses.dataclass(frozen=True)
+class MaskDrop:
+    """A frame dropped for its mask: ``reason`` is one of :data:`MASK_DROP_REASONS`.
+
+    ``detail`` says why in words that follow "dropping frames on <topic>: ".
+    """
+
+    frame: Frame
+    reason: str
+    detail: str
+
+
+class MaskedFrames:
+    """Frames that go on with a checked mask of their stamp, or are dropped with the reason.
+
+    Pairs frames and masks in a :class:`MaskPairing`, then checks each pair's mask against its
+    frame (:func:`~.preprocess.mask_box`). Every call answers with the frames that now carry a
+    good mask, ready for the view buffer (at most one), and the frames dropped meanwhile.
+
+    :param num_cameras: cameras (indices 0 .. num_cameras - 1).
+    :param timeout_s: ``mask_timeout_s``: how long a frame waits for its mask after it arrived.
+    :param capacity: unpaired frames and masks kept per camera.
+    """
+
+    def __init__(self, num_cameras: int, *, timeout_s: float, capacity: int = 16) -> None:
+        self._pairing: MaskPairing[Frame] = MaskPairing(num_cameras, timeout_s=timeout_s,
+                                                        capacity=capacity)
+        self._no_mask = f'no mask of their stamp came within mask_timeout_s {timeout_s:g} s'
+
+    def add_frame(self, frame: Frame, *, now_ns: int) -> tuple[list[Frame], list[MaskDrop]]:
+        """Offer a frame that arrived at ``now_ns``; return ``(ready frames, drops)``."""
+        return self._checked(*self._pairing.add_frame(frame.camera, frame.stamp_ns, frame,
+                                                      now_ns=now_ns))
+
+    def add_mask(self, camera: int, stamp_ns: int, mask: Union[np.ndarray, MaskError], *,
+                 now_ns: int) -> tuple[list[Frame], list[MaskDrop]]:
+        """Offer a mask, or the :class:`MaskError` its message gave; return as :meth:`add_frame`.
+
+        :param mask: ``(H, W)`` uint8, nonzero on the object; a MaskError drops its frame as
+            ``bad_mask`` once the frame is there.
+        """
+        return self._checked(*self._pairing.add_mask(camera, stamp_ns, mask, now_ns=now_ns))
+
+    def finish(self) -> list[MaskDrop]:
+        """End of the input: every frame still waiting for its mask is dropped (``no_mask``)."""
+        return [MaskDrop(f, DROP_NO_MASK, self._no_mask) for f in self._pairing.drain()]
+
+    def _checked(self, pair: Optional[tuple[Frame, Any]], expired: list[Frame]
+                 ) -> tuple[list[Frame], list[MaskDrop]]:
+        drops = [MaskDrop(f, DROP_NO_MASK, self._no_mask) for f in expired]
+        if pair is None:
+            return [], drops
+        frame, mask = pair
+        try:
+            if isinstance(mask, MaskError):
+                raise mask
+            mask_box(mask, height=frame.image.shape[0], width=frame.image.shape[1])
+        except EmptyMaskError:
+            drops.append(MaskDrop(frame, DROP_EMPTY_MASK, 'their mask marks no pixel (the '
+                                  'segmenter did not find the object)'))
+            return [], drops
+        except MaskError as exc:
+            drops.append(MaskDrop(frame, DROP_BAD_MASK, f'bad mask: {exc}'))
+            return [], drops
+        return [dataclasses.replace(frame, mask=mask)], drops

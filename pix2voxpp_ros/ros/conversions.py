@@ -25,7 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
-from ..core.preprocess import ENCODINGS, ImageDecodeError, decode_image
+from ..core.preprocess import ENCODINGS, ImageDecodeError, MaskError, decode_image
 from ..core.voxels import grid_to_points, grid_to_ros_axes, voxel_centres
 
 BACKENDS = ('auto', 'own', 'library')
@@ -191,6 +191,33 @@ def compressed_to_array(msg: CompressedImage) -> tuple[np.ndarray, str]:
         return decode_image(memoryview(msg.data))
     except ImageDecodeError as exc:
         raise ImageConversionError(f'format {msg.format!r}: {exc}') from exc
+
+
+def frame_to_array(msg: Image | CompressedImage, *, compressed: bool,
+                   backend: str = 'auto') -> tuple[np.ndarray, str]:
+    """Convert a camera frame, raw or compressed, to its pixels and their encoding.
+
+    :param compressed: ``msg`` is a CompressedImage (decoded by :func:`compressed_to_array`),
+        else an Image (:func:`image_to_array`, with ``backend``).
+    :raises UnsupportedEncodingError: an Image of an encoding the network cannot take.
+    :raises ImageConversionError: a malformed Image, or corrupt compressed data.
+    """
+    if compressed:
+        return compressed_to_array(msg)
+    return image_to_array(msg, backend=backend), msg.encoding
+
+
+def mask_to_array(msg: Image, *, backend: str = 'auto') -> np.ndarray:
+    """Convert a segmenter's mask message (mono8, nonzero on the object) to ``(H, W)`` uint8.
+
+    :raises MaskError: another encoding than mono8, or a malformed message.
+    """
+    if msg.encoding != 'mono8':
+        raise MaskError(f"mask encoding is '{msg.encoding}', not mono8")
+    try:
+        return image_to_array(msg, backend=backend)
+    except ImageConversionError as exc:
+        raise MaskError(f'malformed mask: {exc}') from exc
 
 
 def array_to_compressed(

@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import random
+import shlex
 import signal
 import statistics
 import subprocess
@@ -133,8 +134,9 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help='folder with demo_rig.yaml and demo_node.yaml')
     parser.add_argument('--record', type=Path, metavar='BAG',
                         help="instead of the live demo: render the rig's --objects objects "
-                             'straight into a new rosbag2 bag (images, camera infos, ground '
-                             'truth, object names; no DDS) for pix2voxpp-bag')
+                             'of --scene straight into a new rosbag2 bag (images, or JPEG with '
+                             '--compressed; object masks unless --no-masks or plain; camera '
+                             'infos, ground truth, object names; no DDS) for pix2voxpp-bag')
     parser.add_argument('--storage', choices=('mcap', 'sqlite3'), default='mcap',
                         help='storage of the --record bag (default mcap)')
     parser.add_argument('--scene', choices=SCENES, default='plain',
@@ -160,6 +162,12 @@ class DemoSetup:
     settle_s: float
     rig_parameters: tuple[str, ...]
     node_parameters: tuple[str, ...]
+
+    def rig_overrides(self) -> dict[str, object]:
+        """Return :attr:`rig_parameters` as values (YAML, as ``-p name:=value`` reads them)."""
+        import yaml
+        pairs = (p.partition(':=') for p in self.rig_parameters)
+        return {name: yaml.safe_load(text) for name, _, text in pairs}
 
 
 def demo_setup(scene: str = 'plain', *, masks: bool = True,
@@ -386,15 +394,25 @@ def _record(args: argparse.Namespace) -> int:
     from .param_files import ParamsFileError
     from .rig_bag import record_rig_bag
     config = args.config_dir or config_dir()
-    overrides = {} if args.object_switch_s is None else {'object_switch_s': args.object_switch_s}
+    setup = demo_setup(args.scene, masks=args.masks, compressed=args.compressed)
+    overrides = setup.rig_overrides()  # what the live demo gives the rig
+    if args.object_switch_s is not None:
+        overrides['object_switch_s'] = args.object_switch_s
     try:
         counts = record_rig_bag(args.record, params_file=config / 'demo_rig.yaml',
-                                overrides=overrides, objects=args.objects, storage=args.storage,
+                                overrides=overrides, objects=args.objects, masks=setup.masks,
+                                storage=args.storage,
                                 progress=lambda line: print(f'  {line}', flush=True))
     except (BagError, ParamsFileError, ValueError) as exc:
         print(f'pix2voxpp-demo: {exc}', file=sys.stderr)
         return 1
     print(f'recorded {sum(counts.values())} messages on {len(counts)} topics -> {args.record}')
+    if setup.node_parameters:  # what the live demo gives the node, for pix2voxpp-bag
+        options = ' '.join(f'-p "{p}"' if "'" in p else f'-p {shlex.quote(p)}'
+                           for p in setup.node_parameters)  # topic lists: readable quotes
+        print(f'reconstruct it with: pix2voxpp-bag {shlex.quote(str(args.record))} --params '
+              f'{shlex.quote(str(config / "demo_node.yaml"))} --weights '
+              f'{shlex.quote(str(args.weights))} {options} --out OUT_BAG')
     return 0
 
 

@@ -5,14 +5,13 @@ thread and only validate, convert and store: a message becomes a core
 :class:`~pix2voxpp_ros.core.views.Frame` in the :class:`~pix2voxpp_ros.core.views.ViewBuffer`,
 or is dropped and counted with its reason; with ``trigger: auto`` a newly complete view set goes
 into the worker's one-slot queue. With ``mask_topics`` a frame first waits (in the core's
-:class:`~pix2voxpp_ros.core.masks.MaskPairing`) for the segmenter's mask of its stamp and goes on
-with it; frames without one, with an empty one or a bad one are dropped and counted. Callbacks
-never raise.
+:class:`~pix2voxpp_ros.core.masks.MaskedFrames`, shared with ``pix2voxpp-bag``) for the
+segmenter's mask of its stamp and goes on with it; frames without one, with an empty one or a
+bad one are dropped and counted. Callbacks never raise.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from functools import partial
 from typing import Any, Callable, Optional
@@ -22,13 +21,13 @@ from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPo
 from sensor_msgs.msg import CompressedImage, Image
 
 from ..core.inference import Reconstructor
-from ..core.masks import DROP_BAD_MASK, DROP_EMPTY_MASK, DROP_NO_MASK, MaskPairing
-from ..core.preprocess import EmptyMaskError, MaskError, mask_box
+from ..core.masks import MaskDrop, MaskedFrames
+from ..core.preprocess import MaskError
 from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_STALE, NS_PER_S, Frame,
                           PendingSlot, ViewBuffer)
 from .conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
-                          UnsupportedEncodingError, compressed_to_array, compressed_topic,
-                          image_to_array, stamp_to_ns)
+                          UnsupportedEncodingError, compressed_topic, frame_to_array,
+                          mask_to_array, stamp_to_ns)
 from .diagnostics import NodeStats, ThrottledLog
 from .params import NodeConfig
 from .worker import Job, ViewPreparer, Worker
@@ -106,9 +105,9 @@ class CameraInputs:
             raise
         self.topics = [getattr(sub, 'topic_name', topic)
                        for sub, topic in zip(self._subscriptions, topics)]
-        self._pairing: Optional[MaskPairing[Frame]] = None
+        self._masks: Optional[MaskedFrames] = None
         if config.mask_topics:
-            self._pairing = MaskPairing(len(topics), timeout_s=config.mask_timeout_s)
+            self._masks = MaskedFrames(len(topics), timeout_s=config.mask_timeout_s)
             try:
                 for index, topic in enumerate(config.mask_topics):
                     self._subscriptions.append(node.create_subscription(
@@ -146,10 +145,7 @@ class CameraInputs:
         topic = self._topic(camera)
         self._stats.received(camera, received_ns / NS_PER_S)
         try:
-            if isinstance(msg, CompressedImage):
-                image, encoding = compressed_to_array(msg)
-            else:
-                image, encoding = image_to_array(msg), msg.encoding
+            image, encoding = frame_to_array(msg, compressed=isinstance(msg, CompressedImage))
         except UnsupportedEncodingError:
             self._drop(camera, DROP_ENCODING, f'dropping frames on {topic}: encoding '
                        f"'{msg.encoding}' is not supported (use rgb8, bgr8, rgba8, bgra8 or "
@@ -160,57 +156,36 @@ class CameraInputs:
             return
         frame = Frame(camera=camera, stamp_ns=stamp_to_ns(msg.header.stamp), image=image,
                       encoding=encoding, received_ns=received_ns)
-        if self._pairing is None:
+        if self._masks is None:
             self._store(frame)
             return
-        pair, expired = self._pairing.add_frame(camera, frame.stamp_ns, frame,
-                                                now_ns=received_ns)
-        self._paired(pair, expired)
+        self._masked(*self._masks.add_frame(frame, now_ns=received_ns))
 
     def _on_mask(self, camera: int, msg: Image) -> None:
         """Pair a mask with its frame; never raises."""
         try:
-            pairing = self._pairing
-            if not self._is_active() or pairing is None:
+            masks = self._masks
+            if not self._is_active() or masks is None:
                 return
             try:
-                mask: object = image_to_array(msg)
-                if msg.encoding != 'mono8':
-                    mask = MaskError(f"mask encoding is '{msg.encoding}', not mono8")
-            except ImageConversionError as exc:
-                mask = MaskError(f'malformed mask: {exc}')
-            pair, expired = pairing.add_mask(camera, stamp_to_ns(msg.header.stamp), mask,
-                                             now_ns=time.monotonic_ns())
-            self._paired(pair, expired)
+                mask: np.ndarray | MaskError = mask_to_array(msg)
+            except MaskError as exc:
+                mask = exc
+            self._masked(*masks.add_mask(camera, stamp_to_ns(msg.header.stamp), mask,
+                                         now_ns=time.monotonic_ns()))
         except Exception as exc:  # noqa: BLE001 - callbacks never kill the spin
             self._stats.error('callback')
             self._log.warn(('mask callback', camera), f'mask callback of camera {camera} '
                            f'failed: {type(exc).__name__}: {exc}')
 
-    def _paired(self, pair: Optional[tuple[Frame, object]], expired: list[Frame]) -> None:
-        """Drop frames whose mask never came; check a new pair's mask and store its frame."""
-        for frame in expired:
-            self._drop(frame.camera, DROP_NO_MASK, f'dropping frames on '
-                       f'{self._topic(frame.camera)}: no mask of their stamp came within '
-                       f'mask_timeout_s {self._config.mask_timeout_s} s on '
-                       f'{self._config.mask_topics[frame.camera]}')
-        if pair is None:
-            return
-        frame, mask = pair
-        try:
-            if isinstance(mask, Exception):
-                raise mask
-            mask_box(mask, height=frame.image.shape[0], width=frame.image.shape[1])
-        except EmptyMaskError:
-            self._drop(frame.camera, DROP_EMPTY_MASK, f'dropping frames on '
-                       f'{self._topic(frame.camera)}: their mask marks no pixel (the segmenter '
-                       'did not find the object)')
-            return
-        except MaskError as exc:
-            self._drop(frame.camera, DROP_BAD_MASK,
-                       f'dropping frames on {self._topic(frame.camera)}: bad mask: {exc}')
-            return
-        self._store(dataclasses.replace(frame, mask=mask))
+    def _masked(self, ready: list[Frame], drops: list[MaskDrop]) -> None:
+        """Count and log frames dropped for their mask; store those that go on with theirs."""
+        for drop in drops:
+            camera = drop.frame.camera
+            self._drop(camera, drop.reason, f'dropping frames on {self._topic(camera)}: '
+                       f'{drop.detail} (masks on {self._config.mask_topics[camera]})')
+        for frame in ready:
+            self._store(frame)
 
     def _store(self, frame: Frame) -> None:
         """Put a converted frame into the buffer and hand a new complete set to the worker."""

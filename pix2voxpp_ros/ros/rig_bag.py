@@ -2,9 +2,12 @@
 
 No DDS and no real time: the rig's scenes (:func:`~.sim_camera_rig.render_scene`) are rendered once
 per object and written tick by tick with the stamps the live rig would give them (``rate_hz``
-apart, the next object every ``object_switch_s``). Topics and messages are the live rig's, in its
-demo namespace ``/rig``: images and camera infos of every camera, the ground-truth cloud and the
-object name, each tick stamped alike. ``pix2voxpp-demo --record BAG`` calls :func:`record_rig_bag`.
+apart, the next object every ``object_switch_s``); the wrist scene's moving camera is rendered
+again at every tick, where the live rig's would be at that stamp. Topics and messages are the
+live rig's, in its demo namespace ``/rig``, built by the same function: images (raw, or JPEG on
+``.../image_raw/compressed`` with the rig's ``compressed``), the object masks (unless
+``masks=False``) and camera infos of every camera, the ground-truth cloud and the object name,
+each tick stamped alike. ``pix2voxpp-demo --record BAG`` calls :func:`record_rig_bag`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
-from std_msgs.msg import Header, String
+from std_msgs.msg import String
 
-from .bag_io import CAMERA_INFO_TYPE, CLOUD_TYPE, IMAGE_TYPE, STRING_TYPE, BagWriter
-from .conversions import array_to_image, ns_to_stamp
+from .bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
+                     STRING_TYPE, BagWriter)
+from .conversions import compressed_topic, ns_to_stamp
 from .param_files import read_params_file
-from .sim_camera_rig import (NODE_NAME, PARAMETERS, camera_info, rig_config_from_values,
-                             render_scene)
+from .sim_camera_rig import (NODE_NAME, PARAMETERS, camera_messages, rig_config_from_values,
+                             render_scene, wrist_view)
 
 NAMESPACE = '/rig'
 TRUTH_TOPIC = f'{NAMESPACE}/{NODE_NAME}/ground_truth'
@@ -31,12 +35,18 @@ def image_topic(camera: int) -> str:
     return f'{NAMESPACE}/camera_{camera}/image_raw'
 
 
+def mask_topic(camera: int) -> str:
+    """Return the live rig's object mask topic of camera ``camera`` in the demo namespace."""
+    return f'{NAMESPACE}/camera_{camera}/object_mask'
+
+
 def record_rig_bag(
     path: Union[str, Path],
     *,
     params_file: Optional[Union[str, Path]] = None,
     overrides: Optional[Mapping[str, Any]] = None,
     objects: int = 8,
+    masks: bool = True,
     start_ns: Optional[int] = None,
     storage: str = 'mcap',
     overwrite: bool = False,
@@ -45,7 +55,9 @@ def record_rig_bag(
     """Write ``objects`` objects of the rig's sequence into a new bag at ``path``.
 
     :param params_file: the rig's parameters file (``config/demo_rig.yaml``); None: defaults.
-    :param overrides: rig parameters that replace the file's (e.g. ``object_switch_s``).
+    :param overrides: rig parameters that replace the file's (e.g. ``object_switch_s``,
+        ``scene``, ``compressed``).
+    :param masks: record the object masks too, as the live rig publishes them.
     :param start_ns: stamp of the first tick; default the current system time.
     :param progress: called with a line per object.
     :returns: messages written per topic.
@@ -65,9 +77,14 @@ def record_rig_bag(
     period_ns = int(round(1e9 / config.rate_hz))
     ticks = max(1, int(round(config.object_switch_s * config.rate_hz)))
     stamp_ns = time.time_ns() if start_ns is None else int(start_ns)
+    started_ns = stamp_ns - period_ns  # the live rig starts a period before its first tick
+    images = [compressed_topic(image_topic(i)) if config.compressed else image_topic(i)
+              for i in range(len(cameras))]
     with BagWriter(path, storage=storage, overwrite=overwrite) as bag:
-        for i in range(len(cameras)):
-            bag.add_topic(image_topic(i), IMAGE_TYPE)
+        for i, topic in enumerate(images):
+            bag.add_topic(topic, COMPRESSED_IMAGE_TYPE if config.compressed else IMAGE_TYPE)
+            if masks:
+                bag.add_topic(mask_topic(i), IMAGE_TYPE)
             bag.add_topic(f'{NAMESPACE}/camera_{i}/camera_info', CAMERA_INFO_TYPE)
         bag.add_topic(TRUTH_TOPIC, CLOUD_TYPE)
         bag.add_topic(OBJECT_TOPIC, STRING_TYPE)
@@ -75,15 +92,19 @@ def record_rig_bag(
             scene = render_scene(config, cameras, count)
             if progress is not None:
                 progress(f'object {count + 1}/{objects}: {scene.name}, {ticks} tick(s)')
+            seen_by, views, scene_masks = cameras, scene.views, scene.masks
             for _ in range(ticks):
+                if config.scene == 'wrist' and scene.layout is not None:
+                    camera, view, mask = wrist_view(config, scene.layout,
+                                                    (stamp_ns - started_ns) / 1e9)
+                    seen_by, views, scene_masks = [camera], [view], [mask]
                 stamp = ns_to_stamp(stamp_ns)
-                for i, (camera, view) in enumerate(zip(cameras, scene.views)):
-                    frame_id = f'{config.frame_prefix}/camera_{i}_optical'
-                    bag.write(image_topic(i), array_to_image(view, encoding='rgb8', stamp=stamp,
-                                                             frame_id=frame_id), stamp_ns)
-                    bag.write(f'{NAMESPACE}/camera_{i}/camera_info',
-                              camera_info(camera, Header(stamp=stamp, frame_id=frame_id)),
-                              stamp_ns)
+                for i, messages in enumerate(camera_messages(config, seen_by, views, scene_masks,
+                                                             stamp)):
+                    bag.write(images[i], messages.image, stamp_ns)
+                    if masks:
+                        bag.write(mask_topic(i), messages.mask, stamp_ns)
+                    bag.write(f'{NAMESPACE}/camera_{i}/camera_info', messages.info, stamp_ns)
                 scene.truth_cloud.header.stamp = stamp
                 bag.write(TRUTH_TOPIC, scene.truth_cloud, stamp_ns)
                 bag.write(OBJECT_TOPIC, String(data=f'{scene.name} {stamp_ns}'), stamp_ns)

@@ -41,6 +41,7 @@ import rclpy
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
+from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 
@@ -232,6 +233,37 @@ def scene_view(layout: TabletopScene, camera: Camera) -> tuple[np.ndarray, np.nd
     return rendered.image, np.where(rendered.mask, 255, 0).astype(np.uint8)
 
 
+def wrist_view(config: RigConfig, layout: TabletopScene,
+               time_s: float) -> tuple[Camera, np.ndarray, np.ndarray]:
+    """Return the wrist camera ``time_s`` after the rig started, its view and its mask."""
+    camera = config.wrist_camera(time_s)  # the arm moved: a pure function of time
+    view, mask = scene_view(layout, camera)
+    return camera, view, mask
+
+
+@dataclass(frozen=True)
+class CameraMessages:
+    """What one camera of the rig publishes at a tick (``image`` is compressed or raw)."""
+
+    image: Image | CompressedImage
+    mask: Image
+    info: CameraInfo
+
+
+def camera_messages(config: RigConfig, cameras: list[Camera], views: list[np.ndarray],
+                    masks: list[np.ndarray], stamp: Time) -> list[CameraMessages]:
+    """Build every camera's messages of one tick, all stamped ``stamp``."""
+    out = []
+    for i, (camera, view, mask) in enumerate(zip(cameras, views, masks)):
+        header = Header(stamp=stamp, frame_id=f'{config.frame_prefix}/camera_{i}_optical')
+        convert = array_to_compressed if config.compressed else array_to_image
+        out.append(CameraMessages(
+            image=convert(view, encoding='rgb8', stamp=stamp, frame_id=header.frame_id),
+            mask=array_to_image(mask, encoding='mono8', stamp=stamp, frame_id=header.frame_id),
+            info=camera_info(camera, header)))
+    return out
+
+
 def camera_info(camera: Camera, header: Header) -> CameraInfo:
     """Return the CameraInfo of a simulated camera (pinhole, no distortion)."""
     k = camera.intrinsics
@@ -313,9 +345,6 @@ class SimCameraRig(Node):
         self._renderer.shutdown(wait=False, cancel_futures=True)
         super().destroy_node()
 
-    def _camera_info(self, camera: Camera, header: Header) -> CameraInfo:
-        return camera_info(camera, header)
-
     def _tick(self) -> None:
         now_ns = self.get_clock().now().nanoseconds
         switch_ns = int(self.config.object_switch_s * 1e9)
@@ -323,24 +352,15 @@ class SimCameraRig(Node):
             self._show_object(self.object_count + 1)
             now_ns = self.get_clock().now().nanoseconds
         if self.config.scene == 'wrist' and self.layout is not None:
-            # The arm moved: render where its camera is now (a pure function of time).
-            camera = self.config.wrist_camera((now_ns - self.started_ns) / 1e9)
-            self.rig_cameras = [camera]
-            view, mask = scene_view(self.layout, camera)
-            self.views, self.masks = [view], [mask]
+            camera, view, mask = wrist_view(self.config, self.layout,
+                                            (now_ns - self.started_ns) / 1e9)
+            self.rig_cameras, self.views, self.masks = [camera], [view], [mask]
         stamp = ns_to_stamp(now_ns)
-        for i, (camera, view) in enumerate(zip(self.rig_cameras, self.views)):
-            header = Header(stamp=stamp, frame_id=f'{self.config.frame_prefix}/camera_{i}_optical')
-            if self.config.compressed:
-                image = array_to_compressed(view, encoding='rgb8', stamp=stamp,
-                                            frame_id=header.frame_id)
-            else:
-                image = array_to_image(view, encoding='rgb8', stamp=stamp,
-                                       frame_id=header.frame_id)
-            self.image_publishers[i].publish(image)
-            self.mask_publishers[i].publish(array_to_image(self.masks[i], encoding='mono8',
-                                                           stamp=stamp, frame_id=header.frame_id))
-            self.info_publishers[i].publish(self._camera_info(camera, header))
+        for i, messages in enumerate(camera_messages(self.config, self.rig_cameras, self.views,
+                                                     self.masks, stamp)):
+            self.image_publishers[i].publish(messages.image)
+            self.mask_publishers[i].publish(messages.mask)
+            self.info_publishers[i].publish(messages.info)
         self.truth_cloud.header.stamp = stamp
         self.truth_publisher.publish(self.truth_cloud)
         self.object_publisher.publish(String(data=f'{self.object_name} {now_ns}'))
