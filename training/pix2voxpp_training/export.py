@@ -2,13 +2,15 @@
 
 The deployment file is a project checkpoint with weights only (no optimizer, no history),
 optionally float16, whose metadata carries what the node needs and what a person asks later:
-variant, threshold, training configuration, dataset and validation IoU. ``--onnx`` also (or
+variant, threshold, training configuration, dataset and validation IoU, and with ``--test-json``
+the test-split figures ``pix2voxpp-eval --json`` measured. ``--onnx`` also (or
 only) writes the network as ONNX with dynamic batch and views axes, for ONNX Runtime or TensorRT.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
@@ -21,13 +23,40 @@ from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, rea
 ONNX_TOLERANCE = 1e-4  # largest difference from PyTorch accepted for the written ONNX model
 
 
-def export_weights(weights: str | Path, out: str | Path, *, half: bool = False
-                   ) -> WeightsMetadata:
+def test_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+    """Condense ``pix2voxpp-eval --json`` output into the figures a deployment file carries.
+
+    :returns: split, objects, and per view count the IoU (best over thresholds, and at the
+        weights' threshold), F-Score@1% and, when measured, merger minus plain average with its
+        95 % interval.
+    :raises ValueError: the dictionary is not an evaluation of ``pix2voxpp-eval``.
+    """
+    try:
+        comparison = {c['views']: c for c in evaluation.get('comparison', [])}
+        views = []
+        for result in evaluation['results']:
+            row = {'views': result['views'], 'iou': round(result['iou']['best'], 4),
+                   'iou_threshold': result['iou']['best_threshold'],
+                   'iou_at_weights_threshold': round(result['iou']['at_weights_threshold'], 4),
+                   'fscore_1pct': round(result['fscore']['overall'], 4)}
+            if result['views'] in comparison:
+                c = comparison[result['views']]
+                row['merger_minus_average'] = round(c['difference'], 4)
+                row['merger_minus_average_ci95'] = [round(v, 4) for v in c['ci95']]
+            views.append(row)
+        return {'split': evaluation['split'], 'objects': evaluation['objects'], 'views': views}
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f'not a pix2voxpp-eval result (missing {exc})') from exc
+
+
+def export_weights(weights: str | Path, out: str | Path, *, half: bool = False,
+                   test: dict[str, Any] | None = None) -> WeightsMetadata:
     """Write the deployment file of a training (or release) checkpoint.
 
     :param weights: e.g. ``RUN/checkpoints/best.pth`` of stage 2.
     :param out: the deployment file; parent folders are created.
     :param half: store floating-point tensors as float16 (half the size).
+    :param test: test-split figures (:func:`test_summary`) stored as ``provenance['test']``.
     :returns: the metadata written.
     :raises CheckpointError: the input is unreadable, or the written file does not read back.
     """
@@ -52,6 +81,8 @@ def export_weights(weights: str | Path, out: str | Path, *, half: bool = False
             'epoch': best.get('epoch', training.get('epoch')),
             'val_iou': best.get('iou'),
         })
+    if test is not None:
+        provenance['test'] = test
     metadata = WeightsMetadata(**{**loaded.metadata.to_dict(), 'provenance': provenance})
     out.parent.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out, loaded.model, metadata=metadata, half=half)
@@ -99,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help='training checkpoint, e.g. RUN/checkpoints/best.pth of stage 2')
     parser.add_argument('--out', type=Path, help='deployment file (.pth) to write')
     parser.add_argument('--half', action='store_true', help='store weights as float16')
+    parser.add_argument('--test-json', type=Path, metavar='EVAL.json',
+                        help='pix2voxpp-eval --json of these weights: its test-split figures go '
+                             "into the file's metadata")
     parser.add_argument('--onnx', type=Path, metavar='OUT.onnx',
                         help='also write the network as ONNX (dynamic batch and views axes), '
                         'checked against PyTorch with ONNX Runtime when it is installed')
@@ -120,7 +154,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f'images (batch, views, 3, 224, 224), {checked})')
         if args.out is None:
             return 0
-        metadata = export_weights(args.weights, args.out, half=args.half)
+        test = None
+        if args.test_json is not None:
+            try:
+                test = test_summary(json.loads(args.test_json.read_text()))
+            except (ValueError, OSError) as exc:  # JSONDecodeError is a ValueError
+                raise CheckpointError(f'--test-json {args.test_json}: {exc}') from exc
+        metadata = export_weights(args.weights, args.out, half=args.half, test=test)
     except (CheckpointError, BackendError, OSError) as exc:
         print(f'pix2voxpp-export: error: {exc}', file=sys.stderr)
         return 2

@@ -49,5 +49,6 @@ step 'evaluation on the test split: merger against the plain average of the same
   --no-progress
 
 step "export to $WEIGHTS"
-"${BIN}pix2voxpp-export" --weights "$OUT/stage2/checkpoints/best.pth" --out "$WEIGHTS" --half
+"${BIN}pix2voxpp-export" --weights "$OUT/stage2/checkpoints/best.pth" --out "$WEIGHTS" --half \
+  --test-json "$OUT/eval/test.json"
 echo "done in $(( ($(date +%s) - start) / 60 )) min"

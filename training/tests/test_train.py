@@ -142,5 +142,16 @@ def test_stage2_evaluate_and_export(stage1_run: Path, tiny_data: Path, tmp_path:
     assert provenance['val_iou'] == pytest.approx(read_checkpoint(weights).extra['training']
                                                   ['best']['iou'])
     assert loaded.metadata.threshold == read_checkpoint(weights).metadata.threshold
-    assert 'dataset' in provenance
+    assert 'dataset' in provenance and 'test' not in provenance
+    with_test = tmp_path / 'deploy' / 'with_test.pth'
+    assert export.main(['--weights', str(weights), '--out', str(with_test), '--test-json',
+                        str(compared)]) == 0
+    test = read_checkpoint(with_test).metadata.provenance['test']
+    assert test['split'] == 'test' and test['objects'] == 2
+    assert [row['views'] for row in test['views']] == [1, 2]
+    assert test['views'][1]['iou'] == round(both['results'][1]['iou']['best'], 4)
+    assert test['views'][1]['merger_minus_average'] == round(two['difference'], 4)
+    assert export.main(['--weights', str(weights), '--out', str(with_test), '--test-json',
+                        str(report_path.with_suffix('.csv'))]) == 2
+    assert 'merger.csv' in capsys.readouterr().err
     assert export.main(['--weights', str(tmp_path / 'none.pth'), '--out', str(deployed)]) == 2
