@@ -47,11 +47,13 @@ demo: venv
 # which filled a small disk during CI.
 PYTEST_TMP = build/pytest-tmp
 test: venv
+	mkdir -p $(dir $(PYTEST_TMP))
 	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) test
 	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
 test-jazzy: venv-jazzy
 	$(JAZZY)/bin/python -c 'import numpy, cv2, rclpy; print("test-jazzy: numpy", numpy.__version__, "OpenCV", cv2.__version__)'
+	mkdir -p $(dir $(PYTEST_TMP))
 	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) $(JAZZY_TESTS) test
 	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
