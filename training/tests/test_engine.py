@@ -140,7 +140,9 @@ def test_scheduler_state_survives_weights_only_load() -> None:
     optimizer = make_optimizer(model, config.stage1)
     scheduler = make_scheduler(optimizer, config.stage1)
     optimizer.step()  # no gradients: a no-op that keeps the scheduler from warning
-    for _ in range(36):
+    # Just past the configuration's first milestone, so the learning rate has been cut once.
+    epochs = config.stage1.milestones[0] + 1
+    for _ in range(epochs):
         scheduler.step()
     buffer = io.BytesIO()
     torch.save({'scheduler': scheduler_state(scheduler)}, buffer)
@@ -148,5 +150,6 @@ def test_scheduler_state_survives_weights_only_load() -> None:
     state = torch.load(buffer, weights_only=True)['scheduler']
     fresh = make_scheduler(make_optimizer(model, config.stage1), config.stage1)
     load_scheduler_state(fresh, state)
-    assert fresh.last_epoch == 36 and fresh.get_last_lr() == scheduler.get_last_lr()
-    assert scheduler.get_last_lr()[0] == pytest.approx(5e-4)  # milestone 35 of synthetic_f
+    assert fresh.last_epoch == epochs and fresh.get_last_lr() == scheduler.get_last_lr()
+    expected = config.stage1.lr.encoder * config.stage1.gamma
+    assert scheduler.get_last_lr()[0] == pytest.approx(expected)
