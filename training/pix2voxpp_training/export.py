@@ -23,7 +23,7 @@ from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, rea
 ONNX_TOLERANCE = 1e-4  # largest difference from PyTorch accepted for the written ONNX model
 
 
-def test_summary(evaluation: dict[str, Any]) -> dict[str, Any]:
+def summarize_test_split(evaluation: dict[str, Any]) -> dict[str, Any]:
     """Condense ``pix2voxpp-eval --json`` output into the figures a deployment file carries.
 
     :returns: split, objects, and per view count the IoU (best over thresholds, and at the
@@ -56,7 +56,8 @@ def export_weights(weights: str | Path, out: str | Path, *, half: bool = False,
     :param weights: e.g. ``RUN/checkpoints/best.pth`` of stage 2.
     :param out: the deployment file; parent folders are created.
     :param half: store floating-point tensors as float16 (half the size).
-    :param test: test-split figures (:func:`test_summary`) stored as ``provenance['test']``.
+    :param test: test-split figures (:func:`summarize_test_split`), stored as
+        ``provenance['test']``.
     :returns: the metadata written.
     :raises CheckpointError: the input is unreadable, or the written file does not read back.
     """
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         test = None
         if args.test_json is not None:
             try:
-                test = test_summary(json.loads(args.test_json.read_text()))
+                test = summarize_test_split(json.loads(args.test_json.read_text()))
             except (ValueError, OSError) as exc:  # JSONDecodeError is a ValueError
                 raise CheckpointError(f'--test-json {args.test_json}: {exc}') from exc
         metadata = export_weights(args.weights, args.out, half=args.half, test=test)
