@@ -2,8 +2,9 @@
 
 The deployment file is a project checkpoint with weights only (no optimizer, no history),
 optionally float16, whose metadata carries what the node needs and what a person asks later:
-variant, threshold, training configuration, dataset and validation IoU, and with ``--test-json``
-the test-split figures ``pix2voxpp-eval --json`` measured. ``--onnx`` also (or
+variant, threshold, training configuration, dataset and validation IoU, every training step
+behind it (each step's ``--init``, back to the first), and with ``--test-json`` the test-split
+figures ``pix2voxpp-eval --json`` measured. ``--onnx`` also (or
 only) writes the network as ONNX with dynamic batch and views axes, for ONNX Runtime or TensorRT.
 """
 
@@ -21,6 +22,7 @@ from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, rea
                                            save_checkpoint)
 
 ONNX_TOLERANCE = 1e-4  # largest difference from PyTorch accepted for the written ONNX model
+MAX_TRAINING_STEPS = 16  # bound on the --init chain followed (a chain never loops, but be sure)
 
 
 def summarize_test_split(evaluation: dict[str, Any]) -> dict[str, Any]:
@@ -47,6 +49,44 @@ def summarize_test_split(evaluation: dict[str, Any]) -> dict[str, Any]:
         return {'split': evaluation['split'], 'objects': evaluation['objects'], 'views': views}
     except (KeyError, TypeError) as exc:
         raise ValueError(f'not a pix2voxpp-eval result (missing {exc})') from exc
+
+
+def training_steps(weights: Path, loaded: Any) -> list[dict[str, Any]]:
+    """Describe the training steps behind a checkpoint, the last first.
+
+    Each step names its checkpoint, stage, dataset and object counts, the epochs it ran, its
+    schedule (as its configuration and command-line overrides set it) and its best validation
+    IoU; then the step its ``--init`` came from is read, until one started from scratch. A
+    checkpoint of the chain that can no longer be read where training read it ends the list
+    with ``{'checkpoint': path, 'unavailable': reason}``.
+
+    :param weights: path of ``loaded``.
+    :param loaded: the checkpoint read from ``weights``.
+    """
+    steps: list[dict[str, Any]] = []
+    path: Path | None = weights
+    while path is not None and len(steps) < MAX_TRAINING_STEPS:
+        training: dict[str, Any] = loaded.extra.get('training') or {}
+        provenance = loaded.metadata.provenance
+        stage = training.get('stage')
+        schedule = (training.get('config') or {}).get(f'stage{stage}') or {}
+        steps.append({
+            'checkpoint': str(path), 'stage': stage, 'dataset': provenance.get('dataset'),
+            'objects': provenance.get('objects'), 'epochs': training.get('epoch'),
+            'best_epoch': (training.get('best') or {}).get('epoch'),
+            'val_iou': provenance.get('val_iou'),
+            'schedule': {key: schedule.get(key) for key in
+                         ('batch_size', 'lr', 'milestones', 'gamma', 'min_views', 'max_views')},
+        })
+        init = training.get('init')
+        path = None if init is None else Path(init)
+        if path is not None:
+            try:
+                loaded = read_checkpoint(path)
+            except CheckpointError as exc:
+                steps.append({'checkpoint': str(path), 'unavailable': str(exc)})
+                path = None
+    return steps
 
 
 def export_weights(weights: str | Path, out: str | Path, *, half: bool = False,
@@ -81,6 +121,7 @@ def export_weights(weights: str | Path, out: str | Path, *, half: bool = False,
             'stage': training.get('stage'),
             'epoch': best.get('epoch', training.get('epoch')),
             'val_iou': best.get('iou'),
+            'training_steps': training_steps(weights, loaded),
         })
     if test is not None:
         provenance['test'] = test

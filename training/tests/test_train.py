@@ -155,3 +155,33 @@ def test_stage2_evaluate_and_export(stage1_run: Path, tiny_data: Path, tmp_path:
                         str(report_path.with_suffix('.csv'))]) == 2
     assert 'merger.csv' in capsys.readouterr().err
     assert export.main(['--weights', str(tmp_path / 'none.pth'), '--out', str(deployed)]) == 2
+
+
+def test_export_records_every_training_step(stage1_run: Path, tiny_data: Path,
+                                            tmp_path: Path) -> None:
+    first = stage1_run / 'checkpoints' / 'best.pth'
+    more = tmp_path / 'stage1_more'
+    assert _train(tiny_data, more, '--stage', '1', '--init', str(first), '--epochs', '1',
+                  '--workers', '0', '--set', 'stage1.lr.encoder=5.0e-4') == 0
+    run = tmp_path / 'stage2'
+    assert _train(tiny_data, run, '--stage', '2', '--init', str(more / 'checkpoints' /
+                  'best.pth'), '--epochs', '1', '--workers', '0') == 0
+    deployed = tmp_path / 'weights.pth'
+    assert export.main(['--weights', str(run / 'checkpoints' / 'best.pth'), '--out',
+                        str(deployed)]) == 0
+    steps = read_checkpoint(deployed).metadata.provenance['training_steps']
+    assert [step['stage'] for step in steps] == [2, 1, 1]
+    assert [step['epochs'] for step in steps] == [1, 1, 2]
+    assert steps[2]['checkpoint'] == str(first)
+    assert steps[1]['schedule']['lr']['encoder'] == 5.0e-4
+    assert steps[2]['schedule']['lr']['encoder'] == 1.0e-3
+    assert all(step['dataset'] == str(tiny_data.resolve()) for step in steps)
+    assert steps[0]['objects'] == {'train': 4, 'val': 2}
+
+    # The first step's checkpoint moved away: the list says so and the export still works.
+    (more / 'checkpoints' / 'best.pth').rename(tmp_path / 'moved.pth')
+    assert export.main(['--weights', str(run / 'checkpoints' / 'best.pth'), '--out',
+                        str(deployed)]) == 0
+    steps = read_checkpoint(deployed).metadata.provenance['training_steps']
+    assert len(steps) == 2 and 'unavailable' in steps[1]
+    assert steps[1]['checkpoint'] == str(more / 'checkpoints' / 'best.pth')
