@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Reproduce the synthetic deployment weights with one command: generate the synthetic dataset,
+# Reproduce the synthetic deployment weights with one command: generate the synthetic datasets,
 # train stage 1 and stage 2, evaluate (merger and plain averaging), export fp16 weights.
-# Re-running continues where a crashed run stopped (each stage resumes from its last.pth).
+# Stage 1 grows its data: 140 epochs on a first dataset (125 objects per category, seed 0), then
+# it continues on a larger, disjoint one (300 per category, seed 1), on which stage 2 trains and
+# the test split is measured. Re-running continues where a crashed run stopped (each step
+# resumes from its last.pth).
 #
 #   training/scripts/train_synthetic.sh                     # from the repository root
 #   OUT=out/synthetic WEIGHTS=my.pth DEVICE=cuda training/scripts/train_synthetic.sh
 #
 # Environment: OUT (work folder, default out/synthetic), WEIGHTS (deployment file, default
-# pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth), PER_CATEGORY (default 125), SEED (0),
-# DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
+# pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth), PER_CATEGORY and SEED (first dataset,
+# 125 and 0), MORE_PER_CATEGORY and MORE_SEED (second dataset, 300 and 1), MORE_EPOCHS (stage 1
+# on the second dataset, 45), DEVICE (auto), SYNTH_WORKERS (2), CONFIG
+# (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -16,6 +21,9 @@ OUT=${OUT:-out/synthetic}
 WEIGHTS=${WEIGHTS:-pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth}
 PER_CATEGORY=${PER_CATEGORY:-125}
 SEED=${SEED:-0}
+MORE_PER_CATEGORY=${MORE_PER_CATEGORY:-300}
+MORE_SEED=${MORE_SEED:-1}
+MORE_EPOCHS=${MORE_EPOCHS:-45}
 DEVICE=${DEVICE:-auto}
 SYNTH_WORKERS=${SYNTH_WORKERS:-2}
 CONFIG=${CONFIG:-training/configs/synthetic_f.yaml}
@@ -24,27 +32,42 @@ BIN=""
 if [ -x .venv/bin/pix2voxpp-train ]; then BIN=.venv/bin/; fi
 
 DATA="$OUT/data"
+MORE_DATA="$OUT/data_more"
 resume_flag() { if [ -f "$1/checkpoints/last.pth" ]; then echo --resume; fi; }
 step() { echo; echo "=== $(date '+%H:%M:%S') $*"; }
 
+generate() {  # generate DIR PER_CATEGORY SEED
+  if [ ! -f "$1/ShapeNet.json" ]; then
+    step "generating $2 objects per category (seed $3) into $1"
+    "${BIN}pix2voxpp-synth" --out "$1" --per-category "$2" --seed "$3" \
+      --workers "$SYNTH_WORKERS" --quiet
+  fi
+}
+
 start=$(date +%s)
-if [ ! -f "$DATA/ShapeNet.json" ]; then
-  step "generating $PER_CATEGORY objects per category into $DATA"
-  "${BIN}pix2voxpp-synth" --out "$DATA" --per-category "$PER_CATEGORY" --seed "$SEED" \
-    --workers "$SYNTH_WORKERS" --quiet
-fi
+generate "$DATA" "$PER_CATEGORY" "$SEED"
+generate "$MORE_DATA" "$MORE_PER_CATEGORY" "$MORE_SEED"
 
 step 'stage 1: single view, merger off'
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$DATA" --out "$OUT/stage1" --stage 1 \
   --device "$DEVICE" --no-progress $(resume_flag "$OUT/stage1")
 
+# Different seeds give different objects, so nothing of the first dataset is in the second's
+# validation or test split. The learning rate restarts at half of stage 1's and is halved twice.
+step "stage 1 continued on $MORE_DATA: $MORE_EPOCHS epochs"
+"${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage1_more" \
+  --stage 1 --init "$OUT/stage1/checkpoints/best.pth" --epochs "$MORE_EPOCHS" \
+  --set stage1.lr.encoder=5.0e-4 --set stage1.lr.decoder=5.0e-4 \
+  --set "stage1.milestones=[$(( MORE_EPOCHS * 5 / 9 )),$(( MORE_EPOCHS * 5 / 6 ))]" \
+  --device "$DEVICE" --no-progress $(resume_flag "$OUT/stage1_more")
+
 step 'stage 2: multi-view, merger on, encoder and decoder frozen'
-"${BIN}pix2voxpp-train" --config "$CONFIG" --data "$DATA" --out "$OUT/stage2" --stage 2 \
-  --init "$OUT/stage1/checkpoints/best.pth" --device "$DEVICE" --no-progress \
+"${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage2" --stage 2 \
+  --init "$OUT/stage1_more/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2")
 
 step 'evaluation on the test split: merger against the plain average of the same views'
-"${BIN}pix2voxpp-eval" --weights "$OUT/stage2/checkpoints/best.pth" --data "$DATA" \
+"${BIN}pix2voxpp-eval" --weights "$OUT/stage2/checkpoints/best.pth" --data "$MORE_DATA" \
   --views 1 2 3 4 5 8 --device "$DEVICE" --compare-average --json "$OUT/eval/test.json" \
   --no-progress
 
