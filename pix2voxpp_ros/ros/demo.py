@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import cv2
 import numpy as np
@@ -44,6 +44,8 @@ SCENES = ('plain', 'tabletop', 'wrist')
 WRIST_VIEWS = 3
 WRIST_VIEW_INTERVAL_S = 1.0
 CLOUD_FIELDS = ('x', 'y', 'z', 'occupancy')  # the node's ~/occupancy fields
+NODE_NAME = 'pix2voxpp'  # reconstruction_node.NODE_NAME; importing that module would load torch
+NODE_READY_TIMEOUT_S = 120.0  # loading and warming up the weights on a busy CPU
 
 
 def config_dir() -> Path:
@@ -204,8 +206,15 @@ def demo_setup(scene: str = 'plain', *, masks: bool = True,
 
 def start_demo_processes(args: argparse.Namespace, env: dict[str, str], folder: Path, *,
                          rig_parameters: Sequence[str] = (),
-                         node_parameters: Sequence[str] = ()) -> list[subprocess.Popen]:
-    """Start the rig and the node as their own processes; their logs go to ``folder``.
+                         node_parameters: Sequence[str] = (),
+                         node_ready: Optional[Callable[[], bool]] = None,
+                         ready_timeout_s: float = NODE_READY_TIMEOUT_S) -> list[subprocess.Popen]:
+    """Start the node and the rig as their own processes; their logs go to ``folder``.
+
+    With ``node_ready``, the rig starts only once it returns true (the node has loaded its
+    weights and subscribed), so the first object is not shown to a node still loading and the
+    demo always scores the same objects; after ``ready_timeout_s``, or if the node exits, the
+    rig starts anyway and the caller sees what the node logged.
 
     :param args: needs ``config_dir``, ``object_switch_s``, ``weights``, ``device``,
         ``backend`` and ``precision``.
@@ -225,11 +234,17 @@ def start_demo_processes(args: argparse.Namespace, env: dict[str, str], folder: 
     for command, overrides in ((rig_cmd, rig_parameters), (node_cmd, node_parameters)):
         for override in overrides:
             command += ['-p', override]
-    processes = []
-    for name, cmd in (('rig', rig_cmd), ('node', node_cmd)):
+
+    def start(name: str, cmd: list[str]) -> subprocess.Popen:
         log = open(folder / f'{name}.log', 'w')
-        processes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT))
-    return processes
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+    node = start('node', node_cmd)
+    if node_ready is not None:
+        deadline = time.monotonic() + ready_timeout_s
+        while node.poll() is None and time.monotonic() < deadline and not node_ready():
+            time.sleep(0.1)
+    return [start('rig', rig_cmd), node]
 
 
 def stop_processes(processes: list[subprocess.Popen]) -> None:
@@ -259,6 +274,7 @@ class Scorer:
         self._image_to_array = image_to_array
         self._compressed_to_array = compressed_to_array
         self.cameras = cameras
+        self.compressed = compressed
         self.settle_ns = int(settle_s * 1e9)
         self._stamp_to_ns = stamp_to_ns
         self.object_size_m = object_size_m
@@ -285,6 +301,13 @@ class Scorer:
             if masks:
                 node.create_subscription(Image, f'/rig/camera_{i}/object_mask',
                                          lambda msg, i=i: self._on_mask(i, msg), qos)
+
+    def node_listening(self, node) -> bool:
+        """Whether the reconstruction node subscribes to the first camera (it is active)."""
+        topic = ('/rig/camera_0/image_raw/compressed' if self.compressed
+                 else '/rig/camera_0/image_raw')
+        return any(info.node_name == NODE_NAME
+                   for info in node.get_subscriptions_info_by_topic(topic))
 
     @staticmethod
     def cloud_points(msg, fields: tuple[str, ...] = ('x', 'y', 'z')) -> np.ndarray:
@@ -455,7 +478,8 @@ def main(argv: Optional[list[str]] = None) -> int:
           f'{", JPEG" if setup.compressed else ""}; logs in {args.out}/')
     processes = start_demo_processes(args, dict(os.environ), args.out,
                                      rig_parameters=setup.rig_parameters,
-                                     node_parameters=setup.node_parameters)
+                                     node_parameters=setup.node_parameters,
+                                     node_ready=lambda: scorer.node_listening(node))
     start = time.monotonic()
     scored: list[ScoredObject] = []
     reported = 0
