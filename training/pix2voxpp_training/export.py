@@ -54,11 +54,12 @@ def summarize_test_split(evaluation: dict[str, Any]) -> dict[str, Any]:
 def training_steps(weights: Path, loaded: Any) -> list[dict[str, Any]]:
     """Describe the training steps behind a checkpoint, the last first.
 
-    Each step names its checkpoint, stage, dataset and object counts, the epochs it ran, its
-    schedule (as its configuration and command-line overrides set it) and its best validation
-    IoU; then the step its ``--init`` came from is read, until one started from scratch. A
-    checkpoint of the chain that can no longer be read where training read it ends the list
-    with ``{'checkpoint': path, 'unavailable': reason}``.
+    Each step names its checkpoint, stage, dataset and object counts, the epochs trained into
+    that checkpoint (a best.pth: up to its best epoch), its schedule (as its configuration and
+    command-line overrides set it) and its best validation IoU; then the step its ``--init``
+    came from is read, until one started from scratch. A checkpoint of the chain that can no
+    longer be read where training read it ends the list with
+    ``{'checkpoint': path, 'unavailable': reason}``.
 
     :param weights: path of ``loaded``.
     :param loaded: the checkpoint read from ``weights``.
