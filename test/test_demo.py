@@ -8,7 +8,9 @@ process would have discovered the demo's processes over DDS.
 
 from __future__ import annotations
 
+import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -17,7 +19,7 @@ import numpy as np
 import yaml
 
 from ros_helpers import REPO_ROOT, isolate_ros_domain, write_checkpoint
-from pix2voxpp_ros.ros.demo import demo_setup
+from pix2voxpp_ros.ros.demo import demo_setup, start_demo_processes, stop_processes
 from pix2voxpp_ros.core.synthetic import dataset_object
 from pix2voxpp_ros.core.synthetic.voxelize import voxelize
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
@@ -44,15 +46,16 @@ def test_demo_scores_the_cloud_the_node_published(tmp_path) -> None:
     out = tmp_path / 'demo'
     demo = subprocess.run(
         [sys.executable, '-m', 'pix2voxpp_ros.ros.demo', '--objects', '1', '--weights',
-         str(weights), '--out', str(out), '--object-switch-s', '3', '--domain-id', str(domain),
+         str(weights), '--out', str(out), '--object-switch-s', '8', '--domain-id', str(domain),
          '--device', 'cpu', '--timeout-s', '240'],
         capture_output=True, text=True, timeout=300)
     assert demo.returncode == 0, demo.stdout + demo.stderr
     summary = json.loads((out / 'summary.json').read_text())
     assert len(summary['objects']) == 1
     scored = summary['objects'][0]
-    # The rig's first object, though the node takes longer than 3 s to start and load: the rig
-    # starts once the node listens.
+    # The rig's first object, though the node takes longer than the 8 s of an object to start
+    # and load (10-45 s here): the rig starts once the node listens. (A shorter switch races
+    # discovery: under load the rig's first frames took 3 s to reach the node.)
     assert scored['name'] == 'table/0'
     assert summary['mean_iou'] == scored['iou']
     # The default is today's demo: the plain scene, raw images, no masks.
@@ -89,3 +92,25 @@ def test_scene_flags_set_the_rig_and_node_parameters() -> None:
     assert wrist.cameras == 1 and wrist.settle_s > 0
     assert "camera_topics:=['/rig/camera_0/image_raw']" in wrist.node_parameters
     assert "mask_topics:=['/rig/camera_0/object_mask']" in wrist.node_parameters
+
+
+def test_the_rig_starts_only_once_the_node_is_ready(tmp_path) -> None:
+    # The readiness predicate answers "not yet" twice: the rig must not exist before the third
+    # call, whatever the machine's speed (the demo test above only notices a slow node).
+    isolate_ros_domain()
+    args = argparse.Namespace(config_dir=None, object_switch_s=None, device='cpu',
+                              weights=write_checkpoint(tmp_path / 'weights.pth', seed=3),
+                              backend='torch', precision='fp32')
+    rig_started_at_call = []
+
+    def node_ready() -> bool:
+        rig_started_at_call.append((tmp_path / 'rig.log').exists())
+        return len(rig_started_at_call) == 3
+
+    processes = start_demo_processes(args, dict(os.environ), tmp_path, node_ready=node_ready)
+    try:
+        assert rig_started_at_call == [False, False, False]
+        assert (tmp_path / 'rig.log').exists() and (tmp_path / 'node.log').exists()
+        assert all(process.poll() is None for process in processes)
+    finally:
+        stop_processes(processes)
