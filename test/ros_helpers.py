@@ -188,6 +188,7 @@ class Rig:
                                 reliability=ReliabilityPolicy.RELIABLE,
                                 durability=DurabilityPolicy.VOLATILE)
         self.lock = threading.Lock()
+        self._last_set_ns = 0  # stamp of the newest set from fresh_stamp()
         self._subscriptions: dict[int, Any] = {}
         self.clouds: list[tuple[float, Any]] = []  # (monotonic receive time, message)
         self.diagnostics: list[tuple[float, Any]] = []
@@ -249,6 +250,19 @@ class Rig:
     def now_ns(self) -> int:
         """Return the rig's ROS time (system time) in nanoseconds."""
         return self.node.get_clock().now().nanoseconds
+
+    def fresh_stamp(self, min_gap_s: float) -> int:
+        """Return a stamp for a new view set, at least ``min_gap_s`` after the previous one.
+
+        The node may legitimately combine frames of two sets published closer together than its
+        sync slop (a frame of the new set completes the old one), so a test that compares a
+        cloud with its own frames must space its sets by more than the slop.
+        """
+        gap_ns = int(min_gap_s * 1e9)
+        wait_for(lambda: self.now_ns() >= self._last_set_ns + gap_ns, timeout=min_gap_s + 5.0,
+                 interval=0.01, what='a fresh stamp')
+        self._last_set_ns = self.now_ns()
+        return self._last_set_ns
 
     def wait_for_subscribers(self, *, timeout: float = 30.0,
                              cameras: Optional[list[int]] = None) -> None:

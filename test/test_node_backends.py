@@ -61,7 +61,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
 def clouds_of(nodes: Nodes, frames: list[np.ndarray], *, attempts: int = 6) -> tuple:
     """Publish one set (again if best effort loses a frame) until both nodes answer it."""
     for attempt in range(attempts):
-        stamp = nodes.rig.now_ns()
+        stamp = nodes.rig.fresh_stamp(0.5)  # 5 sync slops: no node may mix two sets
         for camera, frame in enumerate(frames):
             nodes.rig.publish(camera, frame, stamp)
         try:

@@ -36,7 +36,6 @@ SIZE_M = 0.5
 NODE = '/pix2voxpp'
 STARTUP_S = 120.0
 SYNC_SLOP_S = 0.1
-_last_stamp_ns = [0]
 
 
 class Env(NamedTuple):
@@ -84,23 +83,10 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     assert code == 0, f'the node exited with {code} on Ctrl-C'
 
 
-def fresh_stamp(rig: Rig) -> int:
-    """Return a stamp several sync slops after the previous set's.
-
-    Sets published closer together than the slop may legitimately be mixed by the node (a
-    frame of one set completes the other), which made a grid differ from the core's.
-    """
-    gap_ns = int(5 * SYNC_SLOP_S * 1e9)
-    wait_for(lambda: rig.now_ns() >= _last_stamp_ns[0] + gap_ns, timeout=5, interval=0.01,
-             what='a fresh stamp')
-    _last_stamp_ns[0] = rig.now_ns()
-    return _last_stamp_ns[0]
-
-
 def publish_set(env: Env, frames: Sequence[np.ndarray],
                 formats: Sequence[str] = ('jpeg',) * 3) -> int:
     """Publish one compressed rgb8 frame per camera with one fresh stamp; return the stamp."""
-    stamp = fresh_stamp(env.rig)
+    stamp = env.rig.fresh_stamp(5 * SYNC_SLOP_S)
     for publisher, frame, image_format in zip(env.compressed, frames, formats):
         publisher.publish(array_to_compressed(frame, encoding='rgb8', image_format=image_format,
                                               stamp=ns_to_stamp(stamp)))
@@ -223,7 +209,7 @@ def test_masks_crop_and_blank_the_clutter_around_the_object(env: Env) -> None:
         object_masks.append(mask)
 
     def send(frames: list[np.ndarray], frame_masks: list[Optional[Image]], **kw: Any) -> int:
-        stamp = fresh_stamp(rig)
+        stamp = rig.fresh_stamp(5 * SYNC_SLOP_S)
         for k in range(3):
             images[k].publish(array_to_image(frames[k], encoding='rgb8',
                                              stamp=ns_to_stamp(stamp)))

@@ -33,6 +33,7 @@ pytestmark = pytest.mark.timeout(300)
 
 CAMERAS = ['/p2v_it/cam0/image', '/p2v_it/cam1/image', '/p2v_it/cam2/image']
 THRESHOLD = 0.5  # the test checkpoint's recommended threshold, used by the node (threshold -1)
+SYNC_SLOP_S = 0.1
 SIZE_M = 0.5
 NODE = '/pix2voxpp'
 STARTUP_S = 120.0  # importing torch and rclpy on a loaded 2-core machine
@@ -54,7 +55,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     overflow = write_checkpoint(tmp / 'overflow.pth', threshold=THRESHOLD, overflow=True)
     params = write_params(tmp / 'params.yaml', {
         'weights': str(weights), 'camera_topics': CAMERAS, 'min_views': 0,
-        'sync_slop_s': 0.1, 'max_frame_age_s': 3.0, 'future_tolerance_s': 1.0,
+        'sync_slop_s': SYNC_SLOP_S, 'max_frame_age_s': 3.0, 'future_tolerance_s': 1.0,
         'max_rate_hz': 0.0, 'frame_id': 'object', 'object_size_m': SIZE_M,
         'threshold': -1.0, 'device': 'cpu', 'backend': 'torch', 'num_threads': 1,
         'camera_rois': []})  # as config/pix2voxpp.yaml has it
@@ -77,9 +78,15 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 
 
 def publish_set(env: Env, frames: Sequence[np.ndarray], encodings: Sequence[str],
-                *, cameras: Sequence[int] = (0, 1, 2)) -> int:
-    """Publish one frame per camera, all with the same fresh stamp; return the stamp."""
-    stamp = env.rig.now_ns()
+                *, cameras: Sequence[int] = (0, 1, 2), min_gap_s: float = 5 * SYNC_SLOP_S
+                ) -> int:
+    """Publish one frame per camera, all with the same fresh stamp; return the stamp.
+
+    Sets are spaced by ``min_gap_s``, several sync slops: the node could otherwise complete the
+    previous set with a frame of this one, and the cloud of this stamp would not be of these
+    frames alone.
+    """
+    stamp = env.rig.fresh_stamp(min_gap_s)
     for camera in cameras:
         env.rig.publish(camera, frames[camera], stamp, encoding=encodings[camera])
     return stamp
@@ -314,7 +321,7 @@ def test_dynamic_parameters_set_while_inactive_apply_on_activation(env: Env) -> 
         deadline = time.monotonic() + 4.0
         seed = 40
         while time.monotonic() < deadline:  # ~10 sets/s; the node may take one per 2.5 s
-            publish_set(env, make_frames(3, seed=seed), ['rgb8'] * 3)
+            publish_set(env, make_frames(3, seed=seed), ['rgb8'] * 3, min_gap_s=0.0)
             seed += 1
             time.sleep(0.1)
         wait_for(lambda: rig.cloud_count() > before, timeout=30, what='a cloud')
@@ -476,7 +483,7 @@ def test_flood_keeps_memory_flat_and_output_current(env: Env) -> None:
         if now >= next_sample:
             rss.append((now - start, process.memory_info().rss))
             next_sample += 0.25
-        stamp = publish_set(env, frames, ['rgb8'] * 3)
+        stamp = publish_set(env, frames, ['rgb8'] * 3, min_gap_s=0.0)  # a flood: no spacing
         published.append((now, stamp))
         next_time += period
         delay = next_time - time.monotonic()
