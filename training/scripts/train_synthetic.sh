@@ -3,8 +3,9 @@
 # train stage 1 and stage 2, evaluate (merger and plain averaging), export fp16 weights.
 # Stage 1 grows its data: 140 epochs on a first dataset (125 objects per category, seed 0), then
 # it continues on a larger, disjoint one (300 per category, seed 1), on which stage 2 trains and
-# the test split is measured. Re-running continues where a crashed run stopped (each step
-# resumes from its last.pth).
+# the test split is measured, and once more on a third (300 per category, seed 2) that only
+# stage 1 sees. Re-running continues where a crashed run stopped (each step resumes from its
+# last.pth; a finished step is skipped).
 #
 #   training/scripts/train_synthetic.sh                     # from the repository root
 #   OUT=out/synthetic WEIGHTS=my.pth DEVICE=cuda training/scripts/train_synthetic.sh
@@ -12,8 +13,8 @@
 # Environment: OUT (work folder, default out/synthetic), WEIGHTS (deployment file, default
 # pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth), PER_CATEGORY and SEED (first dataset,
 # 125 and 0), MORE_PER_CATEGORY and MORE_SEED (second dataset, 300 and 1), MORE_EPOCHS (stage 1
-# on the second dataset, 45), DEVICE (auto), SYNTH_WORKERS (2), CONFIG
-# (training/configs/synthetic_f.yaml).
+# on the second dataset, 45), MORE2_PER_CATEGORY, MORE2_SEED and MORE2_EPOCHS (third dataset, 300,
+# 2 and 45), DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -24,6 +25,9 @@ SEED=${SEED:-0}
 MORE_PER_CATEGORY=${MORE_PER_CATEGORY:-300}
 MORE_SEED=${MORE_SEED:-1}
 MORE_EPOCHS=${MORE_EPOCHS:-45}
+MORE2_PER_CATEGORY=${MORE2_PER_CATEGORY:-300}
+MORE2_SEED=${MORE2_SEED:-2}
+MORE2_EPOCHS=${MORE2_EPOCHS:-45}
 DEVICE=${DEVICE:-auto}
 SYNTH_WORKERS=${SYNTH_WORKERS:-2}
 CONFIG=${CONFIG:-training/configs/synthetic_f.yaml}
@@ -33,6 +37,7 @@ if [ -x .venv/bin/pix2voxpp-train ]; then BIN=.venv/bin/; fi
 
 DATA="$OUT/data"
 MORE_DATA="$OUT/data_more"
+MORE2_DATA="$OUT/data_more2"
 resume_flag() { if [ -f "$1/checkpoints/last.pth" ]; then echo --resume; fi; }
 step() { echo; echo "=== $(date '+%H:%M:%S') $*"; }
 
@@ -47,23 +52,31 @@ generate() {  # generate DIR PER_CATEGORY SEED
 start=$(date +%s)
 generate "$DATA" "$PER_CATEGORY" "$SEED"
 generate "$MORE_DATA" "$MORE_PER_CATEGORY" "$MORE_SEED"
+generate "$MORE2_DATA" "$MORE2_PER_CATEGORY" "$MORE2_SEED"
 
 step 'stage 1: single view, merger off'
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$DATA" --out "$OUT/stage1" --stage 1 \
   --device "$DEVICE" --no-progress $(resume_flag "$OUT/stage1")
 
-# Different seeds give different objects, so nothing of the first dataset is in the second's
-# validation or test split. The learning rate restarts at half of stage 1's and is halved twice.
-step "stage 1 continued on $MORE_DATA: $MORE_EPOCHS epochs"
-"${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage1_more" \
-  --stage 1 --init "$OUT/stage1/checkpoints/best.pth" --epochs "$MORE_EPOCHS" \
-  --set stage1.lr.encoder=5.0e-4 --set stage1.lr.decoder=5.0e-4 \
-  --set "stage1.milestones=[$(( MORE_EPOCHS * 5 / 9 )),$(( MORE_EPOCHS * 5 / 6 ))]" \
-  --device "$DEVICE" --no-progress $(resume_flag "$OUT/stage1_more")
+continue_stage1() {  # continue_stage1 DATA RUN_FOLDER INIT EPOCHS LR
+  # The learning rate restarts at LR and is halved after 5/9 and 5/6 of the epochs.
+  step "stage 1 continued on $1: $4 epochs, lr $5"
+  "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$1" --out "$2" --stage 1 --init "$3" \
+    --epochs "$4" --set "stage1.lr.encoder=$5" --set "stage1.lr.decoder=$5" \
+    --set "stage1.milestones=[$(( $4 * 5 / 9 )),$(( $4 * 5 / 6 ))]" \
+    --device "$DEVICE" --no-progress $(resume_flag "$2")
+}
+
+# Different seeds give different objects, so nothing of the first or third dataset is in the
+# second's validation or test split.
+continue_stage1 "$MORE_DATA" "$OUT/stage1_more" "$OUT/stage1/checkpoints/best.pth" \
+  "$MORE_EPOCHS" 5.0e-4
+continue_stage1 "$MORE2_DATA" "$OUT/stage1_more2" "$OUT/stage1_more/checkpoints/best.pth" \
+  "$MORE2_EPOCHS" 2.5e-4
 
 step 'stage 2: multi-view, merger on, encoder and decoder frozen'
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage2" --stage 2 \
-  --init "$OUT/stage1_more/checkpoints/best.pth" --device "$DEVICE" --no-progress \
+  --init "$OUT/stage1_more2/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2")
 
 step 'evaluation on the test split: merger against the plain average of the same views'
