@@ -21,6 +21,7 @@ pytestmark = pytest.mark.timeout(300)
 
 CAMERAS = ['/p2v_be/cam0/image', '/p2v_be/cam1/image', '/p2v_be/cam2/image']
 THRESHOLD = 0.5
+SYNC_SLOP_S = 0.1
 STARTUP_S = 150.0  # two nodes importing torch, one converting the model, on 2 shared cores
 
 
@@ -37,7 +38,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
     tmp = tmp_path_factory.mktemp('backends')
     weights = write_checkpoint(tmp / 'f.pth', seed=7, threshold=THRESHOLD)
     common = {'weights': str(weights), 'camera_topics': CAMERAS, 'min_views': 0,
-              'sync_slop_s': 0.1, 'max_frame_age_s': 5.0, 'future_tolerance_s': 1.0,
+              'sync_slop_s': SYNC_SLOP_S, 'max_frame_age_s': 5.0, 'future_tolerance_s': 1.0,
               'max_rate_hz': 0.0, 'device': 'cpu', 'num_threads': 1}
     started = []
     for name in ('p2v_torch', 'p2v_openvino'):
@@ -61,7 +62,7 @@ def nodes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nodes]:
 def clouds_of(nodes: Nodes, frames: list[np.ndarray], *, attempts: int = 6) -> tuple:
     """Publish one set (again if best effort loses a frame) until both nodes answer it."""
     for attempt in range(attempts):
-        stamp = nodes.rig.fresh_stamp(0.5)  # 5 sync slops: no node may mix two sets
+        stamp = nodes.rig.fresh_stamp(5 * SYNC_SLOP_S)  # no node may mix two sets
         for camera, frame in enumerate(frames):
             nodes.rig.publish(camera, frame, stamp)
         try:
