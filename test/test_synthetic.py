@@ -512,6 +512,24 @@ def test_same_seed_same_bytes_whatever_the_workers(dataset: Path, tmp_path: Path
     assert not pngs & {data for path, data in second.items() if path.endswith('.png')}
 
 
+def test_counts_weight_categories_and_only_add_objects(dataset: Path, tmp_path: Path) -> None:
+    weighted = tmp_path / 'weighted'
+    summary = write_dataset(weighted, per_category=1, seed=SEED, workers=1, progress=False,
+                            categories=['mug', 'airplane'], counts={'90000006': 3})
+    assert {tid: len(ids) for tid, ids in summary.models.items()} == {'90000006': 3,
+                                                                      '90000004': 1}
+    taxonomy = {t['taxonomy_name']: t
+                for t in json.loads((weighted / 'ShapeNet.json').read_text())}
+    mugs = taxonomy['mug']['train'] + taxonomy['mug']['val'] + taxonomy['mug']['test']
+    assert sorted(mugs) == sorted(summary.models['90000006'])
+    # The first objects of a category are those of an unweighted dataset of the same seed.
+    unweighted = _tree_bytes(dataset)
+    for mid in summary.models['90000006'][:2] + summary.models['90000004']:
+        files = {p: b for p, b in _tree_bytes(weighted).items() if mid in p}
+        assert len(files) == 27 and all(unweighted[p] == b for p, b in files.items())
+    assert not any(summary.models['90000006'][2] in p for p in unweighted)
+
+
 def test_generation_speed(tmp_path: Path) -> None:
     # 1,000 objects in 10 minutes on 2 cores needs at most ~1.2 s per object per core.
     durations = []
@@ -529,6 +547,13 @@ def test_write_dataset_rejects_bad_arguments(tmp_path: Path) -> None:
         write_dataset(tmp_path, per_category=1, seed=0, split=(0.5, 0.5, 0.5))
     with pytest.raises(UnknownCategoryError, match='spaceship'):
         write_dataset(tmp_path, per_category=1, seed=0, categories=['spaceship'])
+    with pytest.raises(DatasetError, match='count of mug'):
+        write_dataset(tmp_path, per_category=1, seed=0, counts={'mug': 0})
+    with pytest.raises(DatasetError, match='sofa, which is not among'):
+        write_dataset(tmp_path, per_category=1, seed=0, categories=['mug'], counts={'sofa': 2})
+    with pytest.raises(UnknownCategoryError, match='spaceship'):
+        write_dataset(tmp_path, per_category=1, seed=0, counts={'spaceship': 2})
+    assert not list(tmp_path.iterdir())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -542,13 +567,14 @@ def _synth(*args: str) -> subprocess.CompletedProcess:
 def test_cli_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / 'data'
     result = _synth('--out', str(out), '--per-category', '1', '--seed', '3', '--categories',
-                    'mug', '90000002', '--workers', '1', '--quiet')
+                    'mug', '90000002', '--count', 'chair=2', '--workers', '1', '--quiet')
     assert result.returncode == 0, result.stderr
-    assert 'wrote 2 models in 2 categories' in result.stdout
+    assert 'wrote 3 models in 2 categories' in result.stdout
     taxonomy = json.loads((out / 'ShapeNet.json').read_text())
     assert [t['taxonomy_name'] for t in taxonomy] == ['mug', 'chair']
-    assert len(list(out.glob('ShapeNetRendering/*/*/rendering/*.png'))) == 48
-    assert len(list(out.glob('ShapeNetVox32/*/*/model.binvox'))) == 2
+    assert [len(t['train'] + t['val'] + t['test']) for t in taxonomy] == [1, 2]
+    assert len(list(out.glob('ShapeNetRendering/*/*/rendering/*.png'))) == 72
+    assert len(list(out.glob('ShapeNetVox32/*/*/model.binvox'))) == 3
 
 
 @pytest.mark.parametrize('args, needle', [
@@ -556,6 +582,10 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     (['--per-category', '0'], '--per-category 0'),
     (['--workers', '-2'], '--workers -2'),
     (['--seed', 'abc'], 'abc'),
+    (['--count', 'mug=x'], '--count mug=x'),
+    (['--count', 'mug=0'], '--count mug=0'),
+    (['--count', 'spaceship=2'], 'spaceship'),
+    (['--categories', 'mug', '--count', 'sofa=2'], 'sofa is not among --categories'),
 ])
 def test_cli_rejects_bad_arguments(tmp_path: Path, args: list[str], needle: str) -> None:
     base = {'--out': str(tmp_path / 'x'), '--per-category': '1', '--seed': '0'}

@@ -26,6 +26,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--categories', nargs='+', metavar='NAME',
                         help=f'category names or taxonomy ids (default: all of '
                              f'{", ".join(CATEGORIES)})')
+    parser.add_argument('--count', action='append', default=[], metavar='NAME=N',
+                        help='models of one category instead of --per-category (repeatable), '
+                             'e.g. --count chair=600 to weight the dataset towards chairs')
     parser.add_argument('--workers', type=int, default=os.cpu_count() or 1, metavar='W',
                         help='worker processes (default: one per CPU core)')
     parser.add_argument('--split', nargs=3, type=float, default=list(DEFAULT_SPLIT),
@@ -59,11 +62,25 @@ def main(argv: list[str] | None = None) -> int:
             category(name)
         except UnknownCategoryError as exc:
             return _fail(f'--categories: {exc}')
+    counts: dict[str, int] = {}
+    for item in args.count:
+        name, _, number = item.partition('=')
+        try:
+            counts[category(name).name] = int(number)
+        except UnknownCategoryError as exc:
+            return _fail(f'--count {item}: {exc}')
+        except ValueError:
+            return _fail(f'--count {item}: expected NAME=N with a whole number N')
+        if counts[category(name).name] < 1:
+            return _fail(f'--count {item}: must be at least 1')
+        if args.categories and category(name) not in [category(c) for c in args.categories]:
+            return _fail(f'--count {item}: {name} is not among --categories')
     if args.out.exists() and not args.out.is_dir():
         return _fail(f'--out {args.out}: exists and is not a folder')
     try:
         summary = write_dataset(args.out, per_category=args.per_category, seed=args.seed,
-                                categories=args.categories, workers=args.workers,
+                                categories=args.categories, counts=counts,
+                                workers=args.workers,
                                 split=args.split, supersample=args.supersample,
                                 progress=not args.quiet)
     except DatasetError as exc:

@@ -3,8 +3,9 @@
 # train stage 1 and stage 2, evaluate (merger and plain averaging), export fp16 weights.
 # Stage 1 grows its data: 140 epochs on a first dataset (125 objects per category, seed 0), then
 # it continues on a larger, disjoint one (300 per category, seed 1), on which stage 2 trains and
-# the test split is measured, and once more on a third (300 per category, seed 2) that only
-# stage 1 sees. Re-running continues where a crashed run stopped (each step resumes from its
+# the test split is measured, once more on a third (300 per category, seed 2) that only stage 1
+# sees, and last on a fourth weighted towards the thin categories the network finds hardest
+# (chair 600, table and airplane 450, the others 150; seed 3). Re-running continues where a crashed run stopped (each step resumes from its
 # last.pth; a finished step is skipped).
 #
 #   training/scripts/train_synthetic.sh                     # from the repository root
@@ -14,7 +15,8 @@
 # pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth), PER_CATEGORY and SEED (first dataset,
 # 125 and 0), MORE_PER_CATEGORY and MORE_SEED (second dataset, 300 and 1), MORE_EPOCHS (stage 1
 # on the second dataset, 45), MORE2_PER_CATEGORY, MORE2_SEED and MORE2_EPOCHS (third dataset, 300,
-# 2 and 45), DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
+# 2 and 45), MORE3_PER_CATEGORY, MORE3_COUNTS, MORE3_SEED and MORE3_EPOCHS (fourth dataset, 150,
+# "chair=600 table=450 airplane=450", 3 and 40), DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -28,6 +30,10 @@ MORE_EPOCHS=${MORE_EPOCHS:-45}
 MORE2_PER_CATEGORY=${MORE2_PER_CATEGORY:-300}
 MORE2_SEED=${MORE2_SEED:-2}
 MORE2_EPOCHS=${MORE2_EPOCHS:-45}
+MORE3_PER_CATEGORY=${MORE3_PER_CATEGORY:-150}
+MORE3_COUNTS=${MORE3_COUNTS:-chair=600 table=450 airplane=450}
+MORE3_SEED=${MORE3_SEED:-3}
+MORE3_EPOCHS=${MORE3_EPOCHS:-40}
 DEVICE=${DEVICE:-auto}
 SYNTH_WORKERS=${SYNTH_WORKERS:-2}
 CONFIG=${CONFIG:-training/configs/synthetic_f.yaml}
@@ -38,14 +44,18 @@ if [ -x .venv/bin/pix2voxpp-train ]; then BIN=.venv/bin/; fi
 DATA="$OUT/data"
 MORE_DATA="$OUT/data_more"
 MORE2_DATA="$OUT/data_more2"
+MORE3_DATA="$OUT/data_more3"
 resume_flag() { if [ -f "$1/checkpoints/last.pth" ]; then echo --resume; fi; }
 step() { echo; echo "=== $(date '+%H:%M:%S') $*"; }
 
-generate() {  # generate DIR PER_CATEGORY SEED
+generate() {  # generate DIR PER_CATEGORY SEED [NAME=N ...]
   if [ ! -f "$1/ShapeNet.json" ]; then
-    step "generating $2 objects per category (seed $3) into $1"
-    "${BIN}pix2voxpp-synth" --out "$1" --per-category "$2" --seed "$3" \
-      --workers "$SYNTH_WORKERS" --quiet
+    local dir=$1 per_category=$2 seed=$3 counts=()
+    shift 3
+    for count in "$@"; do counts+=(--count "$count"); done
+    step "generating $per_category objects per category $* (seed $seed) into $dir"
+    "${BIN}pix2voxpp-synth" --out "$dir" --per-category "$per_category" --seed "$seed" \
+      "${counts[@]}" --workers "$SYNTH_WORKERS" --quiet
   fi
 }
 
@@ -53,6 +63,8 @@ start=$(date +%s)
 generate "$DATA" "$PER_CATEGORY" "$SEED"
 generate "$MORE_DATA" "$MORE_PER_CATEGORY" "$MORE_SEED"
 generate "$MORE2_DATA" "$MORE2_PER_CATEGORY" "$MORE2_SEED"
+# shellcheck disable=SC2086  # MORE3_COUNTS is a list of NAME=N words
+generate "$MORE3_DATA" "$MORE3_PER_CATEGORY" "$MORE3_SEED" $MORE3_COUNTS
 
 step 'stage 1: single view, merger off'
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$DATA" --out "$OUT/stage1" --stage 1 \
@@ -73,10 +85,12 @@ continue_stage1 "$MORE_DATA" "$OUT/stage1_more" "$OUT/stage1/checkpoints/best.pt
   "$MORE_EPOCHS" 5.0e-4
 continue_stage1 "$MORE2_DATA" "$OUT/stage1_more2" "$OUT/stage1_more/checkpoints/best.pth" \
   "$MORE2_EPOCHS" 2.5e-4
+continue_stage1 "$MORE3_DATA" "$OUT/stage1_more3" "$OUT/stage1_more2/checkpoints/best.pth" \
+  "$MORE3_EPOCHS" 2.5e-4
 
 step 'stage 2: multi-view, merger on, encoder and decoder frozen'
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage2" --stage 2 \
-  --init "$OUT/stage1_more2/checkpoints/best.pth" --device "$DEVICE" --no-progress \
+  --init "$OUT/stage1_more3/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2")
 
 step 'evaluation on the test split: merger against the plain average of the same views'

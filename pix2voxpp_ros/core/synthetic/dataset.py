@@ -19,7 +19,7 @@ import hashlib
 import json
 import multiprocessing
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,10 +151,14 @@ def _split(ids: Sequence[str], fractions: Sequence[float], rng: np.random.Genera
     return out
 
 
-def _check_args(per_category: int, seed: int, names: Sequence[str], workers: int,
-                split: Sequence[float], views: int, supersample: int) -> None:
+def _check_args(per_category: int, counts: Mapping[str, int], seed: int, names: Sequence[str],
+                workers: int, split: Sequence[float], views: int, supersample: int) -> None:
     if per_category < 1:
         raise DatasetError(f'per_category must be at least 1, got {per_category}')
+    for name, count in counts.items():
+        category(name)  # raises UnknownCategoryError naming the value
+        if count < 1:
+            raise DatasetError(f'the count of {name} must be at least 1, got {count}')
     if seed < 0:
         raise DatasetError(f'seed must be non-negative, got {seed}')
     if workers < 1:
@@ -173,7 +177,8 @@ def _check_args(per_category: int, seed: int, names: Sequence[str], workers: int
 
 
 def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
-                  categories: Sequence[str] | None = None, workers: int = 1,
+                  categories: Sequence[str] | None = None,
+                  counts: Mapping[str, int] | None = None, workers: int = 1,
                   split: Sequence[float] = DEFAULT_SPLIT, views: int = VIEWS,
                   supersample: int = 2, progress: bool = True) -> DatasetSummary:
     """Generate a whole synthetic dataset in ShapeNet/3D-R2N2's layout.
@@ -183,6 +188,9 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     :param per_category: models per category.
     :param seed: dataset seed; the same seed gives byte-identical files.
     :param categories: category names or taxonomy ids (default: all of :data:`CATEGORIES`).
+    :param counts: models of some categories instead of ``per_category`` (name or taxonomy id
+        to count), to weight a dataset towards hard categories. Object ``i`` of a category is
+        the same whatever the count, so a larger count only adds objects.
     :param workers: worker processes (1: generate in this process).
     :param split: train / val / test fractions.
     :param views: renderings per model.
@@ -193,15 +201,21 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     :raises UnknownCategoryError: an unknown category.
     """
     names = list(CATEGORIES) if categories is None else list(categories)
-    _check_args(per_category, seed, names, workers, split, views, supersample)
+    counts = dict(counts or {})
+    _check_args(per_category, counts, seed, names, workers, split, views, supersample)
     cats = []
     for name in names:
         cat = category(name)
         if cat not in cats:
             cats.append(cat)
+    count_of = {cat.name: per_category for cat in cats}
+    for name, count in counts.items():
+        if category(name).name not in count_of:
+            raise DatasetError(f'a count is given for {name}, which is not among the categories')
+        count_of[category(name).name] = count
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = [(cat.name, index) for cat in cats for index in range(per_category)]
+    jobs = [(cat.name, index) for cat in cats for index in range(count_of[cat.name])]
     start = time.perf_counter()
     results: dict[tuple[str, int], str] = {}
     bar = _progress(len(jobs), progress)
@@ -234,7 +248,7 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     splits: dict[str, dict[str, list[str]]] = {}
     taxonomy = []
     for cat in cats:
-        ids = [results[cat.name, index] for index in range(per_category)]
+        ids = [results[cat.name, index] for index in range(count_of[cat.name])]
         models[cat.taxonomy_id] = ids
         rng = np.random.default_rng([seed, int(cat.taxonomy_id), 2])
         splits[cat.taxonomy_id] = _split(ids, split, rng)
