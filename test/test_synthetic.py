@@ -523,9 +523,9 @@ def test_counts_weight_categories_and_only_add_objects(dataset: Path, tmp_path: 
     mugs = taxonomy['mug']['train'] + taxonomy['mug']['val'] + taxonomy['mug']['test']
     assert sorted(mugs) == sorted(summary.models['90000006'])
     # The first objects of a category are those of an unweighted dataset of the same seed.
-    unweighted = _tree_bytes(dataset)
+    unweighted, written = _tree_bytes(dataset), _tree_bytes(weighted)
     for mid in summary.models['90000006'][:2] + summary.models['90000004']:
-        files = {p: b for p, b in _tree_bytes(weighted).items() if mid in p}
+        files = {p: b for p, b in written.items() if mid in p}
         assert len(files) == 27 and all(unweighted[p] == b for p, b in files.items())
     assert not any(summary.models['90000006'][2] in p for p in unweighted)
 
@@ -541,19 +541,22 @@ def test_generation_speed(tmp_path: Path) -> None:
 
 
 def test_write_dataset_rejects_bad_arguments(tmp_path: Path) -> None:
+    out = tmp_path / 'out'
     with pytest.raises(DatasetError, match='per_category'):
-        write_dataset(tmp_path, per_category=0, seed=0)
+        write_dataset(out, per_category=0, seed=0)
     with pytest.raises(DatasetError, match='split'):
-        write_dataset(tmp_path, per_category=1, seed=0, split=(0.5, 0.5, 0.5))
+        write_dataset(out, per_category=1, seed=0, split=(0.5, 0.5, 0.5))
     with pytest.raises(UnknownCategoryError, match='spaceship'):
-        write_dataset(tmp_path, per_category=1, seed=0, categories=['spaceship'])
+        write_dataset(out, per_category=1, seed=0, categories=['spaceship'])
     with pytest.raises(DatasetError, match='count of mug'):
-        write_dataset(tmp_path, per_category=1, seed=0, counts={'mug': 0})
+        write_dataset(out, per_category=1, seed=0, counts={'mug': 0})
     with pytest.raises(DatasetError, match='sofa, which is not among'):
-        write_dataset(tmp_path, per_category=1, seed=0, categories=['mug'], counts={'sofa': 2})
+        write_dataset(out, per_category=1, seed=0, categories=['mug'], counts={'sofa': 2})
     with pytest.raises(UnknownCategoryError, match='spaceship'):
-        write_dataset(tmp_path, per_category=1, seed=0, counts={'spaceship': 2})
-    assert not list(tmp_path.iterdir())
+        write_dataset(out, per_category=1, seed=0, counts={'spaceship': 2})
+    with pytest.raises(DatasetError, match="two counts for chair: 'chair' and '90000002'"):
+        write_dataset(out, per_category=1, seed=0, counts={'chair': 2, '90000002': 3})
+    assert not out.exists()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -583,18 +586,19 @@ def test_cli_end_to_end(tmp_path: Path) -> None:
     (['--workers', '-2'], '--workers -2'),
     (['--seed', 'abc'], 'abc'),
     (['--count', 'mug=x'], '--count mug=x'),
+    (['--count', 'mug'], '--count mug: expected NAME=N'),
     (['--count', 'mug=0'], '--count mug=0'),
+    (['--count', 'chair=2', '--count', '90000002=3'], '--count 90000002=3: chair has a count'),
     (['--count', 'spaceship=2'], 'spaceship'),
     (['--categories', 'mug', '--count', 'sofa=2'], 'sofa is not among --categories'),
 ])
 def test_cli_rejects_bad_arguments(tmp_path: Path, args: list[str], needle: str) -> None:
-    base = {'--out': str(tmp_path / 'x'), '--per-category': '1', '--seed': '0'}
-    for flag, value in zip(args[::2], args[1::2]):
-        base[flag] = value
-    result = _synth(*[item for pair in base.items() for item in pair], '--quiet')
+    # A repeated option overrides the base's value; --count accumulates.
+    result = _synth('--out', str(tmp_path / 'x'), '--per-category', '1', '--seed', '0', *args,
+                    '--quiet')
     assert result.returncode != 0
     assert needle in result.stderr
-    assert not (tmp_path / 'x' / 'ShapeNet.json').exists()
+    assert not (tmp_path / 'x').exists()
 
 
 def test_synthetic_core_imports_no_ros_or_torch() -> None:

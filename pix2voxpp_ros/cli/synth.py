@@ -41,6 +41,28 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def _parse_counts(items: list[str], categories: list[str] | None) -> dict[str, int]:
+    """``['chair=600', ...]`` -> ``{'chair': 600, ...}``; ValueError names the bad item."""
+    allowed = None if not categories else {category(name).name for name in categories}
+    counts: dict[str, int] = {}
+    for item in items:
+        name, _, number = item.partition('=')
+        try:
+            canonical = category(name).name
+        except UnknownCategoryError as exc:
+            raise ValueError(f'--count {item}: {exc}') from None
+        if not number.isdecimal():
+            raise ValueError(f'--count {item}: expected NAME=N with a whole number N')
+        if int(number) < 1:
+            raise ValueError(f'--count {item}: must be at least 1')
+        if canonical in counts:
+            raise ValueError(f'--count {item}: {canonical} has a count already')
+        if allowed is not None and canonical not in allowed:
+            raise ValueError(f'--count {item}: {name} is not among --categories')
+        counts[canonical] = int(number)
+    return counts
+
+
 def _fail(message: str) -> int:
     print(f'{PROG}: {message}', file=sys.stderr)
     return 2
@@ -62,19 +84,10 @@ def main(argv: list[str] | None = None) -> int:
             category(name)
         except UnknownCategoryError as exc:
             return _fail(f'--categories: {exc}')
-    counts: dict[str, int] = {}
-    for item in args.count:
-        name, _, number = item.partition('=')
-        try:
-            counts[category(name).name] = int(number)
-        except UnknownCategoryError as exc:
-            return _fail(f'--count {item}: {exc}')
-        except ValueError:
-            return _fail(f'--count {item}: expected NAME=N with a whole number N')
-        if counts[category(name).name] < 1:
-            return _fail(f'--count {item}: must be at least 1')
-        if args.categories and category(name) not in [category(c) for c in args.categories]:
-            return _fail(f'--count {item}: {name} is not among --categories')
+    try:
+        counts = _parse_counts(args.count, args.categories)
+    except ValueError as exc:
+        return _fail(str(exc))
     if args.out.exists() and not args.out.is_dir():
         return _fail(f'--out {args.out}: exists and is not a folder')
     try:

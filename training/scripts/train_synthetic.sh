@@ -5,8 +5,8 @@
 # it continues on a larger, disjoint one (300 per category, seed 1), on which stage 2 trains and
 # the test split is measured, once more on a third (300 per category, seed 2) that only stage 1
 # sees, and last on a fourth weighted towards the thin categories the network finds hardest
-# (chair 600, table and airplane 450, the others 150; seed 3). Re-running continues where a crashed run stopped (each step resumes from its
-# last.pth; a finished step is skipped).
+# (chair 600, table and airplane 450, the others 150; seed 3). Re-running continues where a
+# crashed run stopped (each step resumes from its last.pth; a finished step is skipped).
 #
 #   training/scripts/train_synthetic.sh                     # from the repository root
 #   OUT=out/synthetic WEIGHTS=my.pth DEVICE=cuda training/scripts/train_synthetic.sh
@@ -16,7 +16,8 @@
 # 125 and 0), MORE_PER_CATEGORY and MORE_SEED (second dataset, 300 and 1), MORE_EPOCHS (stage 1
 # on the second dataset, 45), MORE2_PER_CATEGORY, MORE2_SEED and MORE2_EPOCHS (third dataset, 300,
 # 2 and 45), MORE3_PER_CATEGORY, MORE3_COUNTS, MORE3_SEED and MORE3_EPOCHS (fourth dataset, 150,
-# "chair=600 table=450 airplane=450", 3 and 40), DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
+# "chair=600 table=450 airplane=450"; empty for none, 3 and 40), DEVICE (auto), SYNTH_WORKERS (2),
+# CONFIG (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -31,7 +32,7 @@ MORE2_PER_CATEGORY=${MORE2_PER_CATEGORY:-300}
 MORE2_SEED=${MORE2_SEED:-2}
 MORE2_EPOCHS=${MORE2_EPOCHS:-45}
 MORE3_PER_CATEGORY=${MORE3_PER_CATEGORY:-150}
-MORE3_COUNTS=${MORE3_COUNTS:-chair=600 table=450 airplane=450}
+MORE3_COUNTS=${MORE3_COUNTS-chair=600 table=450 airplane=450}  # set but empty: no weighting
 MORE3_SEED=${MORE3_SEED:-3}
 MORE3_EPOCHS=${MORE3_EPOCHS:-40}
 DEVICE=${DEVICE:-auto}
@@ -50,12 +51,13 @@ step() { echo; echo "=== $(date '+%H:%M:%S') $*"; }
 
 generate() {  # generate DIR PER_CATEGORY SEED [NAME=N ...]
   if [ ! -f "$1/ShapeNet.json" ]; then
-    local dir=$1 per_category=$2 seed=$3 counts=()
+    local dir=$1 per_category=$2 seed=$3 count counts=()
     shift 3
     for count in "$@"; do counts+=(--count "$count"); done
-    step "generating $per_category objects per category $* (seed $seed) into $dir"
+    step "generating $per_category objects per category${*:+ ($*)} (seed $seed) into $dir"
+    # ${counts[@]+...}: an empty array is "unbound" to set -u in bash before 4.4.
     "${BIN}pix2voxpp-synth" --out "$dir" --per-category "$per_category" --seed "$seed" \
-      "${counts[@]}" --workers "$SYNTH_WORKERS" --quiet
+      ${counts[@]+"${counts[@]}"} --workers "$SYNTH_WORKERS" --quiet
   fi
 }
 
@@ -79,8 +81,8 @@ continue_stage1() {  # continue_stage1 DATA RUN_FOLDER INIT EPOCHS LR
     --device "$DEVICE" --no-progress $(resume_flag "$2")
 }
 
-# Different seeds give different objects, so nothing of the first or third dataset is in the
-# second's validation or test split.
+# Different seeds give different objects, so nothing of the first, third or fourth dataset is in
+# the second's validation or test split.
 continue_stage1 "$MORE_DATA" "$OUT/stage1_more" "$OUT/stage1/checkpoints/best.pth" \
   "$MORE_EPOCHS" 5.0e-4
 continue_stage1 "$MORE2_DATA" "$OUT/stage1_more2" "$OUT/stage1_more/checkpoints/best.pth" \
@@ -89,6 +91,15 @@ continue_stage1 "$MORE3_DATA" "$OUT/stage1_more3" "$OUT/stage1_more2/checkpoints
   "$MORE3_EPOCHS" 2.5e-4
 
 step 'stage 2: multi-view, merger on, encoder and decoder frozen'
+# A resumed stage 2 keeps its own start, not --init: a stage 2 older than the stage-1 checkpoint
+# it should start from (a work folder of an earlier version of this script) would be skipped
+# and its old weights exported.
+if [ -f "$OUT/stage2/checkpoints/last.pth" ] \
+    && [ "$OUT/stage1_more3/checkpoints/best.pth" -nt "$OUT/stage2/checkpoints/last.pth" ]; then
+  echo "$0: $OUT/stage2 was trained from an older stage 1 than $OUT/stage1_more3;" \
+    "move $OUT/stage2 and $OUT/eval away and run again" >&2
+  exit 1
+fi
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage2" --stage 2 \
   --init "$OUT/stage1_more3/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2")

@@ -155,8 +155,12 @@ def _check_args(per_category: int, counts: Mapping[str, int], seed: int, names: 
                 workers: int, split: Sequence[float], views: int, supersample: int) -> None:
     if per_category < 1:
         raise DatasetError(f'per_category must be at least 1, got {per_category}')
+    counted: dict[str, str] = {}
     for name, count in counts.items():
-        category(name)  # raises UnknownCategoryError naming the value
+        canonical = category(name).name  # raises UnknownCategoryError naming the value
+        if canonical in counted:
+            raise DatasetError(f'two counts for {canonical}: {counted[canonical]!r} and {name!r}')
+        counted[canonical] = name
         if count < 1:
             raise DatasetError(f'the count of {name} must be at least 1, got {count}')
     if seed < 0:
@@ -190,7 +194,8 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     :param categories: category names or taxonomy ids (default: all of :data:`CATEGORIES`).
     :param counts: models of some categories instead of ``per_category`` (name or taxonomy id
         to count), to weight a dataset towards hard categories. Object ``i`` of a category is
-        the same whatever the count, so a larger count only adds objects.
+        the same whatever the count, so a larger count only adds objects (but the train / val /
+        test split is drawn anew for each count).
     :param workers: worker processes (1: generate in this process).
     :param split: train / val / test fractions.
     :param views: renderings per model.
