@@ -155,14 +155,6 @@ def _check_args(per_category: int, counts: Mapping[str, int], seed: int, names: 
                 workers: int, split: Sequence[float], views: int, supersample: int) -> None:
     if per_category < 1:
         raise DatasetError(f'per_category must be at least 1, got {per_category}')
-    counted: dict[str, str] = {}
-    for name, count in counts.items():
-        canonical = category(name).name  # raises UnknownCategoryError naming the value
-        if canonical in counted:
-            raise DatasetError(f'two counts for {canonical}: {counted[canonical]!r} and {name!r}')
-        counted[canonical] = name
-        if count < 1:
-            raise DatasetError(f'the count of {name} must be at least 1, got {count}')
     if seed < 0:
         raise DatasetError(f'seed must be non-negative, got {seed}')
     if workers < 1:
@@ -176,8 +168,17 @@ def _check_args(per_category: int, counts: Mapping[str, int], seed: int, names: 
                            f'got {tuple(split)}')
     if not names:
         raise DatasetError('no categories given')
-    for name in names:
-        category(name)  # raises UnknownCategoryError naming the value
+    chosen = {category(name).name for name in names}  # raises UnknownCategoryError naming it
+    counted: dict[str, str] = {}
+    for name, count in counts.items():
+        canonical = category(name).name
+        if canonical in counted:
+            raise DatasetError(f'two counts for {canonical}: {counted[canonical]!r} and {name!r}')
+        if canonical not in chosen:
+            raise DatasetError(f'a count is given for {name}, which is not among the categories')
+        if count < 1:
+            raise DatasetError(f'the count of {name} must be at least 1, got {count}')
+        counted[canonical] = name
 
 
 def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
@@ -214,10 +215,7 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
         if cat not in cats:
             cats.append(cat)
     count_of = {cat.name: per_category for cat in cats}
-    for name, count in counts.items():
-        if category(name).name not in count_of:
-            raise DatasetError(f'a count is given for {name}, which is not among the categories')
-        count_of[category(name).name] = count
+    count_of.update((category(name).name, count) for name, count in counts.items())
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     jobs = [(cat.name, index) for cat in cats for index in range(count_of[cat.name])]
