@@ -182,7 +182,8 @@ def build_report(results: Sequence[ViewResult], taxonomy_ids: Sequence[str],
                 'per_category_best': {names.get(k, k): float(values[best])
                                       for k, values in summary.per_category.items()},
             },
-            'fscore': {
+            # None (JSON null, not NaN) when F-scores were not computed.
+            'fscore': None if np.isnan(result.fscores).all() else {
                 'overall': float(np.mean(result.fscores)),
                 'per_category': {names.get(k, k): float(np.mean(result.fscores[labels == k]))
                                  for k in summary.per_category},
@@ -213,12 +214,13 @@ def format_table(report: dict[str, Any]) -> str:
                  + ''.join(f'{r["iou"]["best"]:>9.4f}' for r in rows))
     lines.append(f'{"threshold":<19}'
                  + ''.join(f'{r["iou"]["best_threshold"]:>9g}' for r in rows))
-    lines += ['', f'F-Score@1% (binarized at {report["fscore_threshold"]:g})', header]
-    for name in categories:
-        lines.append(f'{name:<14}{rows[0]["counts"][name]:>5}'
-                     + ''.join(f'{r["fscore"]["per_category"][name]:>9.4f}' for r in rows))
-    lines.append(f'{"overall":<14}{report["objects"]:>5}'
-                 + ''.join(f'{r["fscore"]["overall"]:>9.4f}' for r in rows))
+    if rows[0]['fscore'] is not None:
+        lines += ['', f'F-Score@1% (binarized at {report["fscore_threshold"]:g})', header]
+        for name in categories:
+            lines.append(f'{name:<14}{rows[0]["counts"][name]:>5}'
+                         + ''.join(f'{r["fscore"]["per_category"][name]:>9.4f}' for r in rows))
+        lines.append(f'{"overall":<14}{report["objects"]:>5}'
+                     + ''.join(f'{r["fscore"]["overall"]:>9.4f}' for r in rows))
     if 'comparison' in report:
         lines += ['', 'Merger against the plain average of the same views (IoU; paired '
                   'bootstrap 95 % interval over objects)',
@@ -233,26 +235,33 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def write_csv(report: dict[str, Any], path: Path) -> None:
-    """One row per (views, category) with IoU per threshold, best IoU and F-score."""
+    """One row per (views, category) with IoU per threshold, best IoU and F-score.
+
+    The F-score cells are empty when F-scores were not computed.
+    """
     thresholds = report['thresholds']
     with path.open('w', newline='') as handle:
         writer = csv.writer(handle)
         writer.writerow(['views', 'category', 'count', *[f'iou@{t:g}' for t in thresholds],
                          'iou_best', 'best_threshold', 'fscore@1%'])
         for row in report['results']:
-            iou = row['iou']
+            iou, fscore = row['iou'], row['fscore']
             for name, values in iou['per_category'].items():
                 writer.writerow([row['views'], name, row['counts'][name],
                                  *[f'{v:.6f}' for v in values],
                                  f'{iou["per_category_best"][name]:.6f}', iou['best_threshold'],
-                                 f'{row["fscore"]["per_category"][name]:.6f}'])
+                                 '' if fscore is None else f'{fscore["per_category"][name]:.6f}'])
             writer.writerow([row['views'], 'overall', report['objects'],
                              *[f'{v:.6f}' for v in iou['overall']], f'{iou["best"]:.6f}',
-                             iou['best_threshold'], f'{row["fscore"]["overall"]:.6f}'])
+                             iou['best_threshold'],
+                             '' if fscore is None else f'{fscore["overall"]:.6f}'])
 
 
 def write_plot(report: dict[str, Any], path: Path) -> None:
-    """Plot IoU and F-score against the number of views: overall bold, categories thin."""
+    """Plot IoU and F-score against the number of views: overall bold, categories thin.
+
+    Without F-scores the plot has the IoU panel only.
+    """
     import matplotlib
 
     matplotlib.use('Agg')
@@ -260,8 +269,10 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
 
     rows = report['results']
     views = [r['views'] for r in rows]
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, key, title in ((axes[0], 'iou', 'IoU'), (axes[1], 'fscore', 'F-Score@1%')):
+    panels = [('iou', 'IoU')] + ([] if rows[0]['fscore'] is None else [('fscore', 'F-Score@1%')])
+    figure, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels) + 0.5, 4.2),
+                                squeeze=False)
+    for axis, (key, title) in zip(axes[0], panels):
         for name in rows[0]['counts']:
             values = [r['iou']['per_category_best'][name] if key == 'iou'
                       else r['fscore']['per_category'][name] for r in rows]
@@ -278,7 +289,7 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
         axis.set_xticks(views)
         axis.grid(alpha=0.3)
         axis.set_title(f'{title}, {report["split"]} split')
-    axes[1].legend(fontsize=7, loc='best')
+    axes[0][-1].legend(fontsize=7, loc='best')
     fusion = 'merger' if report['merger'] else 'average'
     figure.suptitle(f'{Path(report["weights"]).name} ({fusion})')
     figure.tight_layout()

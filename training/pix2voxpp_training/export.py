@@ -40,7 +40,8 @@ def summarize_test_split(evaluation: dict[str, Any]) -> dict[str, Any]:
             row = {'views': result['views'], 'iou': round(result['iou']['best'], 4),
                    'iou_threshold': result['iou']['best_threshold'],
                    'iou_at_weights_threshold': round(result['iou']['at_weights_threshold'], 4),
-                   'fscore_1pct': round(result['fscore']['overall'], 4)}
+                   'fscore_1pct': (None if result['fscore'] is None  # eval --no-fscore
+                                   else round(result['fscore']['overall'], 4))}
             if result['views'] in comparison:
                 c = comparison[result['views']]
                 row['merger_minus_average'] = round(c['difference'], 4)

@@ -106,8 +106,13 @@ def test_stage2_evaluate_and_export(stage1_run: Path, tiny_data: Path, tmp_path:
     assert evaluate.main(['--weights', str(weights), '--data', str(tiny_data), '--views', '1',
                           '2', '--no-merger', '--no-fscore', '--json', str(average),
                           '--workers', '0', '--device', 'cpu', '--no-progress']) == 0
+    table = capsys.readouterr().out
+    assert '2-view' in table and 'F-Score' not in table  # --no-fscore: no table of NaNs
+    assert 'NaN' not in average.read_text()  # NaN is not JSON; null stands for 'not computed'
     averaged = json.loads(average.read_text())
-    assert not averaged['merger']
+    assert not averaged['merger'] and averaged['results'][0]['fscore'] is None
+    assert {r['fscore@1%'] for r in csv.DictReader(average.with_suffix('.csv').open())} == {''}
+    assert average.with_suffix('.png').stat().st_size > 1000
     assert averaged['results'][0]['iou'] == report['results'][0]['iou']  # one view: no fusion
     compared = tmp_path / 'eval' / 'compared.json'
     assert evaluate.main(['--weights', str(weights), '--data', str(tiny_data), '--views', '1',
@@ -148,6 +153,7 @@ def test_stage2_evaluate_and_export(stage1_run: Path, tiny_data: Path, tmp_path:
                         str(compared)]) == 0
     test = read_checkpoint(with_test).metadata.provenance['test']
     assert test['split'] == 'test' and test['objects'] == 2
+    assert test['views'][0]['fscore_1pct'] is None  # compared.json was made with --no-fscore
     assert [row['views'] for row in test['views']] == [1, 2]
     assert test['views'][1]['iou'] == round(both['results'][1]['iou']['best'], 4)
     assert test['views'][1]['merger_minus_average'] == round(two['difference'], 4)
