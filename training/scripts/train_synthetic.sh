@@ -4,8 +4,9 @@
 # Stage 1 grows its data: 140 epochs on a first dataset (125 objects per category, seed 0), then
 # it continues on a larger, disjoint one (300 per category, seed 1), on which stage 2 trains and
 # the test split is measured, once more on a third (300 per category, seed 2) that only stage 1
-# sees, and last on a fourth weighted towards the thin categories the network finds hardest
-# (chair 600, table and airplane 450, the others 150; seed 3). Re-running continues where a
+# sees, then on a fourth weighted towards the thin categories the network finds hardest
+# (chair 600, table and airplane 450, the others 150; seed 3) and last on a fifth weighted the
+# same way (chair 800, table and airplane 600, the others 200; seed 4). Re-running continues where a
 # crashed run stopped (each step resumes from its last.pth; a finished step is skipped).
 #
 #   training/scripts/train_synthetic.sh                     # from the repository root
@@ -16,8 +17,9 @@
 # 125 and 0), MORE_PER_CATEGORY and MORE_SEED (second dataset, 300 and 1), MORE_EPOCHS (stage 1
 # on the second dataset, 45), MORE2_PER_CATEGORY, MORE2_SEED and MORE2_EPOCHS (third dataset, 300,
 # 2 and 45), MORE3_PER_CATEGORY, MORE3_COUNTS, MORE3_SEED and MORE3_EPOCHS (fourth dataset, 150,
-# "chair=600 table=450 airplane=450"; empty for none, 3 and 40), DEVICE (auto), SYNTH_WORKERS (2),
-# CONFIG (training/configs/synthetic_f.yaml).
+# "chair=600 table=450 airplane=450"; empty for none, 3 and 40), MORE4_PER_CATEGORY, MORE4_COUNTS,
+# MORE4_SEED and MORE4_EPOCHS (fifth dataset, 200, "chair=800 table=600 airplane=600", 4 and 35),
+# DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -35,6 +37,10 @@ MORE3_PER_CATEGORY=${MORE3_PER_CATEGORY:-150}
 MORE3_COUNTS=${MORE3_COUNTS-chair=600 table=450 airplane=450}  # set but empty: no weighting
 MORE3_SEED=${MORE3_SEED:-3}
 MORE3_EPOCHS=${MORE3_EPOCHS:-40}
+MORE4_PER_CATEGORY=${MORE4_PER_CATEGORY:-200}
+MORE4_COUNTS=${MORE4_COUNTS-chair=800 table=600 airplane=600}
+MORE4_SEED=${MORE4_SEED:-4}
+MORE4_EPOCHS=${MORE4_EPOCHS:-35}
 DEVICE=${DEVICE:-auto}
 SYNTH_WORKERS=${SYNTH_WORKERS:-2}
 CONFIG=${CONFIG:-training/configs/synthetic_f.yaml}
@@ -46,6 +52,7 @@ DATA="$OUT/data"
 MORE_DATA="$OUT/data_more"
 MORE2_DATA="$OUT/data_more2"
 MORE3_DATA="$OUT/data_more3"
+MORE4_DATA="$OUT/data_more4"
 resume_flag() { if [ -f "$1/checkpoints/last.pth" ]; then echo --resume; fi; }
 step() { echo; echo "=== $(date '+%H:%M:%S') $*"; }
 
@@ -65,8 +72,10 @@ start=$(date +%s)
 generate "$DATA" "$PER_CATEGORY" "$SEED"
 generate "$MORE_DATA" "$MORE_PER_CATEGORY" "$MORE_SEED"
 generate "$MORE2_DATA" "$MORE2_PER_CATEGORY" "$MORE2_SEED"
-# shellcheck disable=SC2086  # MORE3_COUNTS is a list of NAME=N words
+# shellcheck disable=SC2086  # MORE3_COUNTS and MORE4_COUNTS are lists of NAME=N words
 generate "$MORE3_DATA" "$MORE3_PER_CATEGORY" "$MORE3_SEED" $MORE3_COUNTS
+# shellcheck disable=SC2086
+generate "$MORE4_DATA" "$MORE4_PER_CATEGORY" "$MORE4_SEED" $MORE4_COUNTS
 
 step 'stage 1: single view, merger off'
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$DATA" --out "$OUT/stage1" --stage 1 \
@@ -81,27 +90,29 @@ continue_stage1() {  # continue_stage1 DATA RUN_FOLDER INIT EPOCHS LR
     --device "$DEVICE" --no-progress $(resume_flag "$2")
 }
 
-# Different seeds give different objects, so nothing of the first, third or fourth dataset is in
-# the second's validation or test split.
+# Different seeds give different objects, so nothing of the first, third, fourth or fifth dataset
+# is in the second's validation or test split.
 continue_stage1 "$MORE_DATA" "$OUT/stage1_more" "$OUT/stage1/checkpoints/best.pth" \
   "$MORE_EPOCHS" 5.0e-4
 continue_stage1 "$MORE2_DATA" "$OUT/stage1_more2" "$OUT/stage1_more/checkpoints/best.pth" \
   "$MORE2_EPOCHS" 2.5e-4
 continue_stage1 "$MORE3_DATA" "$OUT/stage1_more3" "$OUT/stage1_more2/checkpoints/best.pth" \
   "$MORE3_EPOCHS" 2.5e-4
+continue_stage1 "$MORE4_DATA" "$OUT/stage1_more4" "$OUT/stage1_more3/checkpoints/best.pth" \
+  "$MORE4_EPOCHS" 2.5e-4
 
 step 'stage 2: multi-view, merger on, encoder and decoder frozen'
 # A resumed stage 2 keeps its own start, not --init: a stage 2 older than the stage-1 checkpoint
 # it should start from (a work folder of an earlier version of this script) would be skipped
 # and its old weights exported.
 if [ -f "$OUT/stage2/checkpoints/last.pth" ] \
-    && [ "$OUT/stage1_more3/checkpoints/best.pth" -nt "$OUT/stage2/checkpoints/last.pth" ]; then
-  echo "$0: $OUT/stage2 was trained from an older stage 1 than $OUT/stage1_more3;" \
+    && [ "$OUT/stage1_more4/checkpoints/best.pth" -nt "$OUT/stage2/checkpoints/last.pth" ]; then
+  echo "$0: $OUT/stage2 was trained from an older stage 1 than $OUT/stage1_more4;" \
     "move $OUT/stage2 and $OUT/eval away and run again" >&2
   exit 1
 fi
 "${BIN}pix2voxpp-train" --config "$CONFIG" --data "$MORE_DATA" --out "$OUT/stage2" --stage 2 \
-  --init "$OUT/stage1_more3/checkpoints/best.pth" --device "$DEVICE" --no-progress \
+  --init "$OUT/stage1_more4/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2")
 
 step 'evaluation on the test split: merger against the plain average of the same views'
