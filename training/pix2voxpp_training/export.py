@@ -30,18 +30,20 @@ def summarize_test_split(evaluation: dict[str, Any]) -> dict[str, Any]:
 
     :returns: split, objects, and per view count the IoU (best over thresholds, and at the
         weights' threshold), F-Score@1% and, when measured, merger minus plain average with its
-        95 % interval.
+        95 % interval. A figure the evaluation did not compute (the weights' threshold not among
+        those evaluated, F-scores off with ``--no-fscore``) is None.
     :raises ValueError: the dictionary is not an evaluation of ``pix2voxpp-eval``.
     """
     try:
         comparison = {c['views']: c for c in evaluation.get('comparison', [])}
         views = []
         for result in evaluation['results']:
+            at_weights, fscore = result['iou']['at_weights_threshold'], result['fscore']
             row = {'views': result['views'], 'iou': round(result['iou']['best'], 4),
                    'iou_threshold': result['iou']['best_threshold'],
-                   'iou_at_weights_threshold': round(result['iou']['at_weights_threshold'], 4),
-                   'fscore_1pct': (None if result['fscore'] is None  # eval --no-fscore
-                                   else round(result['fscore']['overall'], 4))}
+                   'iou_at_weights_threshold': (None if at_weights is None
+                                                else round(at_weights, 4)),
+                   'fscore_1pct': None if fscore is None else round(fscore['overall'], 4)}
             if result['views'] in comparison:
                 c = comparison[result['views']]
                 row['merger_minus_average'] = round(c['difference'], 4)

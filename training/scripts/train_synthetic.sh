@@ -6,8 +6,8 @@
 # the test split is measured, once more on a third (300 per category, seed 2) that only stage 1
 # sees, then on a fourth weighted towards the thin categories the network finds hardest
 # (chair 600, table and airplane 450, the others 150; seed 3) and last on a fifth weighted the
-# same way (chair 800, table and airplane 600, the others 200; seed 4). Re-running continues where a
-# crashed run stopped (each step resumes from its last.pth; a finished step is skipped).
+# same way (chair 800, table and airplane 600, the others 200; seed 4). Re-running continues
+# where a crashed run stopped (each step resumes from its last.pth; a finished step is skipped).
 #
 #   training/scripts/train_synthetic.sh                     # from the repository root
 #   OUT=out/synthetic WEIGHTS=my.pth DEVICE=cuda training/scripts/train_synthetic.sh
@@ -18,8 +18,8 @@
 # on the second dataset, 45), MORE2_PER_CATEGORY, MORE2_SEED and MORE2_EPOCHS (third dataset, 300,
 # 2 and 45), MORE3_PER_CATEGORY, MORE3_COUNTS, MORE3_SEED and MORE3_EPOCHS (fourth dataset, 150,
 # "chair=600 table=450 airplane=450"; empty for none, 3 and 40), MORE4_PER_CATEGORY, MORE4_COUNTS,
-# MORE4_SEED and MORE4_EPOCHS (fifth dataset, 200, "chair=800 table=600 airplane=600", 4 and 35),
-# DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
+# MORE4_SEED and MORE4_EPOCHS (fifth dataset, 200, "chair=800 table=600 airplane=600"; empty for
+# none, 4 and 35), DEVICE (auto), SYNTH_WORKERS (2), CONFIG (training/configs/synthetic_f.yaml).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
@@ -38,7 +38,7 @@ MORE3_COUNTS=${MORE3_COUNTS-chair=600 table=450 airplane=450}  # set but empty: 
 MORE3_SEED=${MORE3_SEED:-3}
 MORE3_EPOCHS=${MORE3_EPOCHS:-40}
 MORE4_PER_CATEGORY=${MORE4_PER_CATEGORY:-200}
-MORE4_COUNTS=${MORE4_COUNTS-chair=800 table=600 airplane=600}
+MORE4_COUNTS=${MORE4_COUNTS-chair=800 table=600 airplane=600}  # set but empty: no weighting
 MORE4_SEED=${MORE4_SEED:-4}
 MORE4_EPOCHS=${MORE4_EPOCHS:-35}
 DEVICE=${DEVICE:-auto}
@@ -74,7 +74,7 @@ generate "$MORE_DATA" "$MORE_PER_CATEGORY" "$MORE_SEED"
 generate "$MORE2_DATA" "$MORE2_PER_CATEGORY" "$MORE2_SEED"
 # shellcheck disable=SC2086  # MORE3_COUNTS and MORE4_COUNTS are lists of NAME=N words
 generate "$MORE3_DATA" "$MORE3_PER_CATEGORY" "$MORE3_SEED" $MORE3_COUNTS
-# shellcheck disable=SC2086
+# shellcheck disable=SC2086  # word splitting wanted, as above
 generate "$MORE4_DATA" "$MORE4_PER_CATEGORY" "$MORE4_SEED" $MORE4_COUNTS
 
 step 'stage 1: single view, merger off'

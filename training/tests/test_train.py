@@ -154,6 +154,8 @@ def test_stage2_evaluate_and_export(stage1_run: Path, tiny_data: Path, tmp_path:
     test = read_checkpoint(with_test).metadata.provenance['test']
     assert test['split'] == 'test' and test['objects'] == 2
     assert test['views'][0]['fscore_1pct'] is None  # compared.json was made with --no-fscore
+    both['results'][0]['iou']['at_weights_threshold'] = None  # threshold not evaluated
+    assert export.summarize_test_split(both)['views'][0]['iou_at_weights_threshold'] is None
     assert [row['views'] for row in test['views']] == [1, 2]
     assert test['views'][1]['iou'] == round(both['results'][1]['iou']['best'], 4)
     assert test['views'][1]['merger_minus_average'] == round(two['difference'], 4)
