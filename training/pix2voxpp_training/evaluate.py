@@ -44,7 +44,7 @@ class ViewResult:
 
     views: int
     ious: np.ndarray  # (N, T)
-    fscores: np.ndarray  # (N,), nan when F-scores are off
+    fscores: np.ndarray | None  # (N,); None when F-scores are off
 
 
 def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], *,
@@ -106,14 +106,15 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
                 for n, occupancy in volumes.items():
                     occupancy = occupancy.float().cpu()
                     ious[fusion][n].append(iou_per_threshold(occupancy, target, thresholds))
-                    fscores[fusion][n].append(
-                        fscore_batch(occupancy, target, threshold=fscore_threshold)
-                        if fscore else np.full(len(target), np.nan))
+                    if fscore:
+                        fscores[fusion][n].append(
+                            fscore_batch(occupancy, target, threshold=fscore_threshold))
     names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id for r in records}
     reports = {}
     for fusion in fusions:
         results = [ViewResult(n, np.concatenate(ious[fusion][n]),
-                              np.concatenate(fscores[fusion][n])) for n in counts]
+                              np.concatenate(fscores[fusion][n]) if fscore else None)
+                   for n in counts]
         reports[fusion] = build_report(
             results, taxonomy_ids, names, thresholds=tuple(thresholds), weights=str(weights),
             split=split, merger=fusion == 'model' and model.merger is not None,
@@ -182,8 +183,7 @@ def build_report(results: Sequence[ViewResult], taxonomy_ids: Sequence[str],
                 'per_category_best': {names.get(k, k): float(values[best])
                                       for k, values in summary.per_category.items()},
             },
-            # None (JSON null, not NaN) when F-scores were not computed.
-            'fscore': None if np.isnan(result.fscores).all() else {
+            'fscore': None if result.fscores is None else {  # JSON null: not computed
                 'overall': float(np.mean(result.fscores)),
                 'per_category': {names.get(k, k): float(np.mean(result.fscores[labels == k]))
                                  for k in summary.per_category},
