@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 
 from ..core.checkpoint import CheckpointError
-from ..core.backends import BACKENDS
-from ..core.inference import PRECISION_CHOICES, InferenceError, Reconstructor
+from ..core.inference import InferenceError, Reconstructor
 from ..core.preprocess import RENDERING_SIZE, ImageInputError, preprocess_rendering
 from ..core.visualize import render_grid_views
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
+from .options import add_inference_options
 
 OUTPUT_SUFFIXES = ('.ply', '.binvox', '.npy')
 
@@ -45,12 +45,7 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="occupancy threshold (default: the weights' recommended one)")
     parser.add_argument('--object-size-m', type=float, default=1.0,
                         help='edge of the grid in metres, for .ply output (default 1.0)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--precision', default='fp32', choices=PRECISION_CHOICES)
-    parser.add_argument('--backend', default='auto', choices=BACKENDS,
-                        help='auto (OpenVINO on the CPU when installed, else PyTorch), torch or '
-                             'openvino; converted models are cached in $PIX2VOXPP_CACHE_DIR '
-                             '(default ~/.cache/pix2voxpp_ros)')
+    add_inference_options(parser, device='auto', backend='auto', precision='fp32')
     # Intermixed: "a.png --mask a_mask.png b.png --mask b_mask.png" reads naturally.
     return parser.parse_intermixed_args(argv)
 
