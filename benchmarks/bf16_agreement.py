@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from pix2voxpp_ros.core.inference import Reconstructor
+from pix2voxpp_ros.core.metrics import iou_at
 from pix2voxpp_ros.core.preprocess import preprocess_rendering
 from pix2voxpp_ros.core.voxels import read_binvox
 
@@ -40,13 +41,6 @@ def test_objects(root: Path) -> list[tuple[Path, Path]]:
             objects.append((root / 'ShapeNetRendering' / taxonomy / model / 'rendering',
                             root / 'ShapeNetVox32' / taxonomy / model / 'model.binvox'))
     return objects
-
-
-def intersection_over_union(prediction: np.ndarray, truth: np.ndarray, threshold: float) -> float:
-    """Return the IoU of ``prediction >= threshold`` with a boolean ground truth."""
-    occupied = prediction >= threshold
-    union = np.logical_or(occupied, truth).sum()
-    return float(np.logical_and(occupied, truth).sum() / union) if union else 1.0
 
 
 def main() -> None:
@@ -82,11 +76,10 @@ def main() -> None:
                 grids[name].append(run.infer(images)[0])
             truths.append(read_binvox(binvox)[0])
         fp32 = np.stack(grids['torch fp32'])
-        fp32_iou = np.mean([intersection_over_union(g, t, threshold)
-                            for g, t in zip(fp32, truths)])
+        fp32_iou = np.mean([iou_at(g, t, threshold) for g, t in zip(fp32, truths)])
         for name, found in grids.items():
             stacked = np.stack(found)
-            mean_iou = float(np.mean([intersection_over_union(g, t, threshold)
+            mean_iou = float(np.mean([iou_at(g, t, threshold)
                                       for g, t in zip(stacked, truths)]))
             agreement = float(((stacked >= threshold) == (fp32 >= threshold)).mean())
             row = {'path': name, 'views': views, 'objects': len(objects),

@@ -21,37 +21,34 @@ import torch
 from scipy.spatial import cKDTree
 from skimage import measure
 
+from pix2voxpp_ros.core.metrics import iou_per_threshold as core_iou_per_threshold
+
 THRESHOLDS = (0.2, 0.3, 0.4, 0.5)
 
 
 def iou_per_threshold(prediction: torch.Tensor | np.ndarray, target: torch.Tensor | np.ndarray,
                       thresholds: Sequence[float] = THRESHOLDS) -> np.ndarray:
-    """Compute the IoU of each sample at each threshold.
+    """Compute the IoU of each sample at each threshold (tensors on any device, or arrays).
+
+    The formula is the package's one IoU, :func:`pix2voxpp_ros.core.metrics.iou_per_threshold`.
 
     :param prediction: ``(B, D, H, W)`` occupancy probabilities (or ``(D, H, W)``).
     :param target: ground truth of the same shape; nonzero is occupied.
     :returns: ``(B, T)`` float64 (``(T,)`` for a single grid).
     :raises ValueError: shapes differ.
     """
-    prediction = torch.as_tensor(prediction).detach().float()
-    target = torch.as_tensor(target).detach()
-    if prediction.shape != target.shape:
-        raise ValueError(f'prediction {tuple(prediction.shape)} and target '
-                         f'{tuple(target.shape)} differ in shape')
-    single = prediction.dim() == 3
-    if single:
-        prediction, target = prediction[None], target[None]
-    gt = target.flatten(1) > 0  # (B, N)
-    pred = prediction.flatten(1)
-    out = torch.empty(pred.shape[0], len(thresholds), dtype=torch.float64)
-    for column, threshold in enumerate(thresholds):
-        occupied = pred >= threshold
-        intersection = (occupied & gt).sum(1).double()
-        union = (occupied | gt).sum(1).double()
-        out[:, column] = torch.where(union > 0, intersection / union.clamp(min=1),
-                                     torch.ones_like(union))
-    result = out.cpu().numpy()
-    return result[0] if single else result
+    return core_iou_per_threshold(_to_numpy(prediction, float32=True), _to_numpy(target),
+                                  thresholds)
+
+
+def _to_numpy(values: torch.Tensor | np.ndarray, *, float32: bool = False) -> np.ndarray:
+    """Return a tensor's values on the CPU as an array (float32 for probabilities)."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach()
+        if float32 or values.dtype == torch.bfloat16:  # numpy has no bfloat16
+            values = values.float()
+        return values.cpu().numpy()
+    return np.asarray(values)
 
 
 @dataclass(frozen=True)
