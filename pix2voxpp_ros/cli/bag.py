@@ -31,6 +31,7 @@ import numpy as np
 import yaml
 
 from ..core.checkpoint import CheckpointError
+from ..core.errors import Pix2VoxError
 from ..core.inference import InferenceError, Reconstructor
 from ..core.masks import MaskDrop, MaskedFrames
 from ..core.offline import (DROP_RATE, Batcher, OfflineAssembler, PreparedSet, PreparedViews,
@@ -44,7 +45,7 @@ DEFAULT_BATCH = 8  # measured on 2 CPU cores: see the README's Performance secti
 IGNORED_OFFLINE = ('qos_reliability', 'autostart')  # live-only: no subscriptions, no lifecycle
 
 
-class UsageError(Exception):
+class UsageError(Pix2VoxError):
     """Arguments or parameters that cannot work; nothing was read yet."""
 
 

@@ -30,6 +30,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .errors import Pix2VoxError
 from .model import Pix2VoxPP
 from .model.network import MAX_VIEWS
 
@@ -39,7 +40,7 @@ MAX_CUDA_GRAPHS = 8  # one per batch-1 view count; a node uses one or two
 _OV_PRECISION = {'fp32': 'f32', 'bf16': 'bf16'}
 
 
-class BackendError(RuntimeError):
+class BackendError(Pix2VoxError, RuntimeError):
     """An inference backend cannot be used here (missing, unwritable cache, corrupt cache)."""
 
 

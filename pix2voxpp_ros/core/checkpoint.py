@@ -25,6 +25,7 @@ from typing import Any, NamedTuple, Union
 import numpy as np
 import torch
 
+from .errors import Pix2VoxError
 from .model import ModelConfig, Pix2VoxPP, build_model
 
 PathLike = Union[str, Path]
@@ -62,7 +63,7 @@ _NUMPY_SAFE_GLOBALS: list[Any] = [
 ]
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(Pix2VoxError, RuntimeError):
     """A checkpoint is missing, unreadable, of a foreign format or does not fit the network."""
 
 

@@ -18,6 +18,7 @@ from .backends import (BACKENDS, BackendError, BackendFallbackWarning, OpenVinoR
                        TorchRunner, cpu_has_native_bf16, default_cache_dir, file_digest,
                        openvino_version, state_digest)
 from .checkpoint import LoadedCheckpoint, WeightsMetadata, read_checkpoint
+from .errors import Pix2VoxError
 from .model.network import MAX_VIEWS
 from .preprocess import Roi, preprocess_frame
 
@@ -32,7 +33,7 @@ BF16_KEEPS_RESULTS = True
 VERIFY_TOLERANCE = {'fp32': 1e-4, 'bf16': 0.25}
 
 
-class InferenceError(RuntimeError):
+class InferenceError(Pix2VoxError, RuntimeError):
     """The network produced no usable result (bad input shape, NaN or Inf output)."""
 
 

@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from .checkpoint import WeightsMetadata
+from .errors import Pix2VoxError
 
 RENDERING_SIZE = 137
 RENDERING_CROP_SIZE = 128  # the authors' test transform keeps the centre 128×128 of a rendering
@@ -33,7 +34,7 @@ RENDERING_FILL = 0.57
 MASK_MARGIN = 1.0 / RENDERING_FILL - 1.0
 
 
-class ImageInputError(ValueError):
+class ImageInputError(Pix2VoxError, ValueError):
     """An image has an unsupported encoding, shape or region of interest."""
 
 

@@ -33,6 +33,8 @@ from typing import Callable, Generic, Optional, TypeVar
 
 import numpy as np
 
+from .errors import Pix2VoxError
+
 NS_PER_S = 1_000_000_000
 
 # Why a frame was refused by :meth:`ViewBuffer.add`.
@@ -45,7 +47,7 @@ DROP_REASONS = (DROP_OUT_OF_ORDER, DROP_FUTURE, DROP_STALE, DROP_UNKNOWN_CAMERA)
 T = TypeVar('T')
 
 
-class SlotClosedError(RuntimeError):
+class SlotClosedError(Pix2VoxError, RuntimeError):
     """An item was offered to a closed :class:`PendingSlot` (its consumer is stopping)."""
 
 

@@ -22,6 +22,8 @@ from typing import Union
 
 import numpy as np
 
+from .errors import Pix2VoxError
+
 PathLike = Union[str, Path]
 
 # Rows are the ROS axes expressed in ShapeNet coordinates: p_ros = SHAPENET_TO_ROS @ p_shapenet.
@@ -31,7 +33,7 @@ SHAPENET_TO_ROS = np.array(
      [0.0, 1.0, 0.0]], dtype=np.float64)
 
 
-class VoxelFileError(ValueError):
+class VoxelFileError(Pix2VoxError, ValueError):
     """A binvox or other voxel file is missing, truncated or malformed."""
 
 

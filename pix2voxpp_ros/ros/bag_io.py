@@ -20,6 +20,8 @@ from typing import Any, Iterable, Iterator, Optional, Union
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
+from ..core.errors import Pix2VoxError
+
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
@@ -30,7 +32,7 @@ METADATA_VERSION = 8  # rosbag2 metadata.yaml version of the bags written
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 
-class BagError(Exception):
+class BagError(Pix2VoxError):
     """A bag cannot be read or written, or lacks what was asked for; the message says which."""
 
 

@@ -25,6 +25,7 @@ from sensor_msgs.msg import CompressedImage, Image, PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ..core.errors import Pix2VoxError
 from ..core.preprocess import ENCODINGS, ImageDecodeError, MaskError, decode_image
 from ..core.voxels import grid_to_points, grid_to_ros_axes, voxel_centres
 
@@ -42,7 +43,7 @@ DROP_BAD_IMAGE = 'bad_image'  # size, step or data length do not fit; corrupt co
 COMPRESSED_FORMATS = ('jpeg', 'png')
 
 
-class ImageConversionError(ValueError):
+class ImageConversionError(Pix2VoxError, ValueError):
     """An Image message is malformed: size, step or data length do not fit its encoding."""
 
 

@@ -24,6 +24,7 @@ from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.parameter import Parameter
 
 from ..core.backends import BACKENDS
+from ..core.errors import Pix2VoxError
 from ..core.inference import PRECISION_CHOICES
 from ..core.preprocess import Roi
 from ..core.views import ViewBufferConfig
@@ -34,7 +35,7 @@ TRANSPORTS = ('raw', 'compressed')
 _DEVICE_RE = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
 
 
-class ConfigError(ValueError):
+class ConfigError(Pix2VoxError, ValueError):
     """The parameters do not form a valid configuration; ``problems`` lists every reason."""
 
     def __init__(self, problems: list[str]) -> None:

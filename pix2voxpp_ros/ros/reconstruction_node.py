@@ -46,9 +46,8 @@ from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, State, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 
-from ..core.checkpoint import CheckpointError
-from ..core.inference import InferenceError, Reconstructor
-from ..core.preprocess import ImageInputError
+from ..core.errors import Pix2VoxError
+from ..core.inference import Reconstructor
 from ..core.views import NS_PER_S, PendingSlot, ViewBuffer
 from .diagnostics import NodeStats, ThrottledLog
 from .inputs import CameraInputs, frame_preparer
@@ -176,9 +175,7 @@ class ReconstructionNode(LifecycleNode):
         else:
             reason = str(exc) or type(exc).__name__
         self._configure_error = reason
-        expected = (ConfigError, CheckpointError, InferenceError, ImageInputError, ValueError,
-                    OSError)
-        if isinstance(exc, expected):
+        if isinstance(exc, (Pix2VoxError, ValueError, OSError)):
             self.get_logger().error(f'configure failed: {reason}')
         else:  # a bug or an environment problem: the traceback helps, once
             self.get_logger().error(f'configure failed: {type(exc).__name__}: {reason}\n'

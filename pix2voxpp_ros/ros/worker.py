@@ -23,6 +23,7 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from ..core.errors import Pix2VoxError
 from ..core.views import Frame, PendingSlot, SlotClosedError, ViewSet
 
 
@@ -95,7 +96,7 @@ def submit_and_wait(slot: PendingSlot['Job'], view_set: ViewSet, *,
     return waiter.wait(timeout)
 
 
-class WorkerBusyError(RuntimeError):
+class WorkerBusyError(Pix2VoxError, RuntimeError):
     """A worker abandoned by an earlier stop is still running; a second one must not start."""
 
 

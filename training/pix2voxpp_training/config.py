@@ -2,8 +2,8 @@
 
 Every number of a training run lives in one :class:`TrainConfig`. It is read with
 ``yaml.safe_load`` (a config file never runs code); an unknown key, a wrong type or an invalid
-value is a :class:`ConfigError` naming the dotted key (``stage2.lr.merger``). The same dotted names
-override values from the command line (``--set stage1.epochs=10``).
+value is a :class:`TrainingConfigError` naming the dotted key (``stage2.lr.merger``). The same
+dotted names override values from the command line (``--set stage1.epochs=10``).
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from typing import Any, Union
 
 import yaml
 
+from pix2voxpp_ros.core.errors import Pix2VoxError
+
 PathLike = Union[str, Path]
 
 PRECISIONS = ('fp32', 'bf16', 'fp16')
 
 
-class ConfigError(ValueError):
+class TrainingConfigError(Pix2VoxError, ValueError):
     """A configuration file or override is unreadable, has an unknown key or a bad value."""
 
 
@@ -166,7 +168,7 @@ class TrainConfig:
     def stage(self, stage: int) -> StageSection:
         """Return the schedule of stage 1 or 2."""
         if stage not in (1, 2):
-            raise ConfigError(f'stage must be 1 or 2, got {stage!r}')
+            raise TrainingConfigError(f'stage must be 1 or 2, got {stage!r}')
         return self.stage1 if stage == 1 else self.stage2
 
     def to_dict(self) -> dict[str, Any]:
@@ -177,7 +179,8 @@ class TrainConfig:
     def from_dict(cls, values: dict[str, Any]) -> 'TrainConfig':
         """Build and validate from nested dicts; see :func:`load_config`.
 
-        :raises ConfigError: unknown key, wrong type or invalid value, naming the dotted key.
+        :raises TrainingConfigError: unknown key, wrong type or invalid value, naming the dotted
+            key.
         """
         config = _build(cls, values, '')
         _validate(config)
@@ -205,29 +208,29 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
                 continue
             try:
                 return _convert(option, value, key)
-            except ConfigError as exc:
+            except TrainingConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0])
+        raise TrainingConfigError(errors[0])
     if dataclasses.is_dataclass(hint):
         if not isinstance(value, dict):
-            raise ConfigError(f'{key}: expected a mapping, got {type(value).__name__}')
+            raise TrainingConfigError(f'{key}: expected a mapping, got {type(value).__name__}')
         return _build(hint, value, key + '.')
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
-            raise ConfigError(f'{key}: expected a list, got {value!r}')
+            raise TrainingConfigError(f'{key}: expected a list, got {value!r}')
         args = typing.get_args(hint)
         if len(args) == 2 and args[1] is Ellipsis:
             return tuple(_convert(args[0], v, f'{key}[{i}]') for i, v in enumerate(value))
         if len(value) != len(args):
-            raise ConfigError(f'{key}: expected {len(args)} values, got {len(value)}')
+            raise TrainingConfigError(f'{key}: expected {len(args)} values, got {len(value)}')
         return tuple(_convert(a, v, f'{key}[{i}]') for i, (a, v) in enumerate(zip(args, value)))
     if hint is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f'{key}: expected true or false, got {value!r}')
+            raise TrainingConfigError(f'{key}: expected true or false, got {value!r}')
         return value
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f'{key}: expected an integer, got {value!r}')
+            raise TrainingConfigError(f'{key}: expected an integer, got {value!r}')
         return value
     if hint is float:
         # YAML reads 1e-3 (no dot) as a string; accept it as the number it obviously is.
@@ -237,25 +240,27 @@ def _convert(hint: Any, value: Any, key: str) -> Any:
             except ValueError:
                 pass
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f'{key}: expected a number, got {value!r}')
+            raise TrainingConfigError(f'{key}: expected a number, got {value!r}')
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f'{key}: expected a string, got {value!r}')
+            raise TrainingConfigError(f'{key}: expected a string, got {value!r}')
         return value
-    raise ConfigError(f'{key}: unsupported type {hint!r}')  # a bug in this module, not the user's
+    # A bug in this module, not the user's.
+    raise TrainingConfigError(f'{key}: unsupported type {hint!r}')
 
 
 def _build(cls: type, values: Any, prefix: str) -> Any:
     if not isinstance(values, dict):
-        raise ConfigError(f'{prefix.rstrip(".") or "config"}: expected a mapping, '
-                          f'got {type(values).__name__}')
+        raise TrainingConfigError(f'{prefix.rstrip(".") or "config"}: expected a mapping, '
+                                  f'got {type(values).__name__}')
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     for key in values:
         if key not in names:
             known = ', '.join(sorted(names))
-            raise ConfigError(f"unknown configuration key '{prefix}{key}' (known here: {known})")
+            raise TrainingConfigError(f"unknown configuration key '{prefix}{key}' "
+                                      f'(known here: {known})')
     kwargs = {key: _convert(hints[key], value, prefix + key) for key, value in values.items()}
     return cls(**kwargs)
 
@@ -264,7 +269,7 @@ def _validate(config: TrainConfig) -> None:
     """Range checks that the types alone do not express."""
     def need(ok: bool, key: str, message: str) -> None:
         if not ok:
-            raise ConfigError(f'{key}: {message}')
+            raise TrainingConfigError(f'{key}: {message}')
 
     need(config.model.variant in ('F', 'A'), 'model.variant',
          f"must be 'F' or 'A', got {config.model.variant!r}")
@@ -316,23 +321,23 @@ def _validate(config: TrainConfig) -> None:
 def parse_override(text: str) -> tuple[str, Any]:
     """Split ``'a.b=value'`` into the dotted key and the YAML-parsed value.
 
-    :raises ConfigError: no ``=`` or an empty key.
+    :raises TrainingConfigError: no ``=`` or an empty key.
     """
     key, sep, raw = text.partition('=')
     key = key.strip()
     if not sep or not key:
-        raise ConfigError(f'override {text!r} must look like section.key=value')
+        raise TrainingConfigError(f'override {text!r} must look like section.key=value')
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f'override {text!r}: value is not valid YAML ({exc})') from exc
+        raise TrainingConfigError(f'override {text!r}: value is not valid YAML ({exc})') from exc
     return key, value
 
 
 def apply_overrides(values: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Return a copy of nested ``values`` with dotted-key ``overrides`` set.
 
-    :raises ConfigError: an override descends into a value that is not a mapping.
+    :raises TrainingConfigError: an override descends into a value that is not a mapping.
     """
     result = _plain(values)
     for dotted, value in overrides.items():
@@ -341,8 +346,8 @@ def apply_overrides(values: dict[str, Any], overrides: dict[str, Any]) -> dict[s
         for i, part in enumerate(parts[:-1]):
             child = node.setdefault(part, {})
             if not isinstance(child, dict):
-                raise ConfigError(f'override {dotted}: {".".join(parts[:i + 1])} is not a '
-                                  'section')
+                raise TrainingConfigError(f'override {dotted}: {".".join(parts[:i + 1])} is not a '
+                                          'section')
             node = child
         node[parts[-1]] = value
     return result
@@ -353,23 +358,23 @@ def load_config(path: PathLike, overrides: dict[str, Any] | None = None) -> Trai
 
     :param path: the YAML file.
     :param overrides: ``{'stage1.epochs': 10, ...}``, applied before validation.
-    :raises ConfigError: the file is missing or not YAML, or a key or value is invalid; the
+    :raises TrainingConfigError: the file is missing or not YAML, or a key or value is invalid; the
         message names the file and the dotted key.
     """
     path = Path(path)
     try:
         text = path.read_text()
     except OSError as exc:
-        raise ConfigError(f'{path}: cannot read configuration ({exc.strerror})') from exc
+        raise TrainingConfigError(f'{path}: cannot read configuration ({exc.strerror})') from exc
     try:
         values = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ConfigError(f'{path}: not valid YAML ({exc})') from exc
+        raise TrainingConfigError(f'{path}: not valid YAML ({exc})') from exc
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise ConfigError(f'{path}: expected a mapping at the top level')
+        raise TrainingConfigError(f'{path}: expected a mapping at the top level')
     try:
         return TrainConfig.from_dict(apply_overrides(values, overrides or {}))
-    except ConfigError as exc:
-        raise ConfigError(f'{path}: {exc}') from exc
+    except TrainingConfigError as exc:
+        raise TrainingConfigError(f'{path}: {exc}') from exc

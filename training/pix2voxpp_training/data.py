@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Sampler
 
+from pix2voxpp_ros.core.errors import Pix2VoxError
 from pix2voxpp_ros.core.voxels import VoxelFileError, read_binvox
 
 from .config import DataSection
@@ -36,7 +37,7 @@ SPLITS = ('train', 'val', 'test')
 RESOLUTION = 32
 
 
-class DatasetError(RuntimeError):
+class ShapeNetDataError(Pix2VoxError, RuntimeError):
     """The dataset is missing, incomplete or malformed; the message names the file."""
 
 
@@ -66,25 +67,26 @@ class SampleKey(NamedTuple):
 def read_taxonomy(path: PathLike) -> list[dict[str, Any]]:
     """Read and check a 3D-R2N2 taxonomy file (``ShapeNet.json``).
 
-    :raises DatasetError: missing or unreadable file, or an entry without the required keys.
+    :raises ShapeNetDataError: missing or unreadable file, or an entry without the required keys.
     """
     path = Path(path)
     try:
         entries = json.loads(path.read_text())
     except FileNotFoundError as exc:
-        raise DatasetError(f'{path}: taxonomy file not found (is --data the folder that holds '
-                           'ShapeNet.json, ShapeNetRendering and ShapeNetVox32?)') from exc
+        raise ShapeNetDataError(f'{path}: taxonomy file not found (is --data the folder that '
+                                'holds ShapeNet.json, ShapeNetRendering and ShapeNetVox32?)'
+                                ) from exc
     except (OSError, ValueError) as exc:
-        raise DatasetError(f'{path}: cannot read taxonomy JSON ({exc})') from exc
+        raise ShapeNetDataError(f'{path}: cannot read taxonomy JSON ({exc})') from exc
     if not isinstance(entries, list):
-        raise DatasetError(f'{path}: expected a list of categories')
+        raise ShapeNetDataError(f'{path}: expected a list of categories')
     for number, entry in enumerate(entries):
         if not isinstance(entry, dict) or 'taxonomy_id' not in entry:
-            raise DatasetError(f'{path}: category #{number} has no taxonomy_id')
+            raise ShapeNetDataError(f'{path}: category #{number} has no taxonomy_id')
         for split in SPLITS:
             if not isinstance(entry.get(split, []), list):
-                raise DatasetError(f'{path}: category {entry["taxonomy_id"]} {split!r} is not '
-                                   'a list')
+                raise ShapeNetDataError(f'{path}: category {entry["taxonomy_id"]} {split!r} is '
+                                        'not a list')
     return entries
 
 
@@ -99,24 +101,25 @@ def _select_categories(entries: list[dict[str, Any]], wanted: Sequence[str] | No
         if not matches:
             known = ', '.join(f'{e["taxonomy_id"]} ({e.get("taxonomy_name", "?")})'
                               for e in entries)
-            raise DatasetError(f'{path}: unknown category {name!r}; known: {known}')
+            raise ShapeNetDataError(f'{path}: unknown category {name!r}; known: {known}')
         selected.extend(m for m in matches if m not in selected)
     return selected
 
 
 def _check_files(record: ObjectRecord, views: int) -> None:
     if not record.voxel_path.is_file():
-        raise DatasetError(f'{record.voxel_path}: missing voxel file of object '
-                           f'{record.taxonomy_id}/{record.model_id} (dataset incomplete)')
+        raise ShapeNetDataError(f'{record.voxel_path}: missing voxel file of object '
+                                f'{record.taxonomy_id}/{record.model_id} (dataset incomplete)')
     try:
         present = set(os.listdir(record.rendering_dir))
     except OSError as exc:
-        raise DatasetError(f'{record.rendering_dir}: missing rendering folder of object '
-                           f'{record.taxonomy_id}/{record.model_id} (dataset incomplete)') from exc
+        raise ShapeNetDataError(f'{record.rendering_dir}: missing rendering folder of object '
+                                f'{record.taxonomy_id}/{record.model_id} (dataset incomplete)'
+                                ) from exc
     for view in range(views):
         if f'{view:02d}.png' not in present:
-            raise DatasetError(f'{record.view_path(view)}: missing rendering of object '
-                               f'{record.taxonomy_id}/{record.model_id} (dataset incomplete)')
+            raise ShapeNetDataError(f'{record.view_path(view)}: missing rendering of object '
+                                    f'{record.taxonomy_id}/{record.model_id} (dataset incomplete)')
 
 
 def list_objects(root: PathLike, split: str, data: DataSection, *, verify: bool = True
@@ -129,13 +132,14 @@ def list_objects(root: PathLike, split: str, data: DataSection, *, verify: bool 
     :param root: the dataset folder (holds the taxonomy file and both data folders).
     :param split: ``'train'``, ``'val'`` or ``'test'``.
     :param verify: check that every selected object has its voxel file and all renderings.
-    :raises DatasetError: unknown split or category, missing taxonomy, or a missing file (named).
+    :raises ShapeNetDataError: unknown split or category, missing taxonomy, or a missing file
+        (named).
     """
     if split not in SPLITS:
-        raise DatasetError(f'unknown split {split!r}; use one of {", ".join(SPLITS)}')
+        raise ShapeNetDataError(f'unknown split {split!r}; use one of {", ".join(SPLITS)}')
     root = Path(root)
     if not root.is_dir():
-        raise DatasetError(f'{root}: dataset folder not found')
+        raise ShapeNetDataError(f'{root}: dataset folder not found')
     taxonomy_path = root / data.taxonomy
     entries = _select_categories(read_taxonomy(taxonomy_path), data.categories, taxonomy_path)
     per_category = [[ObjectRecord(str(e['taxonomy_id']), str(e.get('taxonomy_name', '')),
@@ -173,27 +177,27 @@ def sample_rng(seed: int, epoch: int, index: int) -> np.random.Generator:
 def read_rendering(path: Path) -> np.ndarray:
     """Read one rendering as OpenCV does, BGRA uint8.
 
-    :raises DatasetError: the file is missing or not a 4-channel image.
+    :raises ShapeNetDataError: the file is missing or not a 4-channel image.
     """
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
-        raise DatasetError(f'{path}: missing or unreadable rendering')
+        raise ShapeNetDataError(f'{path}: missing or unreadable rendering')
     if image.ndim != 3 or image.shape[2] != 4:
-        raise DatasetError(f'{path}: expected an RGBA rendering, got shape {image.shape}')
+        raise ShapeNetDataError(f'{path}: expected an RGBA rendering, got shape {image.shape}')
     return image
 
 
 def read_volume(path: Path) -> np.ndarray:
     """Read a ground-truth grid as float32 ``(32, 32, 32)``.
 
-    :raises DatasetError: missing or malformed file, or a grid that is not 32³.
+    :raises ShapeNetDataError: missing or malformed file, or a grid that is not 32³.
     """
     try:
         grid, _, _ = read_binvox(path)
     except VoxelFileError as exc:
-        raise DatasetError(str(exc)) from exc
+        raise ShapeNetDataError(str(exc)) from exc
     if grid.shape != (RESOLUTION,) * 3:
-        raise DatasetError(f'{path}: expected a {RESOLUTION}³ grid, got {grid.shape}')
+        raise ShapeNetDataError(f'{path}: expected a {RESOLUTION}³ grid, got {grid.shape}')
     return grid.astype(np.float32)
 
 
@@ -222,14 +226,14 @@ class ShapeNetViews(Dataset):
     def __getitem__(self, key: SampleKey | int) -> dict[str, Any]:
         """Load a sample; ``key`` is a :class:`SampleKey` or an object index.
 
-        :raises DatasetError: a file of the object is missing or malformed (named).
+        :raises ShapeNetDataError: a file of the object is missing or malformed (named).
         """
         if not isinstance(key, SampleKey):
             key = SampleKey(int(key), self.default_views, 0)
         record = self.records[key.index]
         if not 1 <= key.views <= self.views_per_model:
-            raise DatasetError(f'asked for {key.views} views; objects have '
-                               f'{self.views_per_model}')
+            raise ShapeNetDataError(f'asked for {key.views} views; objects have '
+                                    f'{self.views_per_model}')
         rng = sample_rng(self.seed, key.epoch, key.index)
         if self.train:
             views = rng.choice(self.views_per_model, size=key.views, replace=False)
@@ -310,15 +314,16 @@ def make_train_loader(dataset: ShapeNetViews, *, batch_size: int, min_views: int
 
     :param batch_size: samples per batch of this process.
     :returns: the loader and its batch sampler (call ``set_epoch`` on it each epoch).
-    :raises DatasetError: the split holds fewer objects than one batch.
+    :raises ShapeNetDataError: the split holds fewer objects than one batch.
     """
     sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=True,
                                  seed=seed, drop_last=False)
     batches = ViewCountBatchSampler(sampler, batch_size=batch_size, min_views=min_views,
                                     max_views=max_views, seed=seed, drop_last=True)
     if len(batches) == 0:
-        raise DatasetError(f'the training split has {len(dataset)} objects, fewer than one batch '
-                           f'of {batch_size * world_size}; lower --batch-size or add objects')
+        raise ShapeNetDataError(f'the training split has {len(dataset)} objects, fewer than one '
+                                f'batch of {batch_size * world_size}; lower --batch-size or add '
+                                'objects')
     loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers, collate_fn=collate,
                         pin_memory=pin_memory, persistent_workers=False)
     return loader, batches

@@ -23,18 +23,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from pix2voxpp_ros.core.checkpoint import CheckpointError, read_checkpoint
+from pix2voxpp_ros.core.checkpoint import read_checkpoint
+from pix2voxpp_ros.core.errors import Pix2VoxError
 from pix2voxpp_ros.core.inference import resolve_device
 
 from .config import AugmentSection, DataSection
-from .data import SPLITS, DatasetError, ShapeNetViews, list_objects, make_eval_loader
+from .data import SPLITS, ShapeNetViews, list_objects, make_eval_loader
 from .engine import reconstruct_view_prefixes
 from .metrics import (THRESHOLDS, fscore_batch, iou_per_threshold, paired_bootstrap,
                       summarize_iou)
 from .transforms import TestTransform
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(Pix2VoxError, RuntimeError):
     """Bad evaluation arguments (views, split, empty selection)."""
 
 
@@ -65,7 +66,7 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     :returns: the report (what ``--json`` writes).
     :raises EvaluationError: bad views or an empty selection.
     :raises CheckpointError: unreadable weights.
-    :raises DatasetError: incomplete dataset (the file is named).
+    :raises ShapeNetDataError: incomplete dataset (the file is named).
     """
     counts = sorted(set(int(v) for v in views))
     section = DataSection(categories=tuple(categories) if categories else None,
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             merger=not args.no_merger, batch_size=args.batch_size, workers=args.workers,
             fscore=not args.no_fscore, compare_average=args.compare_average,
             progress=not args.no_progress)
-    except (EvaluationError, CheckpointError, DatasetError, ValueError) as exc:
+    except (Pix2VoxError, ValueError) as exc:
         print(f'pix2voxpp-eval: error: {exc}', file=sys.stderr)
         return 2
     print(format_table(report))

@@ -26,16 +26,16 @@ from tqdm import tqdm
 
 from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, read_checkpoint,
                                            save_checkpoint)
+from pix2voxpp_ros.core.errors import Pix2VoxError
 from pix2voxpp_ros.core.model import Pix2VoxPP
 
 from . import distributed
-from .config import ConfigError, TrainConfig, apply_overrides, load_config, parse_override
-from .data import (DatasetError, ShapeNetViews, list_objects, make_eval_loader,
+from .config import TrainConfig, apply_overrides, load_config, parse_override
+from .data import (ShapeNetDataError, ShapeNetViews, list_objects, make_eval_loader,
                    make_train_loader)
 from .distributed import DistContext
-from .engine import (InitCheckpointError, ReconstructionModule, create_model,
-                     load_scheduler_state, make_optimizer, make_scaler, make_scheduler,
-                     scheduler_state, set_train_mode, train_step)
+from .engine import (ReconstructionModule, create_model, load_scheduler_state, make_optimizer,
+                     make_scaler, make_scheduler, scheduler_state, set_train_mode, train_step)
 from .engine import evaluate as evaluate_split
 from .metrics import IoUSummary, summarize_iou
 from .transforms import TestTransform, TrainTransform
@@ -44,7 +44,7 @@ LAST = 'last.pth'
 BEST = 'best.pth'
 
 
-class TrainingError(RuntimeError):
+class TrainingError(Pix2VoxError, RuntimeError):
     """A run cannot start or continue (bad arguments, missing resume state, ...)."""
 
 
@@ -125,7 +125,7 @@ def train(config: TrainConfig, *, data: str | Path, out: str | Path, stage: int,
     :param device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun: the local GPU).
     :param progress: show tqdm bars (rank 0 only).
     :raises TrainingError: bad stage, batch size, or resume state.
-    :raises DatasetError: incomplete dataset (the message names the file).
+    :raises ShapeNetDataError: incomplete dataset (the message names the file).
     :raises InitCheckpointError: stage 2 without, or with a mismatching, ``--init``.
     """
     context = distributed.setup(device)
@@ -176,8 +176,8 @@ def _train(config: TrainConfig, *, data: Path, out: Path, stage: int, init: str 
     train_records = list_objects(data, 'train', config.data)
     val_records = list_objects(data, 'val', config.data)
     if not train_records:
-        raise DatasetError(f'{data / config.data.taxonomy}: the train split has no objects '
-                           '(of the selected categories)')
+        raise ShapeNetDataError(f'{data / config.data.taxonomy}: the train split has no objects '
+                                '(of the selected categories)')
     names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id
              for r in train_records + val_records}
     train_set = ShapeNetViews(train_records, train=True, transform=TrainTransform(config.augment),
@@ -380,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """Resolve the configuration: file (or the resumed run's), then the overrides.
 
-    :raises ConfigError: unreadable file, bad override or invalid value.
+    :raises TrainingConfigError: unreadable file, bad override or invalid value.
     :raises TrainingError: neither ``--config`` nor a run to resume.
     """
     overrides: dict[str, Any] = dict(parse_override(text) for text in args.overrides)
@@ -424,7 +424,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         train(config, data=args.data, out=args.out, stage=args.stage, init=args.init,
               resume=args.resume, device=args.device, progress=not args.no_progress)
-    except (ConfigError, DatasetError, InitCheckpointError, TrainingError, ValueError) as exc:
+    except (Pix2VoxError, ValueError) as exc:
         print(f'pix2voxpp-train: error: {exc}', file=sys.stderr)
         return 2
     except KeyboardInterrupt:

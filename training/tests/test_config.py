@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pix2voxpp_training.config import (ConfigError, TrainConfig, load_config, parse_override)
+from pix2voxpp_training.config import (TrainConfig, TrainingConfigError, load_config,
+                                       parse_override)
 
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 
@@ -39,45 +40,46 @@ def test_paper_recipe_numbers() -> None:
 def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / 'bad.yaml'
     path.write_text('name: x\nlearning_rate: 0.1\n')
-    with pytest.raises(ConfigError, match=r"bad.yaml.*unknown configuration key 'learning_rate'"):
+    with pytest.raises(TrainingConfigError,
+                       match=r"bad.yaml.*unknown configuration key 'learning_rate'"):
         load_config(path)
 
 
 def test_unknown_nested_key_is_named(tmp_path: Path) -> None:
     path = tmp_path / 'bad.yaml'
     path.write_text('stage2:\n  lr:\n    mergr: 0.1\n')
-    with pytest.raises(ConfigError, match=r"unknown configuration key 'stage2.lr.mergr'"):
+    with pytest.raises(TrainingConfigError, match=r"unknown configuration key 'stage2.lr.mergr'"):
         load_config(path)
 
 
 def test_wrong_type_and_range_are_named(tmp_path: Path) -> None:
     path = tmp_path / 'bad.yaml'
     path.write_text('stage1:\n  epochs: ten\n')
-    with pytest.raises(ConfigError, match='stage1.epochs: expected an integer'):
+    with pytest.raises(TrainingConfigError, match='stage1.epochs: expected an integer'):
         load_config(path)
     path.write_text('model:\n  variant: B\n')
-    with pytest.raises(ConfigError, match='model.variant'):
+    with pytest.raises(TrainingConfigError, match='model.variant'):
         load_config(path)
     path.write_text('stage1:\n  max_views: 3\n')
-    with pytest.raises(ConfigError, match='stage1.max_views'):
+    with pytest.raises(TrainingConfigError, match='stage1.max_views'):
         load_config(path)
     path.write_text('stage2:\n  min_views: 1\n')
-    with pytest.raises(ConfigError, match='stage2.min_views: must be at least 2'):
+    with pytest.raises(TrainingConfigError, match='stage2.min_views: must be at least 2'):
         load_config(path)
     path.write_text('augment:\n  box_crop_p: 1.5\n')
-    with pytest.raises(ConfigError, match=r'augment.box_crop_p: must be in \[0, 1\]'):
+    with pytest.raises(TrainingConfigError, match=r'augment.box_crop_p: must be in \[0, 1\]'):
         load_config(path)
 
 
 def test_yaml_is_never_executed(tmp_path: Path) -> None:
     path = tmp_path / 'evil.yaml'
     path.write_text('name: !!python/object/apply:os.system ["echo pwned"]\n')
-    with pytest.raises(ConfigError, match='not valid YAML'):
+    with pytest.raises(TrainingConfigError, match='not valid YAML'):
         load_config(path)
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match='nope.yaml'):
+    with pytest.raises(TrainingConfigError, match='nope.yaml'):
         load_config(tmp_path / 'nope.yaml')
 
 
@@ -86,7 +88,7 @@ def test_overrides_and_round_trip() -> None:
     config = load_config(CONFIGS / 'synthetic_f.yaml', {key: value, 'stage1.epochs': 3})
     assert config.stage2.lr.merger == 1e-3 and config.stage1.epochs == 3
     assert TrainConfig.from_dict(config.to_dict()) == config
-    with pytest.raises(ConfigError, match='section.key=value'):
+    with pytest.raises(TrainingConfigError, match='section.key=value'):
         parse_override('epochs')
-    with pytest.raises(ConfigError, match="unknown configuration key 'stage1.epoch'"):
+    with pytest.raises(TrainingConfigError, match="unknown configuration key 'stage1.epoch'"):
         load_config(CONFIGS / 'synthetic_f.yaml', {'stage1.epoch': 3})

@@ -13,7 +13,8 @@ from torch.utils.data import DistributedSampler
 
 from pix2voxpp_ros.core.preprocess import RENDERING_FILL, preprocess_rendering, rendering_crop
 from pix2voxpp_training.config import AugmentSection, DataSection
-from pix2voxpp_training.data import (DatasetError, SampleKey, ShapeNetViews, ViewCountBatchSampler,
+from pix2voxpp_training.data import (SampleKey, ShapeNetDataError, ShapeNetViews,
+                                     ViewCountBatchSampler,
                                      list_objects, read_rendering, read_taxonomy)
 from pix2voxpp_training.transforms import (IMAGENET_EIGVEC_RGB, TestTransform, TrainTransform,
                                            colour_jitter, crop_and_resize, lighting_noise,
@@ -34,7 +35,7 @@ def test_category_filter_and_cap(tiny_data: Path) -> None:
     capped = list_objects(tiny_data, 'train', DataSection(max_objects=3))
     assert len(capped) == 3
     assert {r.taxonomy_name for r in capped} == {'table', 'chair'}  # round-robin over categories
-    with pytest.raises(DatasetError, match="unknown category 'plane'"):
+    with pytest.raises(ShapeNetDataError, match="unknown category 'plane'"):
         list_objects(tiny_data, 'train', DataSection(categories=('plane',)))
 
 
@@ -48,7 +49,7 @@ def test_missing_rendering_is_named(tiny_data: Path, tmp_path: Path) -> None:
     root = _copy(tiny_data, tmp_path)
     victim = list_objects(root, 'train', DataSection())[2].view_path(17)
     victim.unlink()
-    with pytest.raises(DatasetError, match=f'{victim}: missing rendering'):
+    with pytest.raises(ShapeNetDataError, match=f'{victim}: missing rendering'):
         list_objects(root, 'train', DataSection())
 
 
@@ -56,10 +57,10 @@ def test_missing_voxels_and_taxonomy_are_named(tiny_data: Path, tmp_path: Path) 
     root = _copy(tiny_data, tmp_path)
     victim = list_objects(root, 'test', DataSection())[0].voxel_path
     victim.unlink()
-    with pytest.raises(DatasetError, match=f'{victim}: missing voxel file'):
+    with pytest.raises(ShapeNetDataError, match=f'{victim}: missing voxel file'):
         list_objects(root, 'test', DataSection())
     (root / 'ShapeNet.json').unlink()
-    with pytest.raises(DatasetError, match='ShapeNet.json: taxonomy file not found'):
+    with pytest.raises(ShapeNetDataError, match='ShapeNet.json: taxonomy file not found'):
         list_objects(root, 'train', DataSection())
 
 
@@ -68,7 +69,7 @@ def test_file_vanishing_after_listing_is_named(tiny_data: Path, tmp_path: Path) 
     records = list_objects(root, 'train', DataSection())
     dataset = ShapeNetViews(records, train=False, transform=TestTransform(AugmentSection()))
     records[0].view_path(0).unlink()
-    with pytest.raises(DatasetError, match=f'{records[0].view_path(0)}: missing'):
+    with pytest.raises(ShapeNetDataError, match=f'{records[0].view_path(0)}: missing'):
         dataset[SampleKey(0, 2, 0)]
 
 

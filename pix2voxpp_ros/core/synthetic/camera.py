@@ -33,6 +33,8 @@ from functools import cached_property
 
 import numpy as np
 
+from ..errors import Pix2VoxError
+
 #: Distance in grid-edge units at ``distance_ratio == 1`` (see the module docstring).
 R2N2_MAX_DISTANCE = 5.5
 #: R2N2 view sampling: image size, azimuth, elevation and distance-ratio ranges, fixed values.
@@ -44,7 +46,7 @@ R2N2_INPLANE_DEG = 0.0
 R2N2_FOV_DEG = 25.0
 
 
-class CameraError(ValueError):
+class CameraError(Pix2VoxError, ValueError):
     """A camera parameter or a metadata line is invalid."""
 
 

@@ -28,6 +28,7 @@ from typing import Union
 import cv2
 import numpy as np
 
+from ..errors import Pix2VoxError
 from ..voxels import write_binvox
 from .camera import sample_r2n2_cameras
 from .render import render_view
@@ -45,7 +46,7 @@ _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
 _BASELINE = {f'{n}-view': 0.0 for n in range(1, 6)}
 
 
-class DatasetError(ValueError):
+class DatasetError(Pix2VoxError, ValueError):
     """Invalid arguments for writing a dataset."""
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from ..errors import Pix2VoxError
 from .lattice import Lattice
 from .primitives import Box, Ellipsoid, Frustum, Part
 
@@ -40,7 +41,7 @@ Colour = tuple[float, float, float]
 Span = tuple[float, float]
 
 
-class UnknownCategoryError(KeyError):
+class UnknownCategoryError(Pix2VoxError, KeyError):
     """A category name or taxonomy id is not one of :data:`CATEGORIES`."""
 
     def __str__(self) -> str:

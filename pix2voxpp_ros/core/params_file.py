@@ -15,8 +15,10 @@ from typing import Any, Union
 
 import yaml
 
+from ..core.errors import Pix2VoxError
 
-class ParamsFileError(ValueError):
+
+class ParamsFileError(Pix2VoxError, ValueError):
     """A parameters file is missing, is not YAML, or has no section for the node."""
 
 
