@@ -31,14 +31,18 @@ setup(
     description='Multi-view Pix2Vox++ 3D reconstruction for ROS 2',
     license='MIT',
     python_requires='>=3.10',
+    # Console scripts are named pix2voxpp-<tool>, hyphenated. pix2voxpp_node and sim_camera_rig
+    # are the earlier names of the node and the rig, kept as aliases for existing launch files.
     entry_points={
         'console_scripts': [
             'pix2voxpp-reconstruct = pix2voxpp_ros.cli.reconstruct:main',
             'pix2voxpp-synth = pix2voxpp_ros.cli.synth:main',
-            'pix2voxpp_node = pix2voxpp_ros.ros.reconstruction_node:main',
-            'sim_camera_rig = pix2voxpp_ros.ros.sim_camera_rig:main',
+            'pix2voxpp-node = pix2voxpp_ros.ros.reconstruction_node:main',
+            'pix2voxpp-sim-rig = pix2voxpp_ros.ros.sim_camera_rig:main',
             'pix2voxpp-demo = pix2voxpp_ros.ros.demo:main',
             'pix2voxpp-bag = pix2voxpp_ros.cli.bag:main',
+            'pix2voxpp_node = pix2voxpp_ros.ros.reconstruction_node:main',  # alias
+            'sim_camera_rig = pix2voxpp_ros.ros.sim_camera_rig:main',  # alias
         ],
     },
 )
