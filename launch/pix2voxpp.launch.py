@@ -18,7 +18,6 @@ The node configures and activates itself (parameter ``autostart``); a lifecycle 
 
 import os
 
-import yaml
 from ament_index_python.packages import (PackageNotFoundError, get_package_prefix,
                                          get_package_share_directory)
 from launch import LaunchDescription
@@ -26,41 +25,8 @@ from launch.actions import DeclareLaunchArgument, LogInfo, OpaqueFunction
 from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import Node
 
-PACKAGE = 'pix2voxpp_ros'
-NODE_NAME = 'pix2voxpp'
-# Launch arguments that, when not empty, override the node parameter of the same name.
-PARAMETER_ARGUMENTS = ('weights', 'camera_topics')
-
-
-def _parse_topics(text):
-    """Split '[/a, /b]' (YAML), '/a,/b' or '/a /b' into ['/a', '/b']."""
-    text = text.strip()
-    if text.startswith('['):
-        return [str(topic) for topic in yaml.safe_load(text)]
-    return [topic for topic in text.replace(',', ' ').split() if topic]
-
-
-def _node_parameters(params_files, arguments):
-    """Return the node's ``parameters``: the files' paths, then the non-empty argument overrides.
-
-    Each path goes to the node as ``--params-file`` (rcl reads every section form); later
-    entries override earlier ones.
-    """
-    parameters = []
-    for params_file in params_files:
-        if not params_file:
-            continue
-        if not os.path.isfile(params_file):
-            raise RuntimeError(f'parameters file {params_file!r} does not exist')
-        parameters.append(params_file)
-    overrides = {}
-    for name in PARAMETER_ARGUMENTS:
-        value = arguments.get(name, '').strip()
-        if value:
-            overrides[name] = _parse_topics(value) if name == 'camera_topics' else value
-    if overrides:
-        parameters.append(overrides)
-    return parameters
+from pix2voxpp_ros.ros.launch_support import (NODE_EXECUTABLE, NODE_NAME, PACKAGE,
+                                              PARAMETER_ARGUMENTS, is_true, node_parameters)
 
 
 def _package_installed(name):
@@ -76,18 +42,18 @@ def _launch_setup(context, *args, **kwargs):
     arguments = {name: LaunchConfiguration(name).perform(context) for name in PARAMETER_ARGUMENTS}
     files = [LaunchConfiguration(name).perform(context).strip()
              for name in ('params_file', 'extra_params_file')]
-    parameters = _node_parameters(files, arguments)
+    parameters = node_parameters(files, arguments)
     namespace = LaunchConfiguration('namespace').perform(context)
     actions = [Node(
         package=PACKAGE,
-        executable='pix2voxpp_node',
+        executable=NODE_EXECUTABLE,
         name=NODE_NAME,
         namespace=namespace,
         parameters=parameters,
         output='screen',
         emulate_tty=True,
     )]
-    if LaunchConfiguration('use_rviz').perform(context).lower() in ('true', '1', 'yes'):
+    if is_true(LaunchConfiguration('use_rviz').perform(context)):
         if not _package_installed('rviz2'):
             # Aborting here would leave the processes already started as orphans.
             actions.append(LogInfo(msg='WARNING: use_rviz is true but rviz2 is not installed '

@@ -29,3 +29,17 @@ def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         os.environ.pop('PIX2VOXPP_CACHE_DIR', None)
     else:
         os.environ['PIX2VOXPP_CACHE_DIR'] = previous
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Skip (or, in a run with the kit, fail) a ``robot_tools`` test whose tools are missing."""
+    marker = item.get_closest_marker('robot_tools')
+    if marker is None:
+        return
+    from robot_tools import HOW, REQUIRED, missing
+    reason = missing(*marker.args)
+    if reason and REQUIRED:
+        pytest.fail(f'{reason}, although this run was started with the robot tools kit '
+                    '(PIX2VOXPP_ROBOT_TOOLS=required)', pytrace=False)
+    if reason:
+        pytest.skip(f'{reason} ({HOW})')
