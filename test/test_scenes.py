@@ -1,4 +1,4 @@
-"""Tabletop scenes and the wrist camera: the target's mask is exact, the scene varied and fast.
+"""Tabletop scenes and the wrist camera: the target's mask is exact, the scene varied.
 
 The mask is checked against independent renderings: the target alone through the plain
 renderer, and each distractor's depth map, so a pixel is the target's exactly when the target
@@ -6,8 +6,6 @@ is there and nothing else is nearer.
 """
 
 from __future__ import annotations
-
-import time
 
 import numpy as np
 import pytest
@@ -133,13 +131,8 @@ def test_wrist_camera_orbits_around_the_roughly_centred_target() -> None:
         wrist_camera(1.0, period_s=0.0)
 
 
-def test_render_speed_640x480(scene) -> None:
-    camera = tabletop_cameras(1, seed=3)[0]
-    render_scene_view(scene, camera)
-    start = time.perf_counter()
-    for _ in range(3):
-        render_scene_view(scene, camera)
-    ms = (time.perf_counter() - start) / 3 * 1e3
-    print(f'tabletop 640x480: {ms:.0f} ms per frame')
-    # The rig publishes at 2 Hz; a busy 2-core machine must still render one frame per tick.
-    assert ms < 400.0
+def test_render_640x480(scene) -> None:
+    # The rig's camera size (its speed: benchmarks/bench_synthetic.py).
+    view = render_scene_view(scene, tabletop_cameras(1, seed=3)[0])
+    assert view.image.shape == (480, 640, 3) and view.image.dtype == np.uint8
+    assert view.mask.shape == (480, 640) and view.mask.any() and not view.mask.all()

@@ -12,7 +12,6 @@ import json
 import math
 import subprocess
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -382,7 +381,7 @@ def test_plates_in_voxel_layers_are_drawn_not_dilated() -> None:
     assert grid[:, 19].sum() > 16 * 6 + 8
 
 
-def test_render_rgba_depth_and_speed() -> None:
+def test_render_rgba_and_depth() -> None:
     obj = make_object('chair', seed=2)
     cam = Camera(40.0, 27.0, 0.0, 0.8, 25.0)
     rgba = render_view(obj, cam)
@@ -394,15 +393,9 @@ def test_render_rgba_depth_and_speed() -> None:
     hard = rgba[..., 3] > 0
     assert abs(smooth.sum() / 255.0 / hard.sum() - 1.0) < 0.05  # same area, softer edges
     assert (hard <= (smooth > 0)).mean() > 0.999
-    # A 640×480 robot camera renders quickly.
-    rig = Camera(200.0, 35.0, 10.0, 0.5, 60.0, 640, 480)
-    durations = []
-    for _ in range(3):
-        start = time.perf_counter()
-        image = render_view(obj, rig)
-        durations.append(time.perf_counter() - start)
+    # A 640×480 robot camera (its speed: benchmarks/bench_synthetic.py).
+    image = render_view(obj, Camera(200.0, 35.0, 10.0, 0.5, 60.0, 640, 480))
     assert image.shape == (480, 640, 4) and image[..., 3].any()
-    assert min(durations) < 0.3, durations
     # Depth: a cube face straight ahead at distance d - 0.25.
     cube = SyntheticObject('sofa', 0, (Box(centre=np.zeros(3), half=np.full(3, 0.25)),))
     front = Camera(90.0, 0.0, 0.0, 0.6, 25.0, 64, 48)
@@ -530,14 +523,14 @@ def test_counts_weight_categories_and_only_add_objects(dataset: Path, tmp_path: 
     assert not any(summary.models['90000006'][2] in p for p in unweighted)
 
 
-def test_generation_speed(tmp_path: Path) -> None:
-    # 1,000 objects in 10 minutes on 2 cores needs at most ~1.2 s per object per core.
-    durations = []
-    for index in range(2):
-        start = time.perf_counter()
-        generate_model(tmp_path, 'car', index, seed=SEED)
-        durations.append(time.perf_counter() - start)
-    assert min(durations) < 1.2, durations
+def test_generate_model_writes_one_object_as_the_dataset_rebuilds_it(tmp_path: Path) -> None:
+    mid = generate_model(tmp_path, 'car', 1, seed=SEED, views=2)
+    assert mid == model_id(SEED, '90000005', 1)
+    render_dir = tmp_path / 'ShapeNetRendering' / '90000005' / mid / 'rendering'
+    assert sorted(p.name for p in render_dir.iterdir()) == [
+        '00.png', '01.png', 'rendering_metadata.txt', 'renderings.txt']
+    grid, _, _ = read_binvox(tmp_path / 'ShapeNetVox32' / '90000005' / mid / 'model.binvox')
+    assert np.array_equal(grid, voxelize(dataset_object('car', 1, seed=SEED)))
 
 
 def test_write_dataset_rejects_bad_arguments(tmp_path: Path) -> None:
