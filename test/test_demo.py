@@ -20,9 +20,12 @@ import yaml
 
 from ros_helpers import REPO_ROOT, isolate_ros_domain, write_checkpoint
 from pix2voxpp_ros.ros.demo import demo_setup, start_demo_processes, stop_processes
+from pix2voxpp_ros.core.scoring import StampScorer
 from pix2voxpp_ros.core.synthetic import dataset_object
 from pix2voxpp_ros.core.synthetic.voxelize import voxelize
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
+from pix2voxpp_ros.ros.rig_topics import (OBJECT_TOPIC, TRUTH_TOPIC, image_topic, mask_topic,
+                                          object_topic, truth_topic)
 
 SIZE_M = 0.5
 
@@ -114,3 +117,71 @@ def test_the_rig_starts_only_once_the_node_is_ready(tmp_path) -> None:
         assert all(process.poll() is None for process in processes)
     finally:
         stop_processes(processes)
+
+
+# The scoring core the demo's collector feeds (no ROS): clouds paired with the truth by stamp.
+
+def _centres(voxels: list[tuple[int, int, int]]) -> np.ndarray:
+    """Voxel-centre points (ROS axes, metres) of voxel indices, as the node publishes them."""
+    return ((np.asarray(voxels, dtype=np.float32) + 0.5) / 32 - 0.5) * SIZE_M
+
+
+def _cloud(voxels: list[tuple[int, int, int]]) -> np.ndarray:
+    points = _centres(voxels)
+    return np.hstack([points, np.ones((len(points), 1), np.float32)])  # x, y, z, occupancy
+
+
+def _view() -> np.ndarray:
+    return np.zeros((4, 4, 3), np.uint8)
+
+
+def test_a_cloud_is_scored_once_its_stamp_has_a_name_a_truth_and_every_view() -> None:
+    scores = StampScorer(object_size_m=SIZE_M, cameras=2)
+    truth = [(1, 2, 3), (4, 5, 6), (7, 8, 9)]
+    scores.add_cloud(100, _cloud([(1, 2, 3), (4, 5, 6), (0, 0, 0)]), 0.25)
+    scores.add_name(100, 'chair/0')
+    scores.add_truth(100, _centres(truth))
+    scores.add_view(100, 0, _view())
+    assert scores.score() == []  # camera 1's view of that stamp has not come yet
+    scores.add_view(100, 1, _view())
+    [scored] = scores.score()
+    assert (scored.name, scored.stamp_ns, scored.points, scored.truth_voxels) == (
+        'chair/0', 100, 3, 3)
+    assert scored.iou == 2 / 4 and scored.latency_s == 0.25 and scored.masks == []
+    assert scored.prediction.sum() == 3 and scored.truth[7, 8, 9]
+    # A later cloud of the same object does not replace the first one.
+    for camera in (0, 1):
+        scores.add_view(200, camera, _view())
+    scores.add_name(200, 'chair/0')
+    scores.add_truth(200, _centres(truth))
+    scores.add_cloud(200, _cloud(truth), 0.1)
+    assert [s.stamp_ns for s in scores.score()] == [100]
+    assert scores.latencies == [0.25, 0.1]
+
+
+def test_clouds_older_than_every_kept_view_are_forgotten() -> None:
+    scores = StampScorer(object_size_m=SIZE_M, cameras=1)
+    scores.add_view(500, 0, _view())
+    scores.add_cloud(400, _cloud([(1, 1, 1)]), 0.0)  # its views can no longer come
+    scores.add_cloud(600, _cloud([(1, 1, 1)]), 0.0)  # its messages may still come
+    assert scores.score() == []
+    assert [stamp for stamp, _, _ in scores.clouds] == [600]
+
+
+def test_clouds_of_an_object_settling_are_not_scored() -> None:
+    scores = StampScorer(object_size_m=SIZE_M, cameras=1, settle_s=1.0)
+    for stamp in (0, 600_000_000, 1_200_000_000):  # the object's ticks
+        scores.add_name(stamp, 'lamp/0')
+        scores.add_truth(stamp, _centres([(3, 3, 3)]))
+        scores.add_view(stamp, 0, _view())
+        scores.add_cloud(stamp, _cloud([(3, 3, 3)]), 0.0)
+    [scored] = scores.score()
+    assert scored.stamp_ns == 1_200_000_000 and scored.iou == 1.0
+
+
+def test_rig_topic_names_follow_the_namespace() -> None:
+    assert image_topic(1) == '/rig/camera_1/image_raw' and mask_topic(0, '/') == \
+        '/camera_0/object_mask'
+    assert image_topic(2, '') == 'camera_2/image_raw'  # relative, as the rig publishes it
+    assert truth_topic('') == '~/ground_truth' and object_topic('/rig/') == OBJECT_TOPIC
+    assert TRUTH_TOPIC == '/rig/sim_camera_rig/ground_truth'

@@ -18,9 +18,12 @@ import numpy as np
 import pytest
 
 from ros_helpers import REPO_ROOT, isolate_ros_domain
+from pix2voxpp_ros.ros.conversions import compressed_topic
+from pix2voxpp_ros.ros.rig_topics import image_topic, mask_topic
 from pix2voxpp_ros.ros.sim_camera_rig import PARAMETERS, render_scene, rig_config_from_values
 
 PROFILE = REPO_ROOT / 'config' / 'fastdds_large_images.xml'
+ROOT = '/'  # these tests start the rig without a namespace
 
 
 def _config(**overrides: Any):
@@ -114,14 +117,15 @@ def test_tabletop_compressed_masks_arrive_with_the_image_stamp_and_size(large_im
     from sensor_msgs.msg import CompressedImage, Image
 
     rig = _start_rig('scene:=tabletop', 'compressed:=true')
+    images = [compressed_topic(image_topic(i, ROOT)) for i in range(3)]
+    masks = [mask_topic(i, ROOT) for i in range(3)]
     topics: dict[str, type] = {}
-    for i in range(3):
-        topics[f'/camera_{i}/image_raw/compressed'] = CompressedImage
-        topics[f'/camera_{i}/object_mask'] = Image
+    for image, mask in zip(images, masks):
+        topics[image] = CompressedImage
+        topics[mask] = Image
 
     def need(received: dict[str, list]) -> bool:
-        return all(_paired(received[f'/camera_{i}/image_raw/compressed'],
-                           received[f'/camera_{i}/object_mask']) for i in range(3))
+        return all(_paired(received[image], received[mask]) for image, mask in zip(images, masks))
     try:
         received = _listen(topics, 90.0, need=need)
     finally:
@@ -129,8 +133,7 @@ def test_tabletop_compressed_masks_arrive_with_the_image_stamp_and_size(large_im
     assert need(received), log
     sizes = set()
     for i in range(3):
-        image, mask = _paired(received[f'/camera_{i}/image_raw/compressed'],
-                              received[f'/camera_{i}/object_mask'])[0]
+        image, mask = _paired(received[images[i]], received[masks[i]])[0]
         assert 'jpeg' in image.format
         decoded = cv2.imdecode(np.frombuffer(bytes(image.data), np.uint8), cv2.IMREAD_COLOR)
         assert mask.encoding == 'mono8' and mask.header.frame_id == image.header.frame_id
@@ -145,16 +148,16 @@ def test_wrist_camera_moves_and_its_masks_follow(large_images) -> None:
     from sensor_msgs.msg import Image
 
     rig = _start_rig('scene:=wrist')
-    topics = {'/camera_0/image_raw': Image, '/camera_0/object_mask': Image,
-              '/camera_1/image_raw': Image}
+    camera_0, mask_0, camera_1 = image_topic(0, ROOT), mask_topic(0, ROOT), image_topic(1, ROOT)
+    topics = {camera_0: Image, mask_0: Image, camera_1: Image}
     try:
-        received = _listen(topics, 90.0, need=lambda r: len(_paired(
-            r['/camera_0/image_raw'], r['/camera_0/object_mask'])) >= 3)
+        received = _listen(topics, 90.0,
+                           need=lambda r: len(_paired(r[camera_0], r[mask_0])) >= 3)
     finally:
         log = _stop(rig)
-    pairs = _paired(received['/camera_0/image_raw'], received['/camera_0/object_mask'])
+    pairs = _paired(received[camera_0], received[mask_0])
     assert len(pairs) >= 3, log
-    assert not received['/camera_1/image_raw']  # one camera only
+    assert not received[camera_1]  # one camera only
     masks = []
     for image, mask in pairs:
         assert (mask.height, mask.width) == (image.height, image.width) == (480, 640)
@@ -173,11 +176,11 @@ def test_tabletop_switches_objects_without_missing_a_tick(large_images) -> None:
     # lasts here; the background renderer has the next object ready before it is due.
     rig = _start_rig('scene:=tabletop', 'object_switch_s:=1.5')
     try:
-        received = _listen({'/camera_0/object_mask': Image}, 60.0,
-                           need=lambda r: len(r['/camera_0/object_mask']) >= 16)
+        received = _listen({mask_topic(0, ROOT): Image}, 60.0,
+                           need=lambda r: len(r[mask_topic(0, ROOT)]) >= 16)
     finally:
         log = _stop(rig)
-    stamps = [_stamp(m) for m in received['/camera_0/object_mask']]
+    stamps = [_stamp(m) for m in received[mask_topic(0, ROOT)]]
     assert len(stamps) >= 16, log
     assert 'showing object' in log and log.count('showing object') >= 4
     # A missed tick would leave a gap of a whole period (1 s at 2 Hz).

@@ -3,11 +3,11 @@
 No DDS and no real time: the rig's scenes (:func:`~.sim_camera_rig.render_scene`) are rendered once
 per object and written tick by tick with the stamps the live rig would give them (``rate_hz``
 apart, the next object every ``object_switch_s``); the wrist scene's moving camera is rendered
-again at every tick, where the live rig's would be at that stamp. Topics and messages are the
-live rig's, in its demo namespace ``/rig``, built by the same function: images (raw, or JPEG on
-``.../image_raw/compressed`` with the rig's ``compressed``), the object masks (unless
-``masks=False``) and camera infos of every camera, the ground-truth cloud and the object name,
-each tick stamped alike. ``pix2voxpp-demo --record BAG`` calls :func:`record_rig_bag`.
+again at every tick, where the live rig's would be at that stamp. Topics (:mod:`.rig_topics`)
+and messages are the live rig's, in its demo namespace ``/rig``, built by the same function:
+images (raw, or JPEG on ``.../image_raw/compressed`` with the rig's ``compressed``), the object
+masks (unless ``masks=False``) and camera infos of every camera, the ground-truth cloud and the
+object name, each tick stamped alike. ``pix2voxpp-demo --record BAG`` calls :func:`record_rig_bag`.
 """
 
 from __future__ import annotations
@@ -18,26 +18,14 @@ from typing import Any, Callable, Mapping, Optional, Union
 
 from std_msgs.msg import String
 
+from ..core.params_file import read_params_file
 from .bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
                      STRING_TYPE, BagWriter)
 from .conversions import compressed_topic, ns_to_stamp
-from .param_files import read_params_file
-from .sim_camera_rig import (NODE_NAME, PARAMETERS, camera_messages, rig_config_from_values,
-                             render_scene, wrist_view)
-
-NAMESPACE = '/rig'
-TRUTH_TOPIC = f'{NAMESPACE}/{NODE_NAME}/ground_truth'
-OBJECT_TOPIC = f'{NAMESPACE}/{NODE_NAME}/object'
-
-
-def image_topic(camera: int) -> str:
-    """Return the live rig's image topic of camera ``camera`` in the demo namespace."""
-    return f'{NAMESPACE}/camera_{camera}/image_raw'
-
-
-def mask_topic(camera: int) -> str:
-    """Return the live rig's object mask topic of camera ``camera`` in the demo namespace."""
-    return f'{NAMESPACE}/camera_{camera}/object_mask'
+from .rig_topics import (NODE_NAME, OBJECT_TOPIC, TRUTH_TOPIC, image_topic, info_topic,
+                         mask_topic)
+from .sim_camera_rig import (PARAMETERS, camera_messages, rig_config_from_values, render_scene,
+                             wrist_view)
 
 
 def record_rig_bag(
@@ -85,7 +73,7 @@ def record_rig_bag(
             bag.add_topic(topic, COMPRESSED_IMAGE_TYPE if config.compressed else IMAGE_TYPE)
             if masks:
                 bag.add_topic(mask_topic(i), IMAGE_TYPE)
-            bag.add_topic(f'{NAMESPACE}/camera_{i}/camera_info', CAMERA_INFO_TYPE)
+            bag.add_topic(info_topic(i), CAMERA_INFO_TYPE)
         bag.add_topic(TRUTH_TOPIC, CLOUD_TYPE)
         bag.add_topic(OBJECT_TOPIC, STRING_TYPE)
         for count in range(objects):
@@ -104,7 +92,7 @@ def record_rig_bag(
                     bag.write(images[i], messages.image, stamp_ns)
                     if masks:
                         bag.write(mask_topic(i), messages.mask, stamp_ns)
-                    bag.write(f'{NAMESPACE}/camera_{i}/camera_info', messages.info, stamp_ns)
+                    bag.write(info_topic(i), messages.info, stamp_ns)
                 scene.truth_cloud.header.stamp = stamp
                 bag.write(TRUTH_TOPIC, scene.truth_cloud, stamp_ns)
                 bag.write(OBJECT_TOPIC, String(data=f'{scene.name} {stamp_ns}'), stamp_ns)

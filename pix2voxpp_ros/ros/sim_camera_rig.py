@@ -49,9 +49,11 @@ from ..core.synthetic import CATEGORIES, R2N2_MAX_DISTANCE, Camera, dataset_obje
 from ..core.synthetic.scenes import (TabletopScene, make_tabletop_scene, render_scene_view,
                                      tabletop_cameras, wrist_camera)
 from ..core.synthetic.voxelize import voxelize
-from .conversions import array_to_compressed, array_to_image, grid_to_cloud, ns_to_stamp
+from .conversions import (array_to_compressed, array_to_image, compressed_topic, grid_to_cloud,
+                          ns_to_stamp)
+from .rig_topics import (NODE_NAME, image_topic, info_topic, mask_topic, object_topic,
+                         truth_topic)
 
-NODE_NAME = 'sim_camera_rig'
 SCENES = ('plain', 'tabletop', 'wrist')
 # 3D-R2N2's renderings keep the centre 128 of 137 pixels at a 25° field of view; a 640×480 camera
 # whose centre 480×480 square sees the same angle has this horizontal field of view, so the
@@ -286,19 +288,20 @@ class SimCameraRig(Node):
         self.config = self._read_config()
         self.rig_cameras = self.config.cameras()
         count = len(self.rig_cameras)
+        # Names relative to the rig's namespace: the demo runs it in rig_topics.NAMESPACE.
         if self.config.compressed:
             self.image_publishers = [
-                self.create_publisher(CompressedImage, f'camera_{i}/image_raw/compressed', 5)
+                self.create_publisher(CompressedImage, compressed_topic(image_topic(i, '')), 5)
                 for i in range(count)]
         else:
-            self.image_publishers = [self.create_publisher(Image, f'camera_{i}/image_raw', 5)
+            self.image_publishers = [self.create_publisher(Image, image_topic(i, ''), 5)
                                      for i in range(count)]
-        self.mask_publishers = [self.create_publisher(Image, f'camera_{i}/object_mask', 5)
+        self.mask_publishers = [self.create_publisher(Image, mask_topic(i, ''), 5)
                                 for i in range(count)]
-        self.info_publishers = [self.create_publisher(CameraInfo, f'camera_{i}/camera_info', 5)
-                                for i in range(len(self.rig_cameras))]
-        self.truth_publisher = self.create_publisher(PointCloud2, '~/ground_truth', 5)
-        self.object_publisher = self.create_publisher(String, '~/object', 5)
+        self.info_publishers = [self.create_publisher(CameraInfo, info_topic(i, ''), 5)
+                                for i in range(count)]
+        self.truth_publisher = self.create_publisher(PointCloud2, truth_topic(''), 5)
+        self.object_publisher = self.create_publisher(String, object_topic(''), 5)
         self.object_count = 0
         self.object_started_ns = 0
         self.views: list[np.ndarray] = []

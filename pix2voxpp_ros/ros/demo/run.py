@@ -1,0 +1,129 @@
+"""The demo's main loop: start the processes, listen, print each score as it comes, report.
+
+:func:`main` is the ``pix2voxpp-demo`` console script; ``--record`` hands over to
+:mod:`.record` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import sys
+import threading
+import time
+from subprocess import Popen
+from typing import Optional
+
+from ...core.metrics import format_score
+from ...core.scoring import ScoredObject
+from .collector import Scorer
+from .options import parse_args
+from .processes import start_demo_processes, stop_processes
+from .record import record
+from .report import mean_iou, write_report
+from .scene_setup import DemoSetup, config_dir, demo_setup
+
+OBJECT_SIZE_M = 0.5  # config/demo_rig.yaml's and demo_node.yaml's object_size_m
+
+
+def _refusal(args: argparse.Namespace) -> Optional[str]:
+    """Return why the live demo cannot start with these options, or None."""
+    if not args.weights.is_file():
+        return (f'pix2voxpp-demo: weights file not found: {args.weights}\n'
+                "Train them (training/README.md) or pass --weights with the authors' "
+                'Pix2Vox++-F-ShapeNet.pth or your own checkpoint.')
+    if args.objects < 1:
+        return f'pix2voxpp-demo: --objects {args.objects}: must be at least 1'
+    return None
+
+
+def _set_environment(args: argparse.Namespace, setup: DemoSetup) -> int:
+    """Set the DDS environment this process and its children share; returns the domain id."""
+    domain = args.domain_id if args.domain_id is not None else random.randint(60, 200)
+    os.environ['ROS_DOMAIN_ID'] = str(domain)  # before rclpy.init: this process listens there
+    os.environ.setdefault('ROS_AUTOMATIC_DISCOVERY_RANGE', 'LOCALHOST')  # all on this machine
+    if setup.scene != 'plain':
+        # 1280x720 frames (2.7 MB) arrive seconds late, past max_frame_age_s, through Fast
+        # DDS's default 512 KB shared-memory segment.
+        os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                              str((args.config_dir or config_dir()) / 'fastdds_large_images.xml'))
+    return domain
+
+
+def _collect(args: argparse.Namespace, scorer: Scorer,
+             processes: list[Popen]) -> Optional[list[ScoredObject]]:
+    """Print each object's score as it comes; None if the time is up or a process exited."""
+    start = time.monotonic()
+    scored: list[ScoredObject] = []
+    reported = 0
+    while len(scored) < args.objects:
+        if time.monotonic() - start > args.timeout_s:
+            print(f'pix2voxpp-demo: timed out after {args.timeout_s:.0f} s with '
+                  f'{len(scored)} of {args.objects} objects; see {args.out}/*.log',
+                  file=sys.stderr)
+            return None
+        for process, name in zip(processes, ('rig', 'node')):
+            if process.poll() is not None:
+                print(f'pix2voxpp-demo: the {name} process exited ({process.returncode}); '
+                      f'see {args.out}/{name}.log', file=sys.stderr)
+                return None
+        time.sleep(0.2)
+        scored = scorer.score()[:args.objects]
+        for item in scored[reported:]:
+            print(format_score(item.name, item.iou, item.points, item.truth_voxels,
+                               detail=f', latency {item.latency_s * 1000:.0f} ms'), flush=True)
+        reported = len(scored)
+    return scored
+
+
+def _run_live(args: argparse.Namespace, setup: DemoSetup,
+              domain: int) -> tuple[Optional[list[ScoredObject]], Scorer]:
+    """Listen in a node of this process while the node and rig run; return scores, scorer."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+
+    rclpy.init(args=[])
+    node = rclpy.create_node('pix2voxpp_demo_scorer')
+    scorer = Scorer(node, object_size_m=OBJECT_SIZE_M, cameras=setup.cameras,
+                    compressed=setup.compressed, masks=setup.masks, settle_s=setup.settle_s)
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    threading.Thread(target=executor.spin, daemon=True).start()
+    print(f'pix2voxpp-demo: {setup.scene} scene, weights {args.weights}, ROS_DOMAIN_ID '
+          f'{domain}, {args.objects} object(s){", masks" if setup.masks else ""}'
+          f'{", JPEG" if setup.compressed else ""}; logs in {args.out}/')
+    processes = start_demo_processes(args, dict(os.environ), args.out,
+                                     rig_parameters=setup.rig_parameters,
+                                     node_parameters=setup.node_parameters,
+                                     node_ready=lambda: scorer.node_listening(node))
+    try:
+        return _collect(args, scorer, processes), scorer
+    finally:
+        stop_processes(processes)
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the demo; returns the process exit status."""
+    args = parse_args(argv)
+    if args.record is not None:
+        return record(args)  # no node, so no weights
+    refusal = _refusal(args)
+    if refusal is not None:
+        print(refusal, file=sys.stderr)
+        return 2
+    setup = demo_setup(args.scene, masks=args.masks, compressed=args.compressed)
+    domain = _set_environment(args, setup)
+    args.out.mkdir(parents=True, exist_ok=True)
+    scored, scorer = _run_live(args, setup, domain)
+    if scored is None:
+        return 1
+    # Latencies of every cloud that arrived until the listener stopped.
+    summary = write_report(args.out, scored, scorer.latencies, weights=args.weights, setup=setup)
+    print(f'mean IoU {mean_iou(scored):.3f} over {len(scored)} objects; end-to-end latency '
+          f'median {summary["latency_s"]["median"] * 1000:.0f} ms; pictures and summary.json in '
+          f'{args.out}/')
+    return 0
