@@ -25,14 +25,17 @@ from rosbags.typesys import Stores, get_typestore
 
 from ros_helpers import make_frames, write_checkpoint, write_params
 from pix2voxpp_ros.cli import bag as bag_cli
+from pix2voxpp_ros.cli import bag_input
+from pix2voxpp_ros.core.clouds import cloud_points
 from pix2voxpp_ros.core.inference import Reconstructor
+from pix2voxpp_ros.core.metrics import cloud_to_voxels, iou
+from pix2voxpp_ros.core.params_file import ParamsFileError, read_params_file
 from pix2voxpp_ros.core.preprocess import decode_image
 from pix2voxpp_ros.core.views import NS_PER_S
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
 from pix2voxpp_ros.ros import demo
 from pix2voxpp_ros.ros.bag_io import BagWriter
 from pix2voxpp_ros.ros.conversions import reconstruction_messages
-from pix2voxpp_ros.ros.param_files import ParamsFileError, read_params_file
 from pix2voxpp_ros.ros.rig_bag import TRUTH_TOPIC, image_topic, mask_topic, record_rig_bag
 from pix2voxpp_ros.ros.sim_camera_rig import (PARAMETERS, render_scene, rig_config_from_values,
                                               scene_view)
@@ -375,14 +378,14 @@ def test_rig_recording_is_scored_like_the_demo(setup: Setup, tmp_path: Path,
     assert code == 0, stderr
     # Score independently: the output clouds against the recorded truth of the same stamp.
     written, recorded = read_bag(out), read_bag(bag)
-    truths = {stamp_of(m): demo.cloud_to_voxels(demo.Scorer.cloud_points(m), SIZE_M)
+    truths = {stamp_of(m): cloud_to_voxels(cloud_points(m), SIZE_M)
               for _, m in recorded[TRUTH_TOPIC]}
     names = {int(m.data.rsplit(' ', 1)[1]): m.data.rsplit(' ', 1)[0]
              for _, m in recorded['/rig/sim_camera_rig/object']}
     first: dict[str, float] = {}
     for _, cloud in written['/pix2voxpp/occupancy']:
-        prediction = demo.cloud_to_voxels(demo.Scorer.cloud_points(cloud), SIZE_M)
-        first.setdefault(names[stamp_of(cloud)], demo.iou(prediction, truths[stamp_of(cloud)]))
+        prediction = cloud_to_voxels(cloud_points(cloud), SIZE_M)
+        first.setdefault(names[stamp_of(cloud)], iou(prediction, truths[stamp_of(cloud)]))
     assert list(first) == ['table/0', 'chair/0'] and len(written['/pix2voxpp/occupancy']) == 4
     summary = json.loads((out / 'summary.json').read_text())['scores']
     assert [(o['name'], o['sets']) for o in summary['objects']] == [('table/0', 2), ('chair/0', 2)]
@@ -428,10 +431,10 @@ def test_the_node_parameters_file_of_the_package_is_accepted(setup: Setup) -> No
         param = ['trigger:=service']
         weights, threshold, device, num_threads = str(setup.weights), None, 'cpu', None
         camera_topics, node_name = None, 'pix2voxpp'
-    config, notes = bag_cli.load_config(Args())
+    config, notes = bag_input.load_config(Args())
     assert config.trigger == 'auto' and any('trigger: service' in n for n in notes)
-    assert bag_cli.resolve_topic(config.camera_topics[0], 'pix2voxpp') == '/camera/image_raw'
-    assert bag_cli.resolve_topic('~/x', 'n') == '/n/x'
+    assert bag_input.resolve_topic(config.camera_topics[0], 'pix2voxpp') == '/camera/image_raw'
+    assert bag_input.resolve_topic('~/x', 'n') == '/n/x'
     shutil.rmtree(setup.tmp / 'never', ignore_errors=True)
 
 

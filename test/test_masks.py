@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from pix2voxpp_ros.core.masks import (DROP_BAD_MASK, DROP_EMPTY_MASK, DROP_NO_MASK,
-                                      MaskedFrames)
+from pix2voxpp_ros.core.drops import DropReason
+from pix2voxpp_ros.core.masks import MaskedFrames
 from pix2voxpp_ros.core.preprocess import MaskError
 from pix2voxpp_ros.core.views import NS_PER_S, Frame
 
@@ -46,9 +46,9 @@ def test_frames_without_a_good_mask_are_dropped_with_the_reason() -> None:
     masks = MaskedFrames(1, timeout_s=0.5)
     results = [masks.add_frame(frame(0, k * 100 * MS), now_ns=k * 100 * MS) for k in range(4)]
     assert all(r == ([], []) for r in results)
-    cases = [(mask(on=False), DROP_EMPTY_MASK, 'marks no pixel'),
-             (mask(height=5), DROP_BAD_MASK, 'bad mask: mask is 8×5, its image 8×6'),
-             (MaskError("mask encoding is 'rgb8', not mono8"), DROP_BAD_MASK, 'rgb8')]
+    cases = [(mask(on=False), DropReason.EMPTY_MASK, 'marks no pixel'),
+             (mask(height=5), DropReason.BAD_MASK, 'bad mask: mask is 8×5, its image 8×6'),
+             (MaskError("mask encoding is 'rgb8', not mono8"), DropReason.BAD_MASK, 'rgb8')]
     for k, (bad, reason, detail) in enumerate(cases):
         ready, drops = masks.add_mask(0, k * 100 * MS, bad, now_ns=400 * MS)
         assert ready == [] and [(d.frame.stamp_ns, d.reason) for d in drops] == \
@@ -59,8 +59,8 @@ def test_frames_without_a_good_mask_are_dropped_with_the_reason() -> None:
     # ...but 1 ns more is too long, whatever the stamp of what comes then.
     ready, drops = masks.add_mask(0, 900 * MS, mask(), now_ns=800 * MS + 1)
     assert ready == [] and [(d.frame.stamp_ns, d.reason) for d in drops] == \
-        [(300 * MS, DROP_NO_MASK)]
+        [(300 * MS, DropReason.NO_MASK)]
     assert 'mask_timeout_s 0.5 s' in drops[0].detail
     # At the end of the input the frames still waiting never get theirs.
-    assert [(d.frame.stamp_ns, d.reason) for d in masks.finish()] == [(800 * MS, DROP_NO_MASK)]
+    assert [(d.frame.stamp_ns, d.reason) for d in masks.finish()] == [(800 * MS, DropReason.NO_MASK)]
     assert masks.finish() == []

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import threading
 
 import numpy as np
 import pytest
 
-from pix2voxpp_ros.core.offline import (DROP_RATE, Batcher, OfflineAssembler, PreparedSet,
-                                        PreparedViews, in_background, stack_batch)
-from pix2voxpp_ros.core.views import DROP_STALE, NS_PER_S, Frame, ViewBufferConfig, ViewSet
+from pix2voxpp_ros.core.drops import DropReason
+from pix2voxpp_ros.core.masks import MaskedFrames
+from pix2voxpp_ros.core.offline import (Batcher, OfflineAssembler, PreparedSet, PreparedViews,
+                                        in_background, stack_batch)
+from pix2voxpp_ros.core.views import NS_PER_S, Frame, ViewBufferConfig, ViewSet
 
 T0 = 1_700_000_000 * NS_PER_S
 MS = 1_000_000
@@ -26,7 +29,7 @@ def feed(assembler: OfflineAssembler, frames: list[Frame]) -> list[tuple[int, tu
         sets, _ = assembler.add(f)
         out += [(i, tuple((c, (s - T0) // MS) for c, s in v.key)) for v in sets]
     out += [(len(frames), tuple((c, (s - T0) // MS) for c, s in v.key))
-            for v in assembler.finish()]
+            for v in assembler.finish()[0]]
     return out
 
 
@@ -55,25 +58,49 @@ def test_rate_limit_runs_on_recorded_time_and_keeps_the_newest_set() -> None:
     assert [i for i, _ in released] == [2, 9, 15, 21]
     assert assembler.sets_found == 7
     assert assembler.sets_rate_dropped == 3  # 400, 1200 and 2000 were replaced
-    assert DROP_RATE == 'rate'
+
+
+def test_drop_reasons_count_and_serialise_as_their_values() -> None:
+    # summary.json and the diagnostics' keys are written from counters keyed by the reasons.
+    counts = {DropReason.RATE: 2, DropReason.STALE: 1}
+    assert json.loads(json.dumps(counts, indent=2)) == {'rate': 2, 'stale': 1}
+    assert [f'frames_dropped.{r}' for r in counts] == ['frames_dropped.rate',
+                                                        'frames_dropped.stale']
+    assert counts['stale'] == 1 and sorted(counts) == ['rate', 'stale']
 
 
 def test_frame_age_is_judged_against_the_newest_stamp_seen() -> None:
     assembler = OfflineAssembler(ViewBufferConfig(num_cameras=2, max_frame_age_s=1.0))
-    assert assembler.add(frame(0, 5000)) == ([], None)
-    sets, reason = assembler.add(frame(1, 3500))  # 1.5 s older than camera 0's frame
-    assert sets == [] and reason == DROP_STALE
+    assert assembler.add(frame(0, 5000)) == ([], [])
+    sets, drops = assembler.add(frame(1, 3500))  # 1.5 s older than camera 0's frame
+    assert sets == [] and [(d.camera, d.reason) for d in drops] == [(1, DropReason.STALE)]
+    assert 'older than max_frame_age_s' in drops[0].message('/cam1')
     assert assembler.now_ns == T0 + 5000 * MS  # the clock never runs backwards
-    sets, reason = assembler.add(frame(1, 4950))
-    assert reason is None
+    sets, drops = assembler.add(frame(1, 4950))
+    assert drops == []
     assert [v.key for v in sets] == [((0, T0 + 5000 * MS), (1, T0 + 4950 * MS))]
 
 
 def test_receive_time_can_be_the_clock() -> None:
     assembler = OfflineAssembler(ViewBufferConfig(num_cameras=1, views_per_reconstruction=1,
                                                   max_frame_age_s=1.0))
-    sets, reason = assembler.add(frame(0, 0), now_ns=T0 + 2000 * MS)  # arrived 2 s late
-    assert sets == [] and reason == DROP_STALE
+    sets, drops = assembler.add(frame(0, 0), now_ns=T0 + 2000 * MS)  # arrived 2 s late
+    assert sets == [] and [d.reason for d in drops] == [DropReason.STALE]
+
+
+def test_masked_frames_wait_for_their_mask_on_the_mask_clock() -> None:
+    config = ViewBufferConfig(num_cameras=2, max_frame_age_s=1.0)
+    assembler = OfflineAssembler(config, masks=MaskedFrames(2, timeout_s=0.1))
+    on = np.full((2, 2), 255, np.uint8)
+    assert assembler.add(frame(0, 0)) == ([], [])
+    assert assembler.add(frame(1, 0)) == ([], [])  # both wait for their masks
+    assert assembler.add_mask(0, T0, on, now_ns=T0 + 50 * MS) == ([], [])
+    sets, drops = assembler.add_mask(1, T0, on, now_ns=T0 + 60 * MS)
+    assert drops == [] and [v.key for v in sets] == [((0, T0), (1, T0))]
+    assert all(f.mask is not None for f in sets[0].frames)
+    # A frame whose mask never comes is dropped at the end of the recording.
+    assert assembler.add(frame(0, 500)) == ([], [])
+    assert [(d.camera, d.reason) for d in assembler.finish()[1]] == [(0, DropReason.NO_MASK)]
 
 
 def test_moving_camera_key_frames() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from pix2voxpp_ros.ros.params import PARAMETER_NAMES
+from pix2voxpp_ros.core.node_config import PARAMETER_NAMES
 
 from model_helpers import REPO_ROOT
 

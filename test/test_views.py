@@ -8,9 +8,9 @@ import time
 import numpy as np
 import pytest
 
-from pix2voxpp_ros.core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_STALE,
-                                      DROP_UNKNOWN_CAMERA, NS_PER_S, Frame, PendingSlot,
-                                      ViewBuffer, ViewBufferConfig, ViewSet)
+from pix2voxpp_ros.core.drops import DropReason
+from pix2voxpp_ros.core.pending_slot import PendingSlot
+from pix2voxpp_ros.core.views import NS_PER_S, Frame, ViewBuffer, ViewBufferConfig, ViewSet
 from pix2voxpp_ros.ros.worker import (Job, Outcome, ViewPreparer, Waiter, Worker, WorkerBusyError,
                                       WorkerHandle, merge_jobs, submit_and_wait)
 
@@ -89,14 +89,14 @@ def test_min_views_config_is_checked() -> None:
 
 def test_frames_older_than_max_age_are_discarded() -> None:
     buffer = multi()
-    assert buffer.add(frame(0, -1.5), now_ns=at(0.0)) == DROP_STALE
+    assert buffer.add(frame(0, -1.5), now_ns=at(0.0)) == DropReason.STALE
     for camera in range(3):
         buffer.add(frame(camera, 0.0), now_ns=at(0.0))
     assert buffer.complete_set(now_ns=at(1.0)) is not None  # exactly max age: still fresh
     assert buffer.complete_set(now_ns=at(1.01)) is None
     status = buffer.status(now_ns=at(1.01))
     assert status.ages_s == (None, None, None) and status.complete_views == 0
-    assert buffer.drops[DROP_STALE] == 1
+    assert buffer.drops[DropReason.STALE] == 1
 
 
 def test_a_silent_camera_does_not_make_old_frames_new_again() -> None:
@@ -136,28 +136,28 @@ def test_complete_set_then_mark_taken() -> None:
 def test_out_of_order_and_repeated_stamps_are_dropped_and_counted() -> None:
     buffer = multi()
     assert buffer.add(frame(0, 0.5), now_ns=at(0.5)) is None
-    assert buffer.add(frame(0, 0.4), now_ns=at(0.5)) == DROP_OUT_OF_ORDER
-    assert buffer.add(frame(0, 0.5), now_ns=at(0.5)) == DROP_OUT_OF_ORDER
+    assert buffer.add(frame(0, 0.4), now_ns=at(0.5)) == DropReason.OUT_OF_ORDER
+    assert buffer.add(frame(0, 0.5), now_ns=at(0.5)) == DropReason.OUT_OF_ORDER
     assert buffer.add(frame(1, 0.4), now_ns=at(0.5)) is None  # order is per camera
-    assert buffer.drops[DROP_OUT_OF_ORDER] == 2
+    assert buffer.drops[DropReason.OUT_OF_ORDER] == 2
     assert buffer.accepted == (1, 1, 0)
 
 
 def test_future_stamps_beyond_the_tolerance_are_dropped() -> None:
     buffer = multi(future_tolerance_s=0.2)
     assert buffer.add(frame(0, 0.2), now_ns=at(0.0)) is None  # at the tolerance: kept
-    assert buffer.add(frame(1, 0.21), now_ns=at(0.0)) == DROP_FUTURE
-    assert buffer.add(frame(2, 3600.0), now_ns=at(0.0)) == DROP_FUTURE
-    assert buffer.drops[DROP_FUTURE] == 2
+    assert buffer.add(frame(1, 0.21), now_ns=at(0.0)) == DropReason.FUTURE
+    assert buffer.add(frame(2, 3600.0), now_ns=at(0.0)) == DropReason.FUTURE
+    assert buffer.drops[DropReason.FUTURE] == 2
     # A future frame does not poison the camera: a correct one is accepted afterwards.
     assert buffer.add(frame(1, 0.0), now_ns=at(0.0)) is None
 
 
 def test_unknown_camera_is_dropped() -> None:
     buffer = multi()
-    assert buffer.add(frame(3, 0.0), now_ns=at(0.0)) == DROP_UNKNOWN_CAMERA
-    assert buffer.add(frame(-1, 0.0), now_ns=at(0.0)) == DROP_UNKNOWN_CAMERA
-    assert buffer.drops[DROP_UNKNOWN_CAMERA] == 2
+    assert buffer.add(frame(3, 0.0), now_ns=at(0.0)) == DropReason.UNKNOWN_CAMERA
+    assert buffer.add(frame(-1, 0.0), now_ns=at(0.0)) == DropReason.UNKNOWN_CAMERA
+    assert buffer.drops[DropReason.UNKNOWN_CAMERA] == 2
 
 
 def test_reset_clears_frames_and_stamps_but_keeps_counters() -> None:
@@ -171,7 +171,7 @@ def test_reset_clears_frames_and_stamps_but_keeps_counters() -> None:
     for camera in range(3):
         assert buffer.add(frame(camera, 0.2), now_ns=at(0.5)) is None
     assert buffer.take_new_set(now_ns=at(0.5)) is not None
-    assert buffer.drops[DROP_OUT_OF_ORDER] == 1
+    assert buffer.drops[DropReason.OUT_OF_ORDER] == 1
 
 
 def test_a_clock_that_jumps_back_starts_the_buffer_afresh() -> None:
@@ -184,7 +184,7 @@ def test_a_clock_that_jumps_back_starts_the_buffer_afresh() -> None:
     # "out of order" until the stamps passed 10.5 s.
     for camera in range(3):
         assert buffer.add(frame(camera, 0.0), now_ns=at(0.0)) is None
-    assert buffer.clock_resets == 1 and buffer.drops[DROP_OUT_OF_ORDER] == 0
+    assert buffer.clock_resets == 1 and buffer.drops[DropReason.OUT_OF_ORDER] == 0
     assert stamps(buffer.take_new_set(now_ns=at(0.0))) == [(0, 0.0), (1, 0.0), (2, 0.0)]
 
 
@@ -192,7 +192,7 @@ def test_a_stamp_jumping_back_alone_is_out_of_order_not_a_clock_jump() -> None:
     buffer = multi(future_tolerance_s=0.5)
     assert buffer.add(frame(0, 10.0), now_ns=at(10.0)) is None
     # The clock goes on; one camera repeats an old stamp (a driver glitch): dropped as before.
-    assert buffer.add(frame(0, 9.95), now_ns=at(10.1)) == DROP_OUT_OF_ORDER
+    assert buffer.add(frame(0, 9.95), now_ns=at(10.1)) == DropReason.OUT_OF_ORDER
     # The clock is behind the newest stamp, but within the future tolerance: no jump either.
     assert buffer.add(frame(1, 9.6), now_ns=at(9.6)) is None
     assert buffer.clock_resets == 0

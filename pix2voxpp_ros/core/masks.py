@@ -17,13 +17,10 @@ from typing import Any, Generic, Optional, TypeVar, Union
 
 import numpy as np
 
+from .clock import NS_PER_S
+from .drops import DropReason, FrameDrop
 from .preprocess import EmptyMaskError, MaskError, mask_box
-from .views import NS_PER_S, Frame
-
-DROP_NO_MASK = 'no_mask'  # no mask of the frame's stamp came within mask_timeout_s
-DROP_EMPTY_MASK = 'empty_mask'  # the mask marks no pixel
-DROP_BAD_MASK = 'bad_mask'  # the mask has another size or encoding than mono8 of the image's size
-MASK_DROP_REASONS = (DROP_NO_MASK, DROP_EMPTY_MASK, DROP_BAD_MASK)
+from .views import Frame
 
 F = TypeVar('F')
 
@@ -98,18 +95,6 @@ class MaskPairing(Generic[F]):
             return frames
 
 
-@dataclasses.dataclass(frozen=True)
-class MaskDrop:
-    """A frame dropped for its mask: ``reason`` is one of :data:`MASK_DROP_REASONS`.
-
-    ``detail`` says why in words that follow "dropping frames on <topic>: ".
-    """
-
-    frame: Frame
-    reason: str
-    detail: str
-
-
 class MaskedFrames:
     """Frames that go on with a checked mask of their stamp, or are dropped with the reason.
 
@@ -127,13 +112,13 @@ class MaskedFrames:
                                                         capacity=capacity)
         self._no_mask = f'no mask of their stamp came within mask_timeout_s {timeout_s:g} s'
 
-    def add_frame(self, frame: Frame, *, now_ns: int) -> tuple[list[Frame], list[MaskDrop]]:
+    def add_frame(self, frame: Frame, *, now_ns: int) -> tuple[list[Frame], list[FrameDrop]]:
         """Offer a frame that arrived at ``now_ns``; return ``(ready frames, drops)``."""
         return self._checked(*self._pairing.add_frame(frame.camera, frame.stamp_ns, frame,
                                                       now_ns=now_ns))
 
     def add_mask(self, camera: int, stamp_ns: int, mask: Union[np.ndarray, MaskError], *,
-                 now_ns: int) -> tuple[list[Frame], list[MaskDrop]]:
+                 now_ns: int) -> tuple[list[Frame], list[FrameDrop]]:
         """Offer a mask, or the :class:`MaskError` its message gave; return as :meth:`add_frame`.
 
         :param mask: ``(H, W)`` uint8, nonzero on the object; a MaskError drops its frame as
@@ -141,13 +126,16 @@ class MaskedFrames:
         """
         return self._checked(*self._pairing.add_mask(camera, stamp_ns, mask, now_ns=now_ns))
 
-    def finish(self) -> list[MaskDrop]:
+    def finish(self) -> list[FrameDrop]:
         """End of the input: every frame still waiting for its mask is dropped (``no_mask``)."""
-        return [MaskDrop(f, DROP_NO_MASK, self._no_mask) for f in self._pairing.drain()]
+        return [self._no_mask_drop(f) for f in self._pairing.drain()]
+
+    def _no_mask_drop(self, frame: Frame) -> FrameDrop:
+        return FrameDrop(frame.camera, DropReason.NO_MASK, self._no_mask, frame=frame)
 
     def _checked(self, pair: Optional[tuple[Frame, Any]], expired: list[Frame]
-                 ) -> tuple[list[Frame], list[MaskDrop]]:
-        drops = [MaskDrop(f, DROP_NO_MASK, self._no_mask) for f in expired]
+                 ) -> tuple[list[Frame], list[FrameDrop]]:
+        drops = [self._no_mask_drop(f) for f in expired]
         if pair is None:
             return [], drops
         frame, mask = pair
@@ -156,10 +144,12 @@ class MaskedFrames:
                 raise mask
             mask_box(mask, height=frame.image.shape[0], width=frame.image.shape[1])
         except EmptyMaskError:
-            drops.append(MaskDrop(frame, DROP_EMPTY_MASK, 'their mask marks no pixel (the '
-                                  'segmenter did not find the object)'))
+            drops.append(FrameDrop(frame.camera, DropReason.EMPTY_MASK,
+                                   'their mask marks no pixel (the segmenter did not find the '
+                                   'object)', frame=frame))
             return [], drops
         except MaskError as exc:
-            drops.append(MaskDrop(frame, DROP_BAD_MASK, f'bad mask: {exc}'))
+            drops.append(FrameDrop(frame.camera, DropReason.BAD_MASK, f'bad mask: {exc}',
+                                   frame=frame))
             return [], drops
         return [dataclasses.replace(frame, mask=mask)], drops

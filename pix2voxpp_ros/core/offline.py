@@ -6,9 +6,10 @@ second of wall time. Offline (``pix2voxpp-bag``) there is no wall time that matt
 stamp seen so far, and the rate limit is applied to the recorded stamps, so a bag gives the same
 view sets however fast the machine reads it. What this module adds to the node's pieces:
 
-* :class:`OfflineAssembler`: buffer + ``trigger: auto`` + the one-slot rate limit, on bag time;
-* :class:`PreparedViews`: each frame preprocessed once (moving-camera key frames and a camera
-  that stopped publishing reappear in later sets);
+* :class:`OfflineAssembler`: the node's frame intake (masks, buffer, ``trigger: auto``) + the
+  one-slot queue's rate limit, on bag time (sets replaced while waiting count as ``rate``);
+* :class:`PreparedViews`: each frame preprocessed once, in the core's frame cache (moving-camera
+  key frames and a camera that stopped publishing reappear in later sets);
 * :class:`Batcher`: consecutive sets of the same view count grouped for one forward pass;
 * :func:`in_background`: run a producer (reading, decoding, preprocessing) on a thread while
   the caller runs the network, so reading overlaps inference.
@@ -18,39 +19,43 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterable, Iterator, Optional, TypeVar
+from typing import Callable, Generic, Iterable, Iterator, Optional, TypeVar, Union
 
 import numpy as np
 
-from .views import Frame, ViewBuffer, ViewBufferConfig, ViewSet, seconds_to_ns
-
-DROP_RATE = 'rate'  # a set replaced by a newer one before max_rate_hz allowed it to run
+from .clock import RateLimiter, seconds_to_ns
+from .drops import FrameDrop
+from .frame_cache import FrameCache
+from .intake import FrameIntake, Intake
+from .masks import MaskedFrames
+from .preprocess import MaskError
+from .views import Frame, ViewBuffer, ViewBufferConfig, ViewSet
 
 T = TypeVar('T')
 
 
 class OfflineAssembler:
-    """Turn frames in recorded order into the view sets the node would reconstruct.
+    """Turn frames (and masks) in recorded order into the view sets the node would reconstruct.
 
-    The node's ``trigger: auto`` path: after each accepted frame, take a new complete set; the
-    sets then pass a one-slot queue that releases at most ``max_rate_hz`` per second and lets a
-    newer set replace a waiting one. Here "now" and the rate are measured in recorded time.
+    The node's ``trigger: auto`` path (a :class:`~.intake.FrameIntake`), whose new sets then pass
+    the node's one-slot queue: at most ``max_rate_hz`` per second, a newer set replacing a
+    waiting one. Here "now" and the rate are measured in recorded time, and the queue's consumer
+    is taken to be free as soon as the rate allows.
 
     :param config: the view-buffer rules (the node's parameters).
     :param max_rate_hz: most sets per second of recorded time; 0 means no limit.
+    :param masks: pairs frames with their masks first (``mask_topics``), or None.
     :raises ValueError: a negative or non-finite rate.
     """
 
-    def __init__(self, config: ViewBufferConfig, *, max_rate_hz: float = 0.0) -> None:
-        if not (max_rate_hz >= 0.0 and np.isfinite(max_rate_hz)):
-            raise ValueError(f'max_rate_hz must be finite and >= 0, got {max_rate_hz}')
+    def __init__(self, config: ViewBufferConfig, *, max_rate_hz: float = 0.0,
+                 masks: Optional[MaskedFrames] = None) -> None:
+        self._limit = RateLimiter(max_rate_hz, to_ticks=seconds_to_ns)
         self.buffer = ViewBuffer(config)
-        self._period_ns = seconds_to_ns(1.0 / max_rate_hz) if max_rate_hz > 0.0 else 0
+        self.intake = FrameIntake(self.buffer, masks=masks)
         self._now_ns: Optional[int] = None
         self._pending: Optional[ViewSet] = None
-        self._last_take_ns: Optional[int] = None
         self.sets_found = 0  # new complete sets, before the rate limit
         self.sets_rate_dropped = 0  # replaced while waiting for the rate limit
 
@@ -59,50 +64,57 @@ class OfflineAssembler:
         """The recorded clock: the newest time seen so far (None before the first frame)."""
         return self._now_ns
 
-    def add(self, frame: Frame, *,
-            now_ns: Optional[int] = None) -> tuple[list[ViewSet], Optional[str]]:
-        """Feed one frame; return the sets due now (in order) and the frame's drop reason.
+    def _tick(self, arrival_ns: int) -> int:
+        self._now_ns = arrival_ns if self._now_ns is None else max(self._now_ns, arrival_ns)
+        return self._now_ns
+
+    def add(self, frame: Frame, *, now_ns: Optional[int] = None,
+            wait_ns: Optional[int] = None) -> tuple[list[ViewSet], list[FrameDrop]]:
+        """Feed one frame; return the sets due now (in order) and the frames dropped.
 
         :param frame: the next frame in recorded order.
         :param now_ns: the recorded time of its arrival; default its stamp. The clock never runs
             backwards: it is the newest time seen so far.
-        :returns: ``(sets, reason)``: sets released by the rate limit or completed by this frame,
-            and None when the buffer stored the frame, else why it refused it.
+        :param wait_ns: the time its mask wait is measured on (default the clock).
         """
-        arrival = frame.stamp_ns if now_ns is None else now_ns
-        self._now_ns = arrival if self._now_ns is None else max(self._now_ns, arrival)
-        now = self._now_ns
-        due = self._release(now)
-        reason = self.buffer.add(frame, now_ns=now)
-        if reason is not None:
-            return due, reason
-        view_set = self.buffer.take_new_set(now_ns=now)
-        if view_set is None:
-            return due, None
-        self.sets_found += 1
-        if self._pending is None and self._allowed(now):
-            self._last_take_ns = now
-            due.append(view_set)
-        else:
-            if self._pending is not None:
-                self.sets_rate_dropped += 1
-            self._pending = view_set
-        return due, None
+        now = self._tick(frame.stamp_ns if now_ns is None else now_ns)
+        return self._rated(self.intake.add_frame(frame, now_ns=now, wait_ns=wait_ns), now)
 
-    def finish(self) -> list[ViewSet]:
-        """End of the recording: release the set still waiting for the rate limit, if any."""
+    def add_mask(self, camera: int, stamp_ns: int, mask: Union[np.ndarray, MaskError], *,
+                 now_ns: int, wait_ns: Optional[int] = None
+                 ) -> tuple[list[ViewSet], list[FrameDrop]]:
+        """Feed one mask (or its :class:`MaskError`); return as :meth:`add`."""
+        now = self._tick(now_ns)
+        return self._rated(self.intake.add_mask(camera, stamp_ns, mask, now_ns=now,
+                                                wait_ns=wait_ns), now)
+
+    def finish(self) -> tuple[list[ViewSet], list[FrameDrop]]:
+        """End of the recording: drop frames still waiting for masks, release the waiting set."""
+        drops: list[FrameDrop] = []
+        if self._now_ns is not None:
+            drops = self.intake.finish(now_ns=self._now_ns).drops
         pending, self._pending = self._pending, None
-        return [] if pending is None else [pending]
+        return ([] if pending is None else [pending]), drops
 
-    def _allowed(self, now: int) -> bool:
-        return self._last_take_ns is None or now >= self._last_take_ns + self._period_ns
+    def _rated(self, intake: Intake, now: int) -> tuple[list[ViewSet], list[FrameDrop]]:
+        due = self._release(now)
+        for view_set in intake.sets:
+            self.sets_found += 1
+            if self._pending is None and self._limit.allowed(now):
+                self._limit.mark(now)
+                due.append(view_set)
+            else:
+                if self._pending is not None:
+                    self.sets_rate_dropped += 1
+                self._pending = view_set
+        return due, intake.drops
 
     def _release(self, now: int) -> list[ViewSet]:
         """Release the waiting set when its turn came before ``now`` (as the node's worker)."""
-        if self._pending is None or not self._allowed(now):
+        next_allowed = self._limit.next_allowed
+        if self._pending is None or next_allowed is None or now < next_allowed:
             return []
-        assert self._last_take_ns is not None  # a set waits only after one was taken
-        self._last_take_ns += self._period_ns  # the node's worker takes it at that moment
+        self._limit.mark(next_allowed)  # the node's worker takes it at that moment
         pending, self._pending = self._pending, None
         return [pending]
 
@@ -116,26 +128,16 @@ class PreparedViews:
 
     def __init__(self, prepare: Callable[[Frame], np.ndarray], *, capacity: int) -> None:
         self._prepare = prepare
-        self._capacity = max(1, capacity)
-        # Keyed by id(frame); the entry holds the frame, so the id cannot be reused meanwhile.
-        self._entries: OrderedDict[int, tuple[Frame, np.ndarray]] = OrderedDict()
-        self.prepared = 0  # frames actually preprocessed
+        self._cache: FrameCache[np.ndarray] = FrameCache(capacity=capacity)
+
+    @property
+    def prepared(self) -> int:
+        """Frames actually preprocessed."""
+        return self._cache.made
 
     def views(self, view_set: ViewSet) -> np.ndarray:
         """Return the set's views stacked, ``(V, 3, S, S)``; raises what ``prepare`` raises."""
-        out = []
-        for frame in view_set.frames:
-            entry = self._entries.get(id(frame))
-            if entry is None:
-                entry = (frame, self._prepare(frame))
-                self.prepared += 1
-                self._entries[id(frame)] = entry
-                while len(self._entries) > self._capacity:
-                    self._entries.popitem(last=False)
-            else:
-                self._entries.move_to_end(id(frame))
-            out.append(entry[1])
-        return np.stack(out)  # (V, 3, S, S)
+        return np.stack([self._cache.get(frame, self._prepare) for frame in view_set.frames])
 
 
 @dataclass(frozen=True, eq=False)

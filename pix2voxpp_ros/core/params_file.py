@@ -15,7 +15,7 @@ from typing import Any, Union
 
 import yaml
 
-from ..core.errors import Pix2VoxError
+from .errors import Pix2VoxError
 
 
 class ParamsFileError(Pix2VoxError, ValueError):

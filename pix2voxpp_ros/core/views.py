@@ -1,6 +1,6 @@
-"""View buffering: which camera frames go into a reconstruction, and the one-slot pending queue.
+"""View buffering: which camera frames go into a reconstruction.
 
-Owns three things, all thread-safe and free of ROS:
+Owns two things, both free of ROS:
 
 * :class:`ViewBuffer` keeps the newest frame of each camera (several static cameras) or a short
   history of key frames (one moving camera), drops frames that are out of order, in the future or
@@ -14,9 +14,6 @@ Owns three things, all thread-safe and free of ROS:
 
   A set is *new* when it holds at least one frame that no earlier taken set used, so a camera that
   stops publishing never makes the same frames be reconstructed again.
-* :class:`PendingSlot` is the one-slot queue between producers (subscription callbacks, a service)
-  and the single inference worker: a newer item replaces a pending one (counted as dropped), and
-  the consumer takes at most ``max_rate_hz`` items per second.
 * The small value types :class:`Frame`, :class:`ViewSet` and :class:`BufferStatus`.
 
 Stamps are integer nanoseconds (exact, as ROS stamps are); "now" is passed in by the caller, so the
@@ -26,34 +23,14 @@ same code runs on wall time, simulated time and in tests.
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Callable, Generic, Optional, TypeVar
+from typing import Optional
 
 import numpy as np
 
-from .errors import Pix2VoxError
-
-NS_PER_S = 1_000_000_000
-
-# Why a frame was refused by :meth:`ViewBuffer.add`.
-DROP_OUT_OF_ORDER = 'out_of_order'  # not newer than the newest frame already seen from its camera
-DROP_FUTURE = 'future'  # stamped further in the future than future_tolerance_s
-DROP_STALE = 'stale'  # already older than max_frame_age_s when it arrived
-DROP_UNKNOWN_CAMERA = 'unknown_camera'  # camera index outside the configured cameras
-DROP_REASONS = (DROP_OUT_OF_ORDER, DROP_FUTURE, DROP_STALE, DROP_UNKNOWN_CAMERA)
-
-T = TypeVar('T')
-
-
-class SlotClosedError(Pix2VoxError, RuntimeError):
-    """An item was offered to a closed :class:`PendingSlot` (its consumer is stopping)."""
-
-
-def seconds_to_ns(seconds: float) -> int:
-    """Convert seconds to integer nanoseconds (rounded)."""
-    return int(round(seconds * NS_PER_S))
+from .clock import NS_PER_S, seconds_to_ns
+from .drops import BUFFER_DROP_REASONS, DropReason
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,7 +177,7 @@ class ViewBuffer:
         self._future_ns = seconds_to_ns(config.future_tolerance_s)
         self._slop_ns = seconds_to_ns(config.sync_slop_s)
         self._interval_ns = seconds_to_ns(config.min_view_interval_s)
-        self._drops = dict.fromkeys(DROP_REASONS, 0)
+        self._drops = dict.fromkeys(BUFFER_DROP_REASONS, 0)
         self._accepted = [0] * config.num_cameras
         self._clock_resets = 0
         self._clear()
@@ -212,7 +189,7 @@ class ViewBuffer:
         self._used_stamp: list[Optional[int]] = [None] * n  # newest stamp a taken set used
         self._key_frames: deque[Frame] = deque(maxlen=self.config.views_per_reconstruction)
 
-    def add(self, frame: Frame, *, now_ns: int) -> Optional[str]:
+    def add(self, frame: Frame, *, now_ns: int) -> Optional[DropReason]:
         """Store a frame; return None when stored, else the drop reason (and count it).
 
         :param frame: the frame; ``frame.camera`` indexes the configured cameras.
@@ -221,15 +198,15 @@ class ViewBuffer:
         with self._lock:
             camera = frame.camera
             if not 0 <= camera < self.config.num_cameras:
-                return self._drop(DROP_UNKNOWN_CAMERA)
+                return self._drop(DropReason.UNKNOWN_CAMERA)
             self._detect_clock_jump(now_ns)
             if frame.stamp_ns > now_ns + self._future_ns:
-                return self._drop(DROP_FUTURE)
+                return self._drop(DropReason.FUTURE)
             if now_ns - frame.stamp_ns > self._max_age_ns:
-                return self._drop(DROP_STALE)
+                return self._drop(DropReason.STALE)
             newest = self._newest_stamp[camera]
             if newest is not None and frame.stamp_ns <= newest:
-                return self._drop(DROP_OUT_OF_ORDER)
+                return self._drop(DropReason.OUT_OF_ORDER)
             self._newest_stamp[camera] = frame.stamp_ns
             self._newest[camera] = frame
             self._accepted[camera] += 1
@@ -251,7 +228,7 @@ class ViewBuffer:
             self._clear()
             self._clock_resets += 1
 
-    def _drop(self, reason: str) -> str:
+    def _drop(self, reason: DropReason) -> DropReason:
         self._drops[reason] += 1
         return reason
 
@@ -342,130 +319,3 @@ class ViewBuffer:
         """Frames stored so far, per camera."""
         with self._lock:
             return tuple(self._accepted)
-
-
-class PendingSlot(Generic[T]):
-    """A one-slot queue: the newest item waits for the consumer; a newer one replaces it.
-
-    :param max_rate_hz: at most this many :meth:`take` results per second; 0 means unlimited.
-    :param merge: called as ``merge(replaced, newer)`` under the lock when an item is replaced,
-        e.g. to hand the replaced request's waiters over to the newer one.
-    :param clock: monotonic seconds, injectable for tests.
-    """
-
-    def __init__(
-        self,
-        *,
-        max_rate_hz: float = 0.0,
-        merge: Optional[Callable[[T, T], None]] = None,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._cond = threading.Condition()
-        self._item: Optional[T] = None
-        self._closed = False
-        self._merge = merge
-        self._clock = clock
-        self._period_s = 0.0
-        self._last_take: Optional[float] = None
-        self._dropped = 0
-        self._taken = 0
-        self.set_max_rate(max_rate_hz)
-
-    def set_max_rate(self, max_rate_hz: float) -> None:
-        """Change the rate limit; applies to the next :meth:`take` at once.
-
-        :raises ValueError: a negative or non-finite rate.
-        """
-        if not (max_rate_hz >= 0.0 and np.isfinite(max_rate_hz)):
-            raise ValueError(f'max_rate_hz must be finite and >= 0, got {max_rate_hz}')
-        with self._cond:
-            self._period_s = 1.0 / max_rate_hz if max_rate_hz > 0.0 else 0.0
-            self._cond.notify_all()
-
-    def put(self, item: T) -> bool:
-        """Offer an item; return True when it replaced (dropped) a pending one.
-
-        :raises SlotClosedError: the slot is closed.
-        """
-        with self._cond:
-            if self._closed:
-                raise SlotClosedError('PendingSlot is closed')
-            replaced = self._item is not None
-            if replaced:
-                self._dropped += 1
-                if self._merge is not None:
-                    self._merge(self._item, item)
-            self._item = item
-            self._cond.notify_all()
-            return replaced
-
-    def _wait_s(self, now: float) -> float:
-        """Seconds until the rate limit allows the next take (0 when it does now)."""
-        if self._last_take is None or self._period_s <= 0.0:
-            return 0.0
-        return max(0.0, self._last_take + self._period_s - now)
-
-    def _pop(self, now: float) -> T:
-        item, self._item = self._item, None
-        self._last_take = now
-        self._taken += 1
-        return item  # type: ignore[return-value]
-
-    def poll(self) -> Optional[T]:
-        """Take the pending item if there is one and the rate limit allows it; never blocks."""
-        with self._cond:
-            now = self._clock()
-            if self._closed or self._item is None or self._wait_s(now) > 0.0:
-                return None
-            return self._pop(now)
-
-    def take(self, timeout: Optional[float] = None) -> Optional[T]:
-        """Block until an item may be taken, then return it; None on timeout or when closed."""
-        with self._cond:
-            deadline = None if timeout is None else self._clock() + timeout
-            while not self._closed:
-                now = self._clock()
-                wait: Optional[float] = None
-                if self._item is not None:
-                    wait = self._wait_s(now)
-                    if wait <= 0.0:
-                        return self._pop(now)
-                if deadline is not None:
-                    remaining = deadline - now
-                    if remaining <= 0.0:
-                        return None
-                    wait = remaining if wait is None else min(wait, remaining)
-                self._cond.wait(wait)
-            return None
-
-    def close(self) -> Optional[T]:
-        """Close the slot, wake every waiting consumer, and return the item left pending."""
-        with self._cond:
-            self._closed = True
-            item, self._item = self._item, None
-            self._cond.notify_all()
-            return item
-
-    @property
-    def closed(self) -> bool:
-        """True once :meth:`close` was called."""
-        with self._cond:
-            return self._closed
-
-    @property
-    def pending(self) -> bool:
-        """True while an item waits."""
-        with self._cond:
-            return self._item is not None
-
-    @property
-    def dropped(self) -> int:
-        """Items replaced before the consumer took them."""
-        with self._cond:
-            return self._dropped
-
-    @property
-    def taken(self) -> int:
-        """Items handed to the consumer."""
-        with self._cond:
-            return self._taken

@@ -37,9 +37,6 @@ _cv_bridge: Any = None  # CvBridge instance, False once its import failed
 _point_cloud2: Any = None  # sensor_msgs_py.point_cloud2 module, False once its import failed
 
 
-# Why an image message is dropped before it reaches the view buffer (node and pix2voxpp-bag).
-DROP_ENCODING = 'encoding'  # an encoding the network cannot take
-DROP_BAD_IMAGE = 'bad_image'  # size, step or data length do not fit; corrupt compressed data
 COMPRESSED_FORMATS = ('jpeg', 'png')
 
 

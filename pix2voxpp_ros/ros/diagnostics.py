@@ -17,11 +17,8 @@ from typing import Any, Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
-from ..core.masks import MASK_DROP_REASONS
-from ..core.views import DROP_REASONS, NS_PER_S
-from .conversions import DROP_BAD_IMAGE, DROP_ENCODING
-
-FRAME_DROP_REASONS = (DROP_ENCODING, DROP_BAD_IMAGE) + DROP_REASONS + MASK_DROP_REASONS
+from ..core.drops import FRAME_DROP_REASONS
+from ..core.views import NS_PER_S
 ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 LOG_THROTTLE_S = 5.0
 STATS_WINDOW = 50  # reconstructions the medians in /diagnostics are taken over

@@ -4,54 +4,42 @@
 thread and only validate, convert and store: a message becomes a core
 :class:`~pix2voxpp_ros.core.views.Frame` in the :class:`~pix2voxpp_ros.core.views.ViewBuffer`,
 or is dropped and counted with its reason; with ``trigger: auto`` a newly complete view set goes
-into the worker's one-slot queue. With ``mask_topics`` a frame first waits (in the core's
-:class:`~pix2voxpp_ros.core.masks.MaskedFrames`, shared with ``pix2voxpp-bag``) for the
-segmenter's mask of its stamp and goes on with it; frames without one, with an empty one or a
-bad one are dropped and counted. Callbacks never raise.
+into the worker's one-slot queue. What happens to a converted frame (the wait for its mask with
+``mask_topics``, the view buffer, new sets) is the core's
+:class:`~pix2voxpp_ros.core.intake.FrameIntake`, shared with ``pix2voxpp-bag``; this module
+converts messages, reads the clocks, logs and counts. Callbacks never raise.
 """
 
 from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
+from ..core import intake as core_intake
+from ..core.drops import FrameDrop, bad_image_drop, encoding_drop
 from ..core.inference import Reconstructor
-from ..core.masks import MaskDrop, MaskedFrames
+from ..core.intake import FrameIntake, Intake
+from ..core.masks import MaskedFrames
+from ..core.node_config import NodeConfig
+from ..core.pending_slot import PendingSlot
 from ..core.preprocess import MaskError
-from ..core.views import (DROP_FUTURE, DROP_OUT_OF_ORDER, DROP_STALE, NS_PER_S, Frame,
-                          PendingSlot, ViewBuffer)
-from .conversions import (DROP_BAD_IMAGE, DROP_ENCODING, ImageConversionError,
-                          UnsupportedEncodingError, compressed_topic, frame_to_array,
-                          mask_to_array, stamp_to_ns)
+from ..core.views import NS_PER_S, Frame, ViewBuffer
+from .conversions import (ImageConversionError, UnsupportedEncodingError, compressed_topic,
+                          frame_to_array, mask_to_array, stamp_to_ns)
 from .diagnostics import NodeStats, ThrottledLog
-from .params import NodeConfig
 from .worker import Job, ViewPreparer, Worker
-
-_FRAME_DROP_HINTS = {
-    DROP_FUTURE: 'stamped more than future_tolerance_s ahead of the node clock; are the clocks '
-                 'synchronised, and use_sim_time set alike on camera and node?',
-    DROP_STALE: 'older than max_frame_age_s on arrival; are the clocks synchronised, and '
-                'use_sim_time set alike on camera and node?',
-    DROP_OUT_OF_ORDER: 'not newer than the newest frame already received from this camera '
-                       '(out of order or repeated)',
-}
 
 
 def frame_preparer(reconstructor: Reconstructor, config: NodeConfig
                    ) -> Callable[[Frame], np.ndarray]:
     """Return what turns a buffered frame into the network's input, for the worker's preparer."""
-    rois, margin = config.camera_rois, config.roi_margin
-
-    def prepare(frame: Frame) -> np.ndarray:
-        return reconstructor.preprocess(frame.image, encoding=frame.encoding,
-                                        roi=rois[frame.camera], roi_margin=margin,
-                                        mask=frame.mask)
-    return prepare
+    return core_intake.frame_preparer(reconstructor, rois=config.camera_rois,
+                                      roi_margin=config.roi_margin)
 
 
 def image_qos(reliability: str) -> QoSProfile:
@@ -90,7 +78,6 @@ class CameraInputs:
         self._stats = stats
         self._log = log
         self._is_active = is_active
-        self._clock_resets_seen = buffer.clock_resets
         self._subscriptions: list[Any] = []
         qos = image_qos(config.qos_reliability)
         compressed = config.image_transport == 'compressed'
@@ -105,9 +92,9 @@ class CameraInputs:
             raise
         self.topics = [getattr(sub, 'topic_name', topic)
                        for sub, topic in zip(self._subscriptions, topics)]
-        self._masks: Optional[MaskedFrames] = None
+        self._intake = FrameIntake(buffer, take_sets=config.trigger == 'auto', masks=MaskedFrames(
+            len(topics), timeout_s=config.mask_timeout_s) if config.mask_topics else None)
         if config.mask_topics:
-            self._masks = MaskedFrames(len(topics), timeout_s=config.mask_timeout_s)
             try:
                 for index, topic in enumerate(config.mask_topics):
                     self._subscriptions.append(node.create_subscription(
@@ -134,88 +121,71 @@ class CameraInputs:
     def _topic(self, camera: int) -> str:
         return self.topics[camera] if camera < len(self.topics) else str(camera)
 
-    def _drop(self, camera: int, reason: str, message: str, *, key: Any = None) -> None:
-        self._stats.dropped(camera, reason)
-        self._log.warn(key or (self._topic(camera), reason), message)
+    def _drop(self, drop: FrameDrop) -> None:
+        camera = drop.camera
+        self._stats.dropped(camera, drop.reason)
+        mask_topic = self._config.mask_topics[camera] if self._config.mask_topics else None
+        self._log.warn((self._topic(camera),) + drop.log_key,
+                       drop.message(self._topic(camera), mask_topic=mask_topic))
+
+    def _now_ns(self) -> int:
+        return self._node.get_clock().now().nanoseconds
 
     def _handle_image(self, camera: int, msg: Image | CompressedImage) -> None:
         received_ns = time.monotonic_ns()
         if not self._is_active():
             return
-        topic = self._topic(camera)
         self._stats.received(camera, received_ns / NS_PER_S)
         try:
             image, encoding = frame_to_array(msg, compressed=isinstance(msg, CompressedImage))
         except UnsupportedEncodingError:
-            self._drop(camera, DROP_ENCODING, f'dropping frames on {topic}: encoding '
-                       f"'{msg.encoding}' is not supported (use rgb8, bgr8, rgba8, bgra8 or "
-                       'mono8)', key=(topic, DROP_ENCODING, msg.encoding))
+            self._drop(encoding_drop(camera, getattr(msg, 'encoding', '')))
             return
         except ImageConversionError as exc:
-            self._drop(camera, DROP_BAD_IMAGE, f'dropping a malformed frame on {topic}: {exc}')
+            self._drop(bad_image_drop(camera, exc))
             return
         frame = Frame(camera=camera, stamp_ns=stamp_to_ns(msg.header.stamp), image=image,
                       encoding=encoding, received_ns=received_ns)
-        if self._masks is None:
-            self._store(frame)
-            return
-        self._masked(*self._masks.add_frame(frame, now_ns=received_ns))
+        now_ns = self._now_ns()
+        self._handle(self._intake.add_frame(frame, now_ns=now_ns, wait_ns=received_ns), now_ns)
 
     def _on_mask(self, camera: int, msg: Image) -> None:
         """Pair a mask with its frame; never raises."""
         try:
-            masks = self._masks
-            if not self._is_active() or masks is None:
+            if not self._is_active() or self._intake.masks is None:
                 return
             try:
                 mask: np.ndarray | MaskError = mask_to_array(msg)
             except MaskError as exc:
                 mask = exc
-            self._masked(*masks.add_mask(camera, stamp_to_ns(msg.header.stamp), mask,
-                                         now_ns=time.monotonic_ns()))
+            wait_ns, now_ns = time.monotonic_ns(), self._now_ns()
+            self._handle(self._intake.add_mask(camera, stamp_to_ns(msg.header.stamp), mask,
+                                               now_ns=now_ns, wait_ns=wait_ns), now_ns)
         except Exception as exc:  # noqa: BLE001 - callbacks never kill the spin
             self._stats.error('callback')
             self._log.warn(('mask callback', camera), f'mask callback of camera {camera} '
                            f'failed: {type(exc).__name__}: {exc}')
 
-    def _masked(self, ready: list[Frame], drops: list[MaskDrop]) -> None:
-        """Count and log frames dropped for their mask; store those that go on with theirs."""
-        for drop in drops:
-            camera = drop.frame.camera
-            self._drop(camera, drop.reason, f'dropping frames on {self._topic(camera)}: '
-                       f'{drop.detail} (masks on {self._config.mask_topics[camera]})')
-        for frame in ready:
-            self._store(frame)
-
-    def _store(self, frame: Frame) -> None:
-        """Put a converted frame into the buffer and hand a new complete set to the worker."""
-        buffer, config, topic = self._buffer, self._config, self._topic(frame.camera)
-        now_ns = self._node.get_clock().now().nanoseconds
-        reason: Optional[str] = buffer.add(frame, now_ns=now_ns)
-        resets = buffer.clock_resets
-        if resets != self._clock_resets_seen:
-            self._clock_resets_seen = resets
+    def _handle(self, intake: Intake, now_ns: int) -> None:
+        """Log and count what a frame or mask led to; hand new complete sets to the worker."""
+        if intake.clock_reset is not None:
             self._node.get_logger().warning(
-                f'{topic}: the node clock ({now_ns / NS_PER_S:.3f}) is behind frames already '
-                'buffered: the clock jumped back (bag loop or simulator reset?); view buffer '
-                'cleared')
-        if reason is not None:
-            stamp_ns = frame.stamp_ns
-            self._drop(frame.camera, reason,
-                       f'dropping frames on {topic}: stamp {stamp_ns / NS_PER_S:.3f} (node clock '
-                       f'minus stamp {(now_ns - stamp_ns) / NS_PER_S:+.3f} s) is '
-                       f'{_FRAME_DROP_HINTS.get(reason, reason)}')
-            return
-        self._stats.accepted(frame.camera, frame.received_ns / NS_PER_S,
-                             encoding=frame.encoding,
-                             size=f'{frame.image.shape[1]}x{frame.image.shape[0]}')
-        if config.trigger != 'auto':
-            return
-        if not config.moving_camera and not self._worker.busy:
-            # An idle worker reconstructs every new set, this frame included: start now.
-            self._preparer.prefetch(frame)
-        view_set = buffer.take_new_set(now_ns=now_ns)
-        if view_set is not None and not self._slot.closed:
+                f'{self._topic(intake.clock_reset)}: the node clock ({now_ns / NS_PER_S:.3f}) '
+                'is behind frames already buffered: the clock jumped back (bag loop or '
+                'simulator reset?); view buffer cleared')
+        for drop in intake.drops:
+            self._drop(drop)
+        config = self._config
+        for frame in intake.accepted:
+            self._stats.accepted(frame.camera, frame.received_ns / NS_PER_S,
+                                 encoding=frame.encoding,
+                                 size=f'{frame.image.shape[1]}x{frame.image.shape[0]}')
+            if config.trigger == 'auto' and not config.moving_camera and not self._worker.busy:
+                # An idle worker reconstructs every new set, this frame included: start now.
+                self._preparer.prefetch(frame)
+        for view_set in intake.sets:
+            if self._slot.closed:
+                return
             try:
                 self._slot.put(Job(view_set))
             except RuntimeError:  # closed by a concurrent deactivate: nothing to do

@@ -20,11 +20,11 @@ from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from ..core.inference import InferenceError, Reconstructor
+from ..core.node_config import NodeConfig
 from ..core.preprocess import ImageInputError
 from ..core.views import NS_PER_S
 from .conversions import clear_markers, grid_to_markers, ns_to_stamp, reconstruction_messages
 from .diagnostics import NodeStats, ThrottledLog
-from .params import NodeConfig
 from .worker import Job, Outcome, ViewPreparer
 
 MARKER_CHECK_PERIOD_S = 0.1  # how soon a new marker viewer gets markers of the latest cloud

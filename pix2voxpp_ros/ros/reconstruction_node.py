@@ -48,12 +48,14 @@ from rclpy.parameter import Parameter
 
 from ..core.errors import Pix2VoxError
 from ..core.inference import Reconstructor
-from ..core.views import NS_PER_S, PendingSlot, ViewBuffer
+from ..core.node_config import (PARAMETER_NAMES, NodeConfig, NodeConfigError, change_problem,
+                                coerce, config_from_values)
+from ..core.pending_slot import PendingSlot
+from ..core.views import NS_PER_S, ViewBuffer
 from .diagnostics import NodeStats, ThrottledLog
 from .inputs import CameraInputs, frame_preparer
 from .outputs import ResultPublisher, failed_outcome, reconstruct_and_publish
-from .params import (PARAMETER_NAMES, ConfigError, NodeConfig, change_problem, coerce,
-                     config_from_values, declare_parameters, read_values)
+from .params import declare_parameters, read_values
 from .services import SERVICE_TIMEOUT_S, NodeServices, Snapshot, waiting_for_views
 from .worker import Job, Outcome, ViewPreparer, Worker, WorkerHandle, merge_jobs
 
@@ -170,7 +172,7 @@ class ReconstructionNode(LifecycleNode):
 
     def _configure_failed(self, exc: Exception) -> TransitionCallbackReturn:
         self._release_model()
-        if isinstance(exc, ConfigError):
+        if isinstance(exc, NodeConfigError):
             reason = 'invalid parameters: ' + '; '.join(exc.problems)
         else:
             reason = str(exc) or type(exc).__name__

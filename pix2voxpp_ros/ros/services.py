@@ -16,8 +16,9 @@ import rclpy
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
-from ..core.views import PendingSlot, ViewBuffer
-from .params import NodeConfig
+from ..core.node_config import NodeConfig
+from ..core.pending_slot import PendingSlot
+from ..core.views import ViewBuffer
 from .worker import Job, submit_and_wait
 
 SERVICE_TIMEOUT_S = 60.0

@@ -2,21 +2,21 @@
 
 Plain Python (no rclpy), so the node's threading is testable without ROS. Producers (image
 callbacks, the ``~/reconstruct`` service) put :class:`Job` objects into a
-:class:`~pix2voxpp_ros.core.views.PendingSlot` built with :func:`merge_jobs`; a newer job replaces
-a pending one and inherits its waiters, so a service call is answered by whichever newer
+:class:`~pix2voxpp_ros.core.pending_slot.PendingSlot` built with :func:`merge_jobs`; a newer job
+replaces a pending one and inherits its waiters, so a service call is answered by whichever newer
 reconstruction ran instead. The worker never dies on an exception in the processing function:
 the error handler turns it into a failed :class:`Outcome`.
 
 :class:`ViewPreparer` preprocesses every frame once: ahead of time (while the worker is idle the
 node hands it frames as they arrive, so only the newest one is left when a set completes), in
-parallel (OpenCV and numpy release the GIL), and reused by the next set that holds the same frame.
+parallel (OpenCV and numpy release the GIL), and reused by the next set that holds the same frame
+(the core's :class:`~pix2voxpp_ros.core.frame_cache.FrameCache`, as ``pix2voxpp-bag`` keeps it).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence
@@ -24,7 +24,9 @@ from typing import Callable, Optional, Sequence
 import numpy as np
 
 from ..core.errors import Pix2VoxError
-from ..core.views import Frame, PendingSlot, SlotClosedError, ViewSet
+from ..core.frame_cache import FrameCache
+from ..core.pending_slot import PendingSlot, SlotClosedError
+from ..core.views import Frame, ViewSet
 
 
 @dataclass(frozen=True)
@@ -221,24 +223,12 @@ class ViewPreparer:
     def __init__(self, prepare: Callable[[Frame], np.ndarray], *, threads: int,
                  capacity: int) -> None:
         self._prepare = prepare
-        self._capacity = max(1, capacity)
         self._pool = ThreadPoolExecutor(max_workers=max(1, threads),
                                         thread_name_prefix='pix2voxpp_prepare')
-        self._lock = threading.Lock()
-        # Keyed by id(frame); the entry holds the frame, so the id cannot be reused meanwhile.
-        self._entries: OrderedDict[int, tuple[Frame, Future]] = OrderedDict()
+        self._cache: FrameCache[Future] = FrameCache(capacity=capacity)
 
     def _claim(self, frame: Frame) -> Future:
-        with self._lock:
-            entry = self._entries.get(id(frame))
-            if entry is not None:
-                self._entries.move_to_end(id(frame))
-                return entry[1]
-            future = self._pool.submit(self._prepare, frame)
-            self._entries[id(frame)] = (frame, future)
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-            return future
+        return self._cache.get(frame, lambda f: self._pool.submit(self._prepare, f))
 
     def prefetch(self, frame: Frame) -> None:
         """Start preparing ``frame`` now (it is likely to be in the next set)."""
@@ -255,5 +245,4 @@ class ViewPreparer:
     def close(self) -> None:
         """Stop the threads (a running preparation finishes) and forget every result."""
         self._pool.shutdown(wait=True, cancel_futures=True)
-        with self._lock:
-            self._entries.clear()
+        self._cache.clear()

@@ -1,0 +1,329 @@
+"""``pix2voxpp-bag``'s input side: the node's configuration, the topics, the frame pipeline.
+
+:func:`load_config` merges the node's parameters file and the command line into its
+:class:`~pix2voxpp_ros.core.node_config.NodeConfig`; :func:`check_inputs` finds its topics in the
+bag. :func:`produce` reads the bag in recorded order and feeds the core's
+:class:`~pix2voxpp_ros.core.offline.OfflineAssembler` (the node's frame intake plus its rate limit
+on recorded time) with decoded frames and masks; the view sets that come out are preprocessed
+once per frame and grouped into batches. The recorded ground truth (``--truth-topic``) becomes
+voxels here, once per message. Reading uses :mod:`..ros.bag_io` (``rosbags``, no ROS); images and
+masks are converted by :mod:`..ros.conversions`' own numpy path, the node's validation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Optional
+
+import numpy as np
+import yaml
+
+from ..core.clock import NS_PER_S
+from ..core.clouds import cloud_points
+from ..core.drops import (MASK_DROP_REASONS, FrameDrop, bad_image_drop, encoding_drop,
+                          undecodable_drop)
+from ..core.errors import Pix2VoxError
+from ..core.inference import Reconstructor
+from ..core.intake import frame_preparer
+from ..core.masks import MaskedFrames
+from ..core.metrics import cloud_to_voxels
+from ..core.node_config import (PARAMETER_NAMES, PARAMETERS, NodeConfig, NodeConfigError,
+                                config_from_values)
+from ..core.offline import Batcher, OfflineAssembler, PreparedSet, PreparedViews
+from ..core.params_file import read_params_file
+from ..core.preprocess import ImageInputError, MaskError
+from ..core.views import Frame, ViewSet
+from ..ros.bag_io import (CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, STRING_TYPE, BagError,
+                          BagReader)
+from ..ros.conversions import (ImageConversionError, UnsupportedEncodingError, compressed_topic,
+                               frame_to_array, mask_to_array)
+
+PROG = 'pix2voxpp-bag'
+
+
+class BagUsageError(Pix2VoxError):
+    """Arguments or parameters that cannot work; nothing was read yet."""
+
+
+@dataclass
+class BagRunStats:
+    """What happened during one ``pix2voxpp-bag`` run, for its summary."""
+
+    frames_read: Counter = field(default_factory=Counter)  # per topic
+    frames_dropped: Counter = field(default_factory=Counter)  # per DropReason
+    sets_failed: Counter = field(default_factory=Counter)  # per kind: image, inference
+    sets_found: int = 0
+    sets_rate_dropped: int = 0
+    reconstructed: int = 0
+    passes: int = 0
+    model_s: float = 0.0
+    views: Counter = field(default_factory=Counter)  # reconstructions per view count
+    masks_undecodable: int = 0
+    warned: set = field(default_factory=set)
+
+    def warn_once(self, key: Any, message: str) -> None:
+        """Print ``message`` the first time ``key`` comes."""
+        if key not in self.warned:
+            self.warned.add(key)
+            print(f'{PROG}: {message}', file=sys.stderr)
+
+
+def resolve_topic(name: str, node_name: str) -> str:
+    """Resolve a topic name as a node called ``node_name`` in the root namespace would."""
+    if name.startswith('~'):
+        return f'/{node_name}{name[1:]}'
+    return name if name.startswith('/') else f'/{name}'
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """The bag's topics the node would subscribe to, resolved, and what their messages are."""
+
+    cameras: list[str]  # one per camera; <camera topic>/compressed with image_transport compressed
+    masks: list[str]  # mask_topics, one per camera, or none
+    compressed: bool
+    image_type: str
+    truth: Optional[str] = None  # --truth-topic
+    names: Optional[str] = None  # its sibling .../object (object names by stamp), when recorded
+
+
+def resolve_inputs(config: NodeConfig, node_name: str) -> Inputs:
+    """Return the topics a node called ``node_name`` would read with ``config``."""
+    compressed = config.image_transport == 'compressed'
+    cameras = [resolve_topic(t, node_name) for t in config.camera_topics]
+    return Inputs(cameras=[compressed_topic(t) for t in cameras] if compressed else cameras,
+                  masks=[resolve_topic(t, node_name) for t in config.mask_topics],
+                  compressed=compressed,
+                  image_type=COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE)
+
+
+@dataclass
+class Truth:
+    """Recorded ground truth: occupied voxels (ROS axes) and object names by stamp."""
+
+    grids: dict = field(default_factory=dict)  # stamp ns -> (32, 32, 32) bool
+    names: dict = field(default_factory=dict)  # stamp ns -> object name
+
+
+def _given_values(args: argparse.Namespace) -> dict[str, Any]:
+    """The parameters the user gave: the file, then ``-p``, then the named options."""
+    given: dict[str, Any] = {}
+    if args.params is not None:
+        given.update(read_params_file(args.params, node_name=args.node_name))
+    for item in args.param:
+        name, sep, text = item.partition(':=')
+        if not sep or not name:
+            raise BagUsageError(f'-p {item}: expected NAME:=VALUE')
+        try:
+            given[name] = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise BagUsageError(f'-p {item}: the value is not YAML ({exc})') from exc
+    named = {'weights': args.weights, 'threshold': args.threshold, 'device': args.device,
+             'num_threads': args.num_threads,
+             'camera_topics': list(args.camera_topics) if args.camera_topics else None}
+    given.update({k: v for k, v in named.items() if v is not None})
+    return given
+
+
+def load_config(args: argparse.Namespace) -> tuple[NodeConfig, list[str]]:
+    """Merge defaults, the parameters file and the command line into the node's configuration.
+
+    :returns: ``(NodeConfig, notes)``; notes are lines for the user (ignored names and such).
+    :raises BagUsageError: bad ``-p`` syntax or invalid parameters.
+    :raises ParamsFileError: an unreadable parameters file.
+    """
+    values = {spec.name: spec.default for spec in PARAMETERS}
+    notes = []
+    given = _given_values(args)
+    unknown = sorted(set(given) - set(PARAMETER_NAMES))
+    if unknown:
+        notes.append(f'ignored (not parameters of the node): {", ".join(unknown)}')
+    values.update({k: v for k, v in given.items() if k in PARAMETER_NAMES})
+    if values['trigger'] == 'service':
+        notes.append('trigger: service has no calls in a recording; every new view set is '
+                     'reconstructed as with trigger: auto')
+        values['trigger'] = 'auto'
+    try:
+        config = config_from_values(values)
+    except NodeConfigError as exc:
+        raise BagUsageError('invalid parameters: ' + '; '.join(exc.problems)) from exc
+    return config, notes
+
+
+def check_inputs(reader: BagReader, config: NodeConfig, args: argparse.Namespace) -> Inputs:
+    """Return the topics to read, checked against the bag.
+
+    :raises BagError: a topic is missing or has another type.
+    """
+    inputs = resolve_inputs(config, args.node_name)
+    for topic in inputs.cameras:
+        try:
+            reader.require(topic, inputs.image_type, role='camera topic')
+        except BagError as exc:  # the usual slip: the other transport was recorded
+            other = topic.rsplit('/', 1)[0] if inputs.compressed else compressed_topic(topic)
+            if other not in reader.topics:
+                raise
+            raise BagError(f'{exc} (the bag has {other}: set image_transport '
+                           f'{"raw" if inputs.compressed else "compressed"})') from None
+    for topic in inputs.masks:
+        reader.require(topic, IMAGE_TYPE, role='mask topic')
+    if not args.truth_topic:
+        return inputs
+    reader.require(args.truth_topic, CLOUD_TYPE, role='truth topic')
+    sibling = args.truth_topic.rsplit('/', 1)[0] + '/object'
+    return dataclasses.replace(inputs, truth=args.truth_topic, names=sibling if reader.topics.get(
+        sibling) == STRING_TYPE else None)
+
+
+def _stamp_ns(stamp: Any) -> int:
+    return int(stamp.sec) * NS_PER_S + int(stamp.nanosec)
+
+
+class _Reading:
+    """One pass over the bag: the recorded clock, the intake and what each message does."""
+
+    def __init__(self, reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str,
+                 stats: BagRunStats, truth: Optional[Truth]) -> None:
+        self.reader, self.config, self.inputs = reader, config, inputs
+        self.receive_clock = clock == 'receive'
+        self.stats, self.truth = stats, truth
+        masks = MaskedFrames(len(inputs.cameras), timeout_s=config.mask_timeout_s) \
+            if inputs.masks else None
+        self.assembler = OfflineAssembler(config.view_buffer_config(),
+                                          max_rate_hz=config.max_rate_hz, masks=masks)
+        self.camera_of = {topic: i for i, topic in enumerate(inputs.cameras)}
+        self.mask_of = {topic: i for i, topic in enumerate(inputs.masks)}
+        self.frames = 0  # camera messages read so far
+        self.now_ns = 0  # the recorded clock: newest frame stamp (--clock receive: receive time)
+
+    def message(self, topic: str, received_ns: int, raw: Any) -> list[ViewSet]:
+        """Handle one recorded message; return the view sets due after it."""
+        self.stats.frames_read[topic] += 1
+        if topic in self.mask_of:
+            return self._mask(topic, received_ns, raw)
+        if topic in self.camera_of:
+            return self._frame(topic, received_ns, raw)
+        self._truth(topic, raw)
+        return []
+
+    def finish(self) -> list[ViewSet]:
+        """End of the recording: frames still waiting for masks, the set waiting for its turn."""
+        sets, drops = self.assembler.finish()
+        self._count(drops)
+        self.stats.sets_found = self.assembler.sets_found
+        self.stats.sets_rate_dropped = self.assembler.sets_rate_dropped
+        return sets
+
+    def _count(self, drops: list[FrameDrop]) -> None:
+        inputs = self.inputs
+        for drop in drops:  # worded as the node logs them; buffer drops are only counted
+            self.stats.frames_dropped[drop.reason] += 1
+            if drop.frame is None or drop.reason in MASK_DROP_REASONS:
+                topic = inputs.cameras[drop.camera]
+                mask_topic = inputs.masks[drop.camera] if inputs.masks else None
+                self.stats.warn_once((topic,) + drop.log_key,
+                                     drop.message(topic, mask_topic=mask_topic))
+
+    def _frame(self, topic: str, received_ns: int, raw: Any) -> list[ViewSet]:
+        self.frames += 1
+        camera = self.camera_of[topic]
+        try:
+            msg = self.reader.decode(raw, self.inputs.image_type)
+            image, encoding = frame_to_array(msg, compressed=self.inputs.compressed,
+                                             backend='own')  # rosbags messages: the own path
+        except BagError as exc:
+            self._count([undecodable_drop(camera, exc)])
+            return []
+        except UnsupportedEncodingError:
+            self._count([encoding_drop(camera, getattr(msg, 'encoding', ''))])
+            return []
+        except ImageConversionError as exc:
+            self._count([bad_image_drop(camera, exc)])
+            return []
+        frame = Frame(camera=camera, stamp_ns=_stamp_ns(msg.header.stamp), image=image,
+                      encoding=encoding)
+        self.now_ns = max(self.now_ns, received_ns if self.receive_clock else frame.stamp_ns)
+        sets, drops = self.assembler.add(frame, now_ns=self.now_ns)
+        self._count(drops)
+        return sets
+
+    def _mask(self, topic: str, received_ns: int, raw: Any) -> list[ViewSet]:
+        try:
+            msg = self.reader.decode(raw, IMAGE_TYPE)
+        except BagError as exc:  # no stamp, no frame to drop: its frame will miss it
+            self.stats.masks_undecodable += 1
+            self.stats.warn_once(('undecodable', topic), f'skipping undecodable masks on '
+                                 f'{topic}: {exc}')
+            return []
+        try:
+            mask: np.ndarray | MaskError = mask_to_array(msg, backend='own')
+        except MaskError as exc:
+            mask = exc
+        stamp_ns = _stamp_ns(msg.header.stamp)
+        if self.receive_clock:
+            self.now_ns = arrival_ns = max(self.now_ns, received_ns)
+        else:  # a mask cannot come before its stamp; a bad stamp must not age the frames
+            arrival_ns = max(self.now_ns, stamp_ns)
+        sets, drops = self.assembler.add_mask(self.mask_of[topic], stamp_ns, mask,
+                                              now_ns=self.now_ns, wait_ns=arrival_ns)
+        self._count(drops)
+        return sets
+
+    def _truth(self, topic: str, raw: Any) -> None:
+        try:
+            if topic == self.inputs.truth:
+                msg = self.reader.decode(raw, CLOUD_TYPE)
+                grid = cloud_to_voxels(cloud_points(msg), self.config.object_size_m)
+                self.truth.grids[_stamp_ns(msg.header.stamp)] = grid
+            else:
+                name, _, stamp = self.reader.decode(raw, STRING_TYPE).data.rpartition(' ')
+                self.truth.names[int(stamp)] = name
+        except (BagError, ValueError, KeyError) as exc:
+            self.stats.warn_once(('truth', topic), f'skipping undecodable messages on {topic}: '
+                                 f'{exc}')
+
+
+def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str, batch: int,
+            prepare: Callable[[Frame], np.ndarray], stats: BagRunStats,
+            truth: Optional[Truth]) -> Iterator[tuple[int, list[PreparedSet]]]:
+    """Read the bag in recorded order; yield (camera frames read so far, a batch of sets).
+
+    Runs on the reader thread, ahead of the network by a batch or two. Frames go through the
+    node's steps: conversion (raw or compressed), with ``mask_topics`` the pairing with the
+    mask of their stamp, then the view buffer; "now" is the recorded clock throughout.
+
+    :param clock: ``header`` (the newest stamp so far is "now") or ``receive`` (receive times).
+    :param prepare: turns a frame into the network's input (see :func:`prepare_frames`).
+    """
+    reading = _Reading(reader, config, inputs, clock=clock, stats=stats, truth=truth)
+    required = reading.assembler.buffer.config.required_views
+    prepared = PreparedViews(prepare, capacity=2 * max(required, len(inputs.cameras)) + 1)
+    batcher = Batcher(batch)
+
+    def ready(view_sets: list[ViewSet]) -> Iterator[tuple[int, list[PreparedSet]]]:
+        for view_set in view_sets:
+            try:
+                views = prepared.views(view_set)  # (V, 3, 224, 224)
+            except ImageInputError as exc:
+                stats.sets_failed['image'] += 1
+                stats.warn_once(('image', str(exc)), f'skipping a view set: {exc}')
+                continue
+            for done in batcher.add(PreparedSet(view_set, views)):
+                yield reading.frames, done
+
+    wanted = [*inputs.cameras, *inputs.masks] + [t for t in (inputs.truth, inputs.names) if t]
+    for topic, received_ns, raw in reader.messages(wanted):
+        yield from ready(reading.message(topic, received_ns, raw))
+    yield from ready(reading.finish())
+    for done in batcher.flush():
+        yield reading.frames, done
+
+
+def prepare_frames(reconstructor: Reconstructor, config: NodeConfig
+                   ) -> Callable[[Frame], np.ndarray]:
+    """What turns a frame into the network's input, with the node's regions of interest."""
+    return frame_preparer(reconstructor, rois=config.camera_rois, roi_margin=config.roi_margin)

@@ -1,0 +1,380 @@
+"""The reconstruction node's parameter schema: every parameter, its checks, one frozen config.
+
+Every parameter has a default, a description and a check in :data:`PARAMETERS` (a table of
+:class:`ParamSpec`, the form any node's parameters can take); :func:`find_problems` gives every
+reason a set of values is refused, and :func:`config_from_values` reads them into
+:class:`NodeConfig`, which the core gets (via :meth:`NodeConfig.view_buffer_config`). Pure
+Python, no rclpy: the node declares these with :mod:`pix2voxpp_ros.ros.params`, ``pix2voxpp-bag``
+reads them from the node's YAML file offline. ``config/pix2voxpp.yaml`` lists exactly these names
+(a test checks it).
+
+Values are type-checked here, not by rclpy (the node declares them with dynamic typing), so a
+YAML file saying ``object_size_m: 1`` (an integer) or ``camera_rois: []`` works and a wrongly
+typed value is refused with a readable reason instead of a declaration exception.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional
+
+from .backends import BACKENDS
+from .errors import Pix2VoxError
+from .inference import PRECISION_CHOICES
+from .preprocess import Roi
+from .views import ViewBufferConfig
+
+TRIGGERS = ('auto', 'service')
+RELIABILITIES = ('best_effort', 'reliable')
+TRANSPORTS = ('raw', 'compressed')
+_DEVICE_RE = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
+
+
+class NodeConfigError(Pix2VoxError, ValueError):
+    """The parameters do not form a valid configuration; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__('; '.join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: name, default, kind of value, description and an optional value check.
+
+    :param kind: ``str``, ``float``, ``int``, ``bool``, ``str_list`` or ``int_list``.
+    :param dynamic: may change while the node is configured (else only while unconfigured).
+    :param check: returns a reason when the (type-checked) value is invalid, else None.
+    """
+
+    name: str
+    default: Any
+    kind: str
+    description: str
+    constraints: str = ''
+    dynamic: bool = False
+    check: Optional[Callable[[Any], Optional[str]]] = None
+
+    def coerce(self, value: Any) -> tuple[Any, Optional[str]]:
+        """Type-check one parameter value and convert it to its canonical Python type.
+
+        Integers are accepted for floats; an unset or empty list (YAML ``[]``) is an empty tuple.
+
+        :returns: ``(value, None)`` or ``(None, reason)``.
+        """
+        kind = self.kind
+        if kind in ('str_list', 'int_list'):
+            if value is None:
+                return (), None
+            if not isinstance(value, (list, tuple, array.array)):  # rclpy hands arrays over too
+                return None, f'must be a list, got {value!r}'
+            item_type = str if kind == 'str_list' else int
+            if any(not isinstance(v, item_type) or isinstance(v, bool) for v in value):
+                return None, f'must be a list of {item_type.__name__}s, got {list(value)!r}'
+            return tuple(value), None
+        if value is None:
+            return None, 'is not set'
+        if kind == 'bool':
+            return (value, None) if isinstance(value, bool) else (None, f'must be true or false, '
+                                                                        f'got {value!r}')
+        if kind == 'str':
+            return (value, None) if isinstance(value, str) else (None, f'must be a string, '
+                                                                       f'got {value!r}')
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return None, f'must be a number, got {value!r}'
+        if kind == 'int':
+            return (value, None) if isinstance(value, int) else (None, f'must be an integer, '
+                                                                       f'got {value!r}')
+        if not math.isfinite(value):
+            return None, f'must be finite, got {value!r}'
+        return float(value), None
+
+    def problem(self, value: Any) -> Optional[str]:
+        """Why ``value`` is invalid for this parameter on its own (type, then check), or None."""
+        value, reason = self.coerce(value)
+        if reason is None and self.check is not None:
+            reason = self.check(value)
+        return reason
+
+
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v in choices else f'must be one of {", ".join(choices)}'
+
+
+def _at_least(low: float) -> Callable[[Any], Optional[str]]:
+    return lambda v: None if v >= low else f'must be >= {low:g}'
+
+
+def _positive(v: float) -> Optional[str]:
+    return None if v > 0 else 'must be > 0'
+
+
+def _check_weights(path: str) -> Optional[str]:
+    if not path:
+        return 'is empty: set it to a Pix2Vox++ checkpoint file (.pth)'
+    if not os.path.isfile(os.path.expanduser(path)):
+        return f'file not found: {path}'
+    return None
+
+
+def _check_threshold(v: float) -> Optional[str]:
+    if v < 0.0 or 0.0 < v < 1.0:
+        return None
+    return "must be in (0, 1), or negative to use the weights' recommended threshold"
+
+
+def _check_topics(topics: tuple[str, ...]) -> Optional[str]:
+    if not topics:
+        return 'needs at least one topic'
+    if any(not t.strip() for t in topics):
+        return 'holds an empty topic name'
+    if len(set(topics)) != len(topics):
+        return 'lists a topic twice'
+    return None
+
+
+def _check_device(v: str) -> Optional[str]:
+    return None if _DEVICE_RE.match(v) else "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"
+
+
+def _check_rois(values: tuple[int, ...]) -> Optional[str]:
+    if len(values) % 4:
+        return f'needs 4 integers (x, y, width, height) per camera, got {len(values)}'
+    for i in range(0, len(values), 4):
+        if values[i + 2] < 0 or values[i + 3] < 0:
+            return f'camera {i // 4}: width and height must be >= 0, got {values[i:i + 4]}'
+    return None
+
+
+PARAMETERS: tuple[ParamSpec, ...] = (
+    ParamSpec('weights', '', 'str',
+              "Pix2Vox++ checkpoint file (.pth): the authors' release file or a project "
+              'checkpoint. Loaded at configure.', 'an existing file', check=_check_weights),
+    ParamSpec('camera_topics', ['camera/image_raw'], 'str_list',
+              'sensor_msgs/Image topics, one per camera; each contributes its newest frame. '
+              'A single topic means one moving camera (see views_per_reconstruction).',
+              'at least one, no duplicates', check=_check_topics),
+    ParamSpec('trigger', 'auto', 'str',
+              "'auto': reconstruct whenever a new complete view set exists (at most max_rate_hz); "
+              "'service': only when ~/reconstruct is called.", 'auto or service',
+              check=_one_of(TRIGGERS)),
+    ParamSpec('min_views', 0, 'int',
+              'Several cameras: cameras with fresh frames within sync_slop_s needed for a '
+              'reconstruction; 0 means all cameras.', '0 .. number of cameras',
+              check=_at_least(0)),
+    ParamSpec('views_per_reconstruction', 3, 'int',
+              'One moving camera: key frames per reconstruction.', '>= 1', check=_at_least(1)),
+    ParamSpec('min_view_interval_s', 0.5, 'float',
+              'One moving camera: least time between two key frames, seconds.', '>= 0',
+              check=_at_least(0.0)),
+    ParamSpec('sync_slop_s', 0.1, 'float',
+              'Several cameras: largest stamp difference between the frames of one set, '
+              'seconds.', '>= 0', check=_at_least(0.0)),
+    ParamSpec('max_frame_age_s', 2.0, 'float',
+              'Frames older than this (node clock minus header stamp) are discarded, seconds.',
+              '> 0', check=_positive),
+    ParamSpec('future_tolerance_s', 0.5, 'float',
+              'Frames stamped more than this ahead of the node clock are dropped, seconds.',
+              '>= 0', check=_at_least(0.0)),
+    ParamSpec('max_rate_hz', 10.0, 'float',
+              'Most reconstructions per second; 0 means no limit. Changeable while running.',
+              '>= 0', dynamic=True, check=_at_least(0.0)),
+    ParamSpec('frame_id', 'object', 'str',
+              'Frame of the outputs: the object frame, placed in the world with TF; the grid is '
+              'centred on its origin, z up.', 'non-empty',
+              check=lambda v: None if v.strip() else 'must not be empty'),
+    ParamSpec('object_size_m', 0.5, 'float',
+              'Edge of the reconstructed cube in metres (voxel size = object_size_m / 32).',
+              '> 0', check=_positive),
+    ParamSpec('threshold', -1.0, 'float',
+              'Occupancy probability at or above which a voxel is published; negative means the '
+              "weights' recommended value (0.3 for the released weights). Changeable while "
+              'running.', '(0, 1) or negative', dynamic=True, check=_check_threshold),
+    ParamSpec('device', 'auto', 'str',
+              "Inference device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.",
+              'auto, cpu, cuda, cuda:N', check=_check_device),
+    ParamSpec('precision', 'fp32', 'str',
+              'fp32, fp16 (CUDA only; fp32 on the CPU), bf16, or auto (bf16 where the hardware '
+              'has it and bf16 was measured to keep the results, else fp32).',
+              'fp32, fp16, bf16 or auto', check=_one_of(PRECISION_CHOICES)),
+    ParamSpec('backend', 'auto', 'str',
+              "Inference backend: 'torch' (PyTorch), 'openvino' (CPU only) or 'auto' (OpenVINO "
+              'on the CPU when installed, else PyTorch); an unusable backend logs one line and '
+              'falls back to PyTorch.', 'auto, torch or openvino', check=_one_of(BACKENDS)),
+    ParamSpec('num_threads', 0, 'int',
+              'CPU threads for PyTorch; 0 keeps the PyTorch default.', '>= 0',
+              check=_at_least(0)),
+    ParamSpec('qos_reliability', 'best_effort', 'str',
+              "Image subscriptions: 'best_effort' (sensor-data QoS, the camera default) or "
+              "'reliable'.", 'best_effort or reliable', check=_one_of(RELIABILITIES)),
+    ParamSpec('image_transport', 'raw', 'str',
+              "'raw': sensor_msgs/Image on each of camera_topics; 'compressed': "
+              'sensor_msgs/CompressedImage (JPEG or PNG) on <topic>/compressed, as '
+              "image_transport's compressed plugin names it.", 'raw or compressed',
+              check=_one_of(TRANSPORTS)),
+    ParamSpec('camera_rois', [], 'int_list',
+              'Optional region of interest per camera, flat x, y, width, height in pixels, '
+              '4 integers per camera in camera_topics order; empty = whole images; width or '
+              'height 0 = whole image for that camera.', '0 or 4 per camera',
+              check=_check_rois),
+    ParamSpec('roi_margin', -1.0, 'float',
+              "Fraction added to the longer side of a region of interest or of a mask's "
+              'bounding box before cropping; negative: as much as makes the object fill the crop '
+              'as objects fill the training renderings (0.75: they fill 57%).', 'any'),
+    ParamSpec('mask_topics', [], 'str_list',
+              'Object masks from a segmenter, sensor_msgs/Image mono8 (nonzero on the object), '
+              'one topic per camera in camera_topics order, each mask stamped like its frame; '
+              'empty = no masks. A frame is cropped around its mask and everything outside it '
+              'becomes background.', '0 or one per camera, no duplicates',
+              check=lambda v: 'lists a topic twice' if len(set(v)) != len(v) else None),
+    ParamSpec('mask_timeout_s', 0.5, 'float',
+              'How long a frame waits for its mask, seconds; frames without one are dropped '
+              '(no_mask).', '>= 0', check=_at_least(0.0)),
+    ParamSpec('autostart', True, 'bool',
+              'Configure and activate at startup (for ros2 run); false leaves the node '
+              'unconfigured for a lifecycle manager.'),
+)
+
+PARAMETER_NAMES = tuple(spec.name for spec in PARAMETERS)
+DYNAMIC_PARAMETERS = frozenset(spec.name for spec in PARAMETERS if spec.dynamic)
+_SPECS = {spec.name: spec for spec in PARAMETERS}
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """The node's configuration, read once per configure from the parameters.
+
+    Field meanings are the descriptions in :data:`PARAMETERS`; ``camera_rois`` holds one entry
+    per camera (None for the whole image).
+    """
+
+    weights: str
+    camera_topics: tuple[str, ...]
+    trigger: str
+    min_views: int
+    views_per_reconstruction: int
+    min_view_interval_s: float
+    sync_slop_s: float
+    max_frame_age_s: float
+    future_tolerance_s: float
+    max_rate_hz: float
+    frame_id: str
+    object_size_m: float
+    threshold: float
+    device: str
+    precision: str
+    backend: str
+    num_threads: int
+    qos_reliability: str
+    image_transport: str
+    camera_rois: tuple[Optional[Roi], ...]
+    roi_margin: float
+    mask_topics: tuple[str, ...]
+    mask_timeout_s: float
+    autostart: bool
+
+    @property
+    def moving_camera(self) -> bool:
+        """One camera topic: key frames of one moving camera make a view set."""
+        return len(self.camera_topics) == 1
+
+    def describe_mode(self) -> str:
+        """Say how view sets are made, for the log."""
+        if self.moving_camera:
+            return (f'one moving camera, {self.views_per_reconstruction} key frames '
+                    f'{self.min_view_interval_s} s apart')
+        return (f'{len(self.camera_topics)} cameras, at least '
+                f'{self.view_buffer_config().required_views} within {self.sync_slop_s} s')
+
+    def view_buffer_config(self) -> ViewBufferConfig:
+        """Return the core's view-buffer configuration for these parameters."""
+        return ViewBufferConfig(
+            num_cameras=len(self.camera_topics), min_views=self.min_views,
+            views_per_reconstruction=self.views_per_reconstruction,
+            min_view_interval_s=self.min_view_interval_s, sync_slop_s=self.sync_slop_s,
+            max_frame_age_s=self.max_frame_age_s, future_tolerance_s=self.future_tolerance_s)
+
+
+def coerce(name: str, value: Any) -> tuple[Any, Optional[str]]:
+    """Type-check one parameter value and convert it to its canonical Python type.
+
+    :returns: ``(value, None)`` or ``(None, reason)`` (see :meth:`ParamSpec.coerce`).
+    """
+    return _SPECS[name].coerce(value)
+
+
+def check_value(name: str, value: Any) -> Optional[str]:
+    """Return why ``value`` is invalid for parameter ``name`` on its own, or None."""
+    if name not in _SPECS:
+        return f"'{name}' is not a parameter of this node"
+    reason = _SPECS[name].problem(value)
+    return None if reason is None else f'{name} {reason}'
+
+
+def find_problems(values: Mapping[str, Any]) -> list[str]:
+    """Every reason why ``values`` (one per parameter) is not a valid configuration."""
+    problems = [p for p in (check_value(name, values.get(name)) for name in PARAMETER_NAMES)
+                if p is not None]
+    if problems:
+        return problems
+    config = _build(values)
+    cameras = len(config.camera_topics)
+    if len(values.get('camera_rois') or ()) not in (0, 4 * cameras):
+        problems.append(f'camera_rois has {len(values.get("camera_rois") or ())} values but '
+                        f'camera_topics lists {cameras} camera(s): give 4 per camera or none')
+    if len(config.mask_topics) not in (0, cameras):
+        problems.append(f'mask_topics lists {len(config.mask_topics)} topic(s) but camera_topics '
+                        f'{cameras}: give one mask topic per camera or none')
+    if config.min_views > cameras:
+        problems.append(f'min_views {config.min_views} exceeds the {cameras} camera(s) in '
+                        'camera_topics')
+    else:
+        try:
+            config.view_buffer_config()
+        except ValueError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def change_problem(changes: Mapping[str, Any], *, current: Mapping[str, Any],
+                   state: str) -> Optional[str]:
+    """Why the node refuses to set ``changes`` now, or None when it accepts them.
+
+    Parameters that are not dynamic change only while unconfigured; a change must not add a
+    problem to those ``current`` already has (so a node with a bad parameter can be repaired one
+    parameter at a time).
+    """
+    fixed = sorted(name for name in changes if name not in DYNAMIC_PARAMETERS)
+    if fixed and state != 'unconfigured':
+        return (f'{", ".join(fixed)} can only change while the node is unconfigured (it is '
+                f'{state}): deactivate, clean up, set, then configure again; '
+                f'{", ".join(sorted(DYNAMIC_PARAMETERS))} change any time')
+    known = set(find_problems(current))
+    new = [p for p in find_problems({**current, **changes}) if p not in known]
+    return '; '.join(new) if new else None
+
+
+def _build(values: Mapping[str, Any]) -> NodeConfig:
+    typed = {name: coerce(name, values.get(name))[0] for name in PARAMETER_NAMES}
+    flat = typed.pop('camera_rois')
+    rois: list[Optional[Roi]] = []
+    for i in range(0, len(flat), 4):
+        x, y, w, h = flat[i:i + 4]
+        rois.append((x, y, w, h) if w > 0 and h > 0 else None)
+    typed['weights'] = os.path.expanduser(typed['weights'])
+    return NodeConfig(camera_rois=tuple(rois) or (None,) * len(typed['camera_topics']), **typed)
+
+
+def config_from_values(values: Mapping[str, Any]) -> NodeConfig:
+    """Build the configuration from one value per parameter.
+
+    :raises NodeConfigError: with every problem :func:`find_problems` reports.
+    """
+    problems = find_problems(values)
+    if problems:
+        raise NodeConfigError(problems)
+    return _build(values)
