@@ -136,43 +136,127 @@ def train(config: TrainConfig, *, data: str | Path, out: str | Path, stage: int,
         distributed.cleanup(context)
 
 
+@dataclass
+class _Data:
+    """The splits of one stage and their loaders."""
+
+    train_records: list
+    val_records: list
+    names: dict[str, str]  # taxonomy id -> category name
+    loader: Any
+    batches: Any  # the loader's batch sampler (set_epoch, len)
+    val_loader: Any
+
+
+@dataclass
+class _Trainer:
+    """The network of one stage and what updates it."""
+
+    model: Pix2VoxPP
+    module: torch.nn.Module  # ReconstructionModule, wrapped in DDP under torchrun
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: Any
+
+
+@dataclass
+class _Progress:
+    """Where the stage stands: the next epoch, the best validation so far and the history."""
+
+    start_epoch: int = 0
+    best: dict[str, Any] = field(
+        default_factory=lambda: {'iou': float('nan'), 'threshold': 0.3, 'epoch': 0})
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
 def _train(config: TrainConfig, *, data: Path, out: Path, stage: int, init: str | Path | None,
            resume: bool, context: DistContext, progress: bool) -> RunResult:
+    local_batch = _check_stage(config, stage, context)
+    stage_cfg = config.stage(stage)
+    _set_determinism(config, context.device)
+    _seed_everything(config.seed)
+    last_path = out / 'checkpoints' / LAST
+    training_state = _resume_state(last_path, stage) if resume else _refuse_old_run(last_path)
+    splits = _load_data(config, data, stage, local_batch, context)
+    # Resuming rebuilds the network from last.pth itself (same architecture, merger included).
+    trainer = _build_trainer(config, stage, context, init=last_path if resume else init)
+    run = _Progress() if training_state is None else _restore(trainer, training_state)
+    writer = _open_run(config, out, stage, splits, context, run.start_epoch) \
+        if context.is_main else None
+    provenance_base = {
+        'source': 'pix2voxpp_training', 'config': config.name, 'stage': stage,
+        'dataset': str(data.resolve()),
+        'categories': sorted(set(splits.names.values())),
+        'objects': {'train': len(splits.train_records), 'val': len(splits.val_records)},
+        'val_views': stage_cfg.val_views,
+    }
+    global_step = run.start_epoch * len(splits.batches)
+    for epoch in range(run.start_epoch, stage_cfg.epochs):
+        start = time.perf_counter()
+        record, global_step = _train_epoch(config, stage, epoch, trainer, splits, context,
+                                           writer=writer, global_step=global_step,
+                                           progress=progress)
+        validation, improved = _validate_epoch(config, stage, epoch, trainer.model, splits,
+                                               context, record, run)
+        record['seconds'] = time.perf_counter() - start
+        run.history.append(record)
+        if context.is_main:
+            _log_epoch(writer, record, validation, epoch + 1)
+            _save_epoch(config, out, stage, epoch, trainer, run, record, validation,
+                        improved=improved, init=init, provenance_base=provenance_base)
+        distributed.barrier(context)
+    if writer is not None:
+        writer.close()
+    return RunResult(trainer.model, out, float(run.best['iou']), float(run.best['threshold']),
+                     run.history)
+
+
+def _check_stage(config: TrainConfig, stage: int, context: DistContext) -> int:
+    """Check the stage and its batch size; return the batch size of one process."""
     if stage not in (1, 2):
         raise TrainingError(f'--stage must be 1 or 2, got {stage}')
     stage_cfg = config.stage(stage)
     if stage_cfg.batch_size % context.world_size:
         raise TrainingError(f'stage{stage}.batch_size {stage_cfg.batch_size} is not divisible '
                             f'by the {context.world_size} processes')
-    local_batch = stage_cfg.batch_size // context.world_size
-    is_main = context.is_main
-    device = context.device
+    return stage_cfg.batch_size // context.world_size
+
+
+def _set_determinism(config: TrainConfig, device: torch.device) -> None:
     if config.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
     elif device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
-    _seed_everything(config.seed)
 
-    checkpoints = out / 'checkpoints'
-    last_path = checkpoints / LAST
-    training_state: dict[str, Any] | None = None
-    if resume:
-        if not last_path.is_file():
-            raise TrainingError(f'{last_path}: nothing to resume (no last checkpoint)')
-        try:
-            training_state = read_checkpoint(last_path).extra.get('training')
-        except CheckpointError as exc:
-            raise TrainingError(f'cannot resume: {exc}') from exc
-        if not isinstance(training_state, dict) or 'optimizer' not in training_state:
-            raise TrainingError(f'{last_path}: has no training state to resume from')
-        if training_state.get('stage') != stage:
-            raise TrainingError(f'{last_path}: is a stage-{training_state.get("stage")} run, '
-                                f'but --stage is {stage}')
-    elif last_path.exists():
+
+def _resume_state(last_path: Path, stage: int) -> dict[str, Any]:
+    """Read the training state of the run to continue from its last checkpoint."""
+    if not last_path.is_file():
+        raise TrainingError(f'{last_path}: nothing to resume (no last checkpoint)')
+    try:
+        training_state = read_checkpoint(last_path).extra.get('training')
+    except CheckpointError as exc:
+        raise TrainingError(f'cannot resume: {exc}') from exc
+    if not isinstance(training_state, dict) or 'optimizer' not in training_state:
+        raise TrainingError(f'{last_path}: has no training state to resume from')
+    if training_state.get('stage') != stage:
+        raise TrainingError(f'{last_path}: is a stage-{training_state.get("stage")} run, '
+                            f'but --stage is {stage}')
+    return training_state
+
+
+def _refuse_old_run(last_path: Path) -> None:
+    """Refuse to start a new run in a folder that already holds one."""
+    if last_path.exists():
         raise TrainingError(f'{last_path}: the run folder already holds a run; pass --resume to '
                             'continue it or choose another --out')
 
+
+def _load_data(config: TrainConfig, data: Path, stage: int, local_batch: int,
+               context: DistContext) -> _Data:
+    """List the train and val objects and build their loaders (this process's share)."""
+    stage_cfg = config.stage(stage)
     train_records = list_objects(data, 'train', config.data)
     val_records = list_objects(data, 'val', config.data)
     if not train_records:
@@ -184,7 +268,7 @@ def _train(config: TrainConfig, *, data: Path, out: Path, stage: int, init: str 
                               seed=config.seed, views_per_model=config.data.views_per_model)
     val_set = ShapeNetViews(val_records, train=False, transform=TestTransform(config.augment),
                             seed=config.seed, views_per_model=config.data.views_per_model)
-    pin = device.type == 'cuda'
+    pin = context.device.type == 'cuda'
     loader, batches = make_train_loader(
         train_set, batch_size=local_batch, min_views=stage_cfg.min_views,
         max_views=stage_cfg.max_views, seed=config.seed, workers=config.data.workers,
@@ -192,9 +276,15 @@ def _train(config: TrainConfig, *, data: Path, out: Path, stage: int, init: str 
     val_loader = make_eval_loader(val_set, views=stage_cfg.val_views, batch_size=local_batch,
                                   workers=config.data.workers, rank=context.rank,
                                   world_size=context.world_size, pin_memory=pin)
+    return _Data(train_records, val_records, names, loader, batches, val_loader)
 
-    # Resuming rebuilds the network from last.pth itself (same architecture, merger included).
-    model = create_model(config, stage, device=device, init=last_path if resume else init)
+
+def _build_trainer(config: TrainConfig, stage: int, context: DistContext, *,
+                   init: str | Path | None) -> _Trainer:
+    """Build the network (from ``init`` if given), its DDP wrapper, optimizer and scheduler."""
+    stage_cfg = config.stage(stage)
+    device = context.device
+    model = create_model(config, stage, device=device, init=init)
     module: torch.nn.Module = ReconstructionModule(model)
     if context.distributed:
         # One view skips the merger; DDP must then tolerate parameters without gradients.
@@ -204,130 +294,147 @@ def _train(config: TrainConfig, *, data: Path, out: Path, stage: int, init: str 
     optimizer = make_optimizer(model, stage_cfg)
     scheduler = make_scheduler(optimizer, stage_cfg)
     scaler = make_scaler(device, config.precision)
+    return _Trainer(model, module, optimizer, scheduler, scaler)
 
-    start_epoch = 0
-    best: dict[str, Any] = {'iou': float('nan'), 'threshold': 0.3, 'epoch': 0}
-    history: list[dict[str, Any]] = []
-    if training_state is not None:
-        optimizer.load_state_dict(training_state['optimizer'])
-        load_scheduler_state(scheduler, training_state['scheduler'])
-        scaler.load_state_dict(training_state['scaler'])
-        start_epoch = int(training_state['epoch'])
-        best = dict(training_state['best'])
-        history = list(training_state.get('history', []))
-        _set_rng_state(training_state['rng'])
 
-    writer = None
-    if is_main:
-        from torch.utils.tensorboard import SummaryWriter
+def _restore(trainer: _Trainer, training_state: dict[str, Any]) -> _Progress:
+    """Load the optimizer, scheduler, scaler and RNG states of a resumed run."""
+    trainer.optimizer.load_state_dict(training_state['optimizer'])
+    load_scheduler_state(trainer.scheduler, training_state['scheduler'])
+    trainer.scaler.load_state_dict(training_state['scaler'])
+    run = _Progress(int(training_state['epoch']), dict(training_state['best']),
+                    list(training_state.get('history', [])))
+    _set_rng_state(training_state['rng'])
+    return run
 
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        (out / f'config_stage{stage}.yaml').write_text(
-            yaml.safe_dump(config.to_dict(), sort_keys=False))
-        writer = SummaryWriter(str(out / 'tensorboard' / f'stage{stage}'))
-        views = (f'{stage_cfg.min_views}-{stage_cfg.max_views}'
-                 if stage_cfg.min_views != stage_cfg.max_views else str(stage_cfg.max_views))
-        print(f'stage {stage}: Pix2Vox++/{config.model.variant} '
-              f'{"with" if config.model.use_refiner else "without"} refiner, '
-              f'{len(train_records)} train / {len(val_records)} val objects, '
-              f'{views} views, batch {stage_cfg.batch_size} on {context.world_size} x {device}, '
-              f'epochs {start_epoch + 1}..{stage_cfg.epochs}', flush=True)
-        if not val_records:
-            print('warning: the val split is empty; best.pth follows last.pth', flush=True)
-    interactive = sys.stderr.isatty()
-    provenance_base = {
-        'source': 'pix2voxpp_training', 'config': config.name, 'stage': stage,
-        'dataset': str(data.resolve()),
-        'categories': sorted(set(names.values())),
-        'objects': {'train': len(train_records), 'val': len(val_records)},
-        'val_views': stage_cfg.val_views,
-    }
-    global_step = start_epoch * len(batches)
-    for epoch in range(start_epoch, stage_cfg.epochs):
-        batches.set_epoch(epoch)
-        set_train_mode(model, stage)
-        start = time.perf_counter()
-        loss_sum, samples = 0.0, 0
-        bar = tqdm(loader, desc=f'stage {stage} epoch {epoch + 1}/{stage_cfg.epochs}',
-                   disable=not (is_main and progress), leave=False, dynamic_ncols=True,
-                   mininterval=0.5 if interactive else 30.0)
-        for batch in bar:
-            loss = train_step(module, batch, optimizer, device=device,
-                              precision=config.precision, scaler=scaler,
-                              loss_weight=config.loss_weight)
-            count = int(batch['images'].shape[0])
-            loss_sum += loss * count
-            samples += count
-            global_step += 1
-            bar.set_postfix(loss=f'{loss:.4f}', views=int(batch['images'].shape[1]))
-            if writer is not None:
-                writer.add_scalar('train/loss_step', loss, global_step)
-        bar.close()
-        totals = distributed.all_reduce_sum(
-            context, torch.tensor([loss_sum, float(samples)], dtype=torch.float64,
-                                  device=device)).tolist()
-        train_seconds = time.perf_counter() - start
-        train_loss = totals[0] / max(totals[1], 1.0)
-        samples_per_s = totals[1] / max(train_seconds, 1e-9)
-        lrs = {group['name']: float(group['lr']) for group in optimizer.param_groups}
-        scheduler.step()
 
-        record: dict[str, Any] = {'epoch': epoch + 1, 'train_loss': train_loss,
-                                  'samples_per_s': samples_per_s, 'lr': lrs,
-                                  'train_seconds': train_seconds}
-        validation: dict[str, Any] | None = None
-        improved = False
-        last_epoch = epoch + 1 == stage_cfg.epochs
-        if val_records and ((epoch + 1) % stage_cfg.val_every == 0 or last_epoch):
-            distributed.broadcast_buffers(context, model)
-            result = evaluate_split(model, val_loader, context=context,
-                                    thresholds=config.thresholds, precision=config.precision,
-                                    loss_weight=config.loss_weight)
-            summary = summarize_iou(result.ious, result.taxonomy_ids, config.thresholds)
-            validation = _summary_dict(summary, names)
-            record.update(val_loss=result.loss, val_iou=summary.best_iou,
-                          val_threshold=summary.best_threshold)
-            improved = not best['iou'] >= summary.best_iou  # also true while best is nan
-            if improved:
-                best = {'iou': summary.best_iou, 'threshold': summary.best_threshold,
+def _open_run(config: TrainConfig, out: Path, stage: int, splits: _Data, context: DistContext,
+              start_epoch: int) -> Any:
+    """Rank 0: create the run folder, write the configuration, print the stage's line.
+
+    :returns: the TensorBoard writer.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    stage_cfg = config.stage(stage)
+    (out / 'checkpoints').mkdir(parents=True, exist_ok=True)
+    (out / f'config_stage{stage}.yaml').write_text(
+        yaml.safe_dump(config.to_dict(), sort_keys=False))
+    writer = SummaryWriter(str(out / 'tensorboard' / f'stage{stage}'))
+    views = (f'{stage_cfg.min_views}-{stage_cfg.max_views}'
+             if stage_cfg.min_views != stage_cfg.max_views else str(stage_cfg.max_views))
+    print(f'stage {stage}: Pix2Vox++/{config.model.variant} '
+          f'{"with" if config.model.use_refiner else "without"} refiner, '
+          f'{len(splits.train_records)} train / {len(splits.val_records)} val objects, '
+          f'{views} views, batch {stage_cfg.batch_size} on {context.world_size} x '
+          f'{context.device}, epochs {start_epoch + 1}..{stage_cfg.epochs}', flush=True)
+    if not splits.val_records:
+        print('warning: the val split is empty; best.pth follows last.pth', flush=True)
+    return writer
+
+
+def _train_epoch(config: TrainConfig, stage: int, epoch: int, trainer: _Trainer, splits: _Data,
+                 context: DistContext, *, writer: Any, global_step: int,
+                 progress: bool) -> tuple[dict[str, Any], int]:
+    """Train one epoch and step the scheduler.
+
+    :returns: the epoch's record (loss over all processes, speed, learning rates) and the
+        global step after it.
+    """
+    stage_cfg = config.stage(stage)
+    device = context.device
+    splits.batches.set_epoch(epoch)
+    set_train_mode(trainer.model, stage)
+    start = time.perf_counter()
+    loss_sum, samples = 0.0, 0
+    bar = tqdm(splits.loader, desc=f'stage {stage} epoch {epoch + 1}/{stage_cfg.epochs}',
+               disable=not (context.is_main and progress), leave=False, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30.0)
+    for batch in bar:
+        loss = train_step(trainer.module, batch, trainer.optimizer, device=device,
+                          precision=config.precision, scaler=trainer.scaler,
+                          loss_weight=config.loss_weight)
+        count = int(batch['images'].shape[0])
+        loss_sum += loss * count
+        samples += count
+        global_step += 1
+        bar.set_postfix(loss=f'{loss:.4f}', views=int(batch['images'].shape[1]))
+        if writer is not None:
+            writer.add_scalar('train/loss_step', loss, global_step)
+    bar.close()
+    totals = distributed.all_reduce_sum(
+        context, torch.tensor([loss_sum, float(samples)], dtype=torch.float64,
+                              device=device)).tolist()
+    train_seconds = time.perf_counter() - start
+    lrs = {group['name']: float(group['lr']) for group in trainer.optimizer.param_groups}
+    trainer.scheduler.step()
+    record = {'epoch': epoch + 1, 'train_loss': totals[0] / max(totals[1], 1.0),
+              'samples_per_s': totals[1] / max(train_seconds, 1e-9), 'lr': lrs,
+              'train_seconds': train_seconds}
+    return record, global_step
+
+
+def _validate_epoch(config: TrainConfig, stage: int, epoch: int, model: Pix2VoxPP,
+                    splits: _Data, context: DistContext, record: dict[str, Any],
+                    run: _Progress) -> tuple[dict[str, Any] | None, bool]:
+    """Validate when this epoch is due to; add the result to ``record`` and ``run.best``.
+
+    :returns: the validation summary (None when not validated) and whether best.pth is to be
+        written: an improved IoU, or every epoch when there is no val split.
+    """
+    stage_cfg = config.stage(stage)
+    last_epoch = epoch + 1 == stage_cfg.epochs
+    if splits.val_records and ((epoch + 1) % stage_cfg.val_every == 0 or last_epoch):
+        distributed.broadcast_buffers(context, model)
+        result = evaluate_split(model, splits.val_loader, context=context,
+                                thresholds=config.thresholds, precision=config.precision,
+                                loss_weight=config.loss_weight)
+        summary = summarize_iou(result.ious, result.taxonomy_ids, config.thresholds)
+        record.update(val_loss=result.loss, val_iou=summary.best_iou,
+                      val_threshold=summary.best_threshold)
+        improved = not run.best['iou'] >= summary.best_iou  # also true while best is nan
+        if improved:
+            run.best = {'iou': summary.best_iou, 'threshold': summary.best_threshold,
                         'epoch': epoch + 1}
-        elif not val_records:
-            improved = True
-            best = {'iou': float('nan'), 'threshold': best['threshold'], 'epoch': epoch + 1}
-        record['seconds'] = time.perf_counter() - start
-        history.append(record)
+        return _summary_dict(summary, splits.names), improved
+    if not splits.val_records:
+        run.best = {'iou': float('nan'), 'threshold': run.best['threshold'], 'epoch': epoch + 1}
+        return None, True
+    return None, False
 
-        if is_main:
-            _log_epoch(writer, record, validation, epoch + 1)
-            metadata = WeightsMetadata(
-                background=config.augment.test_background / 255.0, threshold=best['threshold'],
-                provenance={**provenance_base, 'epoch': best['epoch'], 'val_iou': best['iou']})
-            state = {
-                'stage': stage, 'epoch': epoch + 1, 'config': config.to_dict(),
-                'best': best, 'history': history, 'validation': validation,
-                'init': None if init is None else str(init),
-            }
-            if improved:
-                save_checkpoint(checkpoints / BEST, model, metadata=metadata,
-                                extra={'training': state})
-            save_checkpoint(last_path, model, metadata=metadata, extra={'training': {
-                **state, 'optimizer': optimizer.state_dict(),
-                'scheduler': scheduler_state(scheduler), 'scaler': scaler.state_dict(),
-                'rng': _rng_state()}})
-            with (out / f'history_stage{stage}.jsonl').open('a') as log:
-                log.write(json.dumps(record) + '\n')
-            val_text = ''
-            if 'val_iou' in record:
-                val_text = (f' | val IoU {record["val_iou"]:.4f} @{record["val_threshold"]:g} '
-                            f'loss {record["val_loss"]:.4f} (best {best["iou"]:.4f} '
-                            f'ep {best["epoch"]})')
-            print(f'stage {stage} epoch {epoch + 1}/{stage_cfg.epochs} | loss {train_loss:.4f} '
-                  f'| lr {_fmt_lr(lrs)}{val_text} | {samples_per_s:.1f} samples/s | '
-                  f'{record["seconds"]:.1f} s', flush=True)
-        distributed.barrier(context)
-    if writer is not None:
-        writer.close()
-    return RunResult(model, out, float(best['iou']), float(best['threshold']), history)
+
+def _save_epoch(config: TrainConfig, out: Path, stage: int, epoch: int, trainer: _Trainer,
+                run: _Progress, record: dict[str, Any], validation: dict[str, Any] | None, *,
+                improved: bool, init: str | Path | None, provenance_base: dict[str, Any]
+                ) -> None:
+    """Rank 0: write last.pth (and best.pth when improved), the history line and the log line."""
+    best = run.best
+    metadata = WeightsMetadata(
+        background=config.augment.test_background / 255.0, threshold=best['threshold'],
+        provenance={**provenance_base, 'epoch': best['epoch'], 'val_iou': best['iou']})
+    state = {
+        'stage': stage, 'epoch': epoch + 1, 'config': config.to_dict(),
+        'best': best, 'history': run.history, 'validation': validation,
+        'init': None if init is None else str(init),
+    }
+    checkpoints = out / 'checkpoints'
+    if improved:
+        save_checkpoint(checkpoints / BEST, trainer.model, metadata=metadata,
+                        extra={'training': state})
+    save_checkpoint(checkpoints / LAST, trainer.model, metadata=metadata, extra={'training': {
+        **state, 'optimizer': trainer.optimizer.state_dict(),
+        'scheduler': scheduler_state(trainer.scheduler), 'scaler': trainer.scaler.state_dict(),
+        'rng': _rng_state()}})
+    with (out / f'history_stage{stage}.jsonl').open('a') as log:
+        log.write(json.dumps(record) + '\n')
+    val_text = ''
+    if 'val_iou' in record:
+        val_text = (f' | val IoU {record["val_iou"]:.4f} @{record["val_threshold"]:g} '
+                    f'loss {record["val_loss"]:.4f} (best {best["iou"]:.4f} '
+                    f'ep {best["epoch"]})')
+    print(f'stage {stage} epoch {epoch + 1}/{config.stage(stage).epochs} | loss '
+          f'{record["train_loss"]:.4f} | lr {_fmt_lr(record["lr"])}{val_text} | '
+          f'{record["samples_per_s"]:.1f} samples/s | {record["seconds"]:.1f} s', flush=True)
 
 
 def _log_epoch(writer: Any, record: dict[str, Any], validation: dict[str, Any] | None,
