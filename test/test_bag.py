@@ -20,9 +20,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
-from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
 
+from bag_helpers import IMAGE, TS, image_message, read_bag, stamp_of, write_bag
 from ros_helpers import make_frames, write_checkpoint, write_params
 from pix2voxpp_ros.cli import bag as bag_cli
 from pix2voxpp_ros.cli import bag_input
@@ -42,13 +41,10 @@ from pix2voxpp_ros.ros.sim_camera_rig import (PARAMETERS, render_scene, rig_conf
 
 pytestmark = pytest.mark.timeout(300)
 
-TS = get_typestore(Stores.ROS2_HUMBLE)
-IMAGE = 'sensor_msgs/msg/Image'
 CAMERAS = ['/cam0/image_raw', '/cam1/image_raw', '/cam2/image_raw']
 T0 = 1_700_000_000 * NS_PER_S
 THRESHOLD = 0.5
 SIZE_M = 0.5
-STORAGE = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 
 class Setup(NamedTuple):
@@ -69,49 +65,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     threads = torch.get_num_threads()
     yield Setup(weights, params, tmp)
     torch.set_num_threads(threads)  # the tool set one thread, as the parameters say
-
-
-def image_message(array: np.ndarray, stamp_ns: int, encoding: str) -> Any:
-    """Build a rosbags sensor_msgs/Image (not rclpy: an independent serializer)."""
-    header = TS.types['std_msgs/msg/Header'](
-        stamp=TS.types['builtin_interfaces/msg/Time'](sec=stamp_ns // NS_PER_S,
-                                                      nanosec=stamp_ns % NS_PER_S),
-        frame_id='camera')
-    channels = 1 if array.ndim == 2 else array.shape[2]
-    return TS.types[IMAGE](header=header, height=array.shape[0], width=array.shape[1],
-                           encoding=encoding, is_bigendian=0, step=array.shape[1] * channels,
-                           data=np.ascontiguousarray(array).reshape(-1))
-
-
-def write_bag(path: Path, messages: list[tuple[str, int, Any]], *, storage: str = 'mcap',
-              types: Optional[dict[str, str]] = None) -> Path:
-    """Write ``(topic, time ns, rosbags message or raw bytes)`` in order; types per topic."""
-    types = dict(types or {})
-    with Writer(path, version=9, storage_plugin=STORAGE[storage]) as writer:
-        connections = {}
-        for topic, _, _ in messages:
-            if topic not in connections:
-                connections[topic] = writer.add_connection(topic, types.get(topic, IMAGE),
-                                                           typestore=TS)
-        for topic, stamp, msg in messages:
-            raw = msg if isinstance(msg, bytes) else TS.serialize_cdr(
-                msg, types.get(topic, IMAGE))
-            writer.write(connections[topic], stamp, raw)
-    return path
-
-
-def read_bag(path: Path) -> dict[str, list[tuple[int, Any]]]:
-    """Every message of a bag decoded with rosbags, by topic: ``[(time ns, message)]``."""
-    out: dict[str, list] = {}
-    with Reader(path) as reader:
-        for connection, stamp, raw in reader.messages():
-            out.setdefault(connection.topic, []).append(
-                (stamp, TS.deserialize_cdr(raw, connection.msgtype)))
-    return out
-
-
-def stamp_of(msg: Any) -> int:
-    return msg.header.stamp.sec * NS_PER_S + msg.header.stamp.nanosec
 
 
 def run_tool(setup: Setup, bag: Path, out: Path, *extra: str,

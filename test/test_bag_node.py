@@ -20,9 +20,9 @@ from rosbags.rosbag2 import Reader
 from sensor_msgs.msg import PointCloud2
 from visualization_msgs.msg import MarkerArray
 
+from bag_helpers import TS, image_message, read_bag, stamp_of, write_bag
 from ros_helpers import (REPO_ROOT, NodeProcess, Rig, isolate_ros_domain, make_frames, wait_for,
                          write_checkpoint, write_params)
-from test_bag import TS, image_message, read_bag, stamp_of, write_bag
 from pix2voxpp_ros.core.views import NS_PER_S
 from pix2voxpp_ros.ros.conversions import stamp_to_ns
 
