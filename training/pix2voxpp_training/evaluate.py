@@ -68,13 +68,9 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     :raises CheckpointError: unreadable weights.
     :raises ShapeNetDataError: incomplete dataset (the file is named).
     """
-    counts = sorted(set(int(v) for v in views))
     section = DataSection(categories=tuple(categories) if categories else None,
                           max_objects=max_objects, workers=workers)
-    if not counts or counts[0] < 1 or counts[-1] > section.views_per_model:
-        raise EvaluationError(f'--views must be in 1..{section.views_per_model}, got {views}')
-    if split not in SPLITS:
-        raise EvaluationError(f'--split must be one of {", ".join(SPLITS)}, got {split!r}')
+    counts = _check_selection(views, split, section)
     torch_device = resolve_device(device)
     loaded = read_checkpoint(weights, device=torch_device)
     model = loaded.model.eval()
@@ -91,43 +87,73 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     loader = make_eval_loader(dataset, views=counts[-1], batch_size=batch_size, workers=workers)
     fusions = ('model', 'average') if compare_average and model.merger is not None \
         else ('model',)
-    ious = {f: {n: [] for n in counts} for f in fusions}  # fusion -> views -> (B, T) arrays
-    fscores = {f: {n: [] for n in counts} for f in fusions}
-    taxonomy_ids: list[str] = []
+    scores = _score(model, tqdm(loader, desc=f'{split} ({len(records)} objects)',
+                                disable=not progress),
+                    counts, fusions, device=torch_device, thresholds=thresholds,
+                    fscore_threshold=fscore_threshold if fscore else None)
+    names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id for r in records}
+    reports = {}
+    for fusion in fusions:
+        results = [ViewResult(n, np.concatenate(scores.ious[fusion][n]),
+                              np.concatenate(scores.fscores[fusion][n]) if fscore else None)
+                   for n in counts]
+        reports[fusion] = build_report(
+            results, scores.taxonomy_ids, names, thresholds=tuple(thresholds),
+            weights=str(weights), split=split,
+            merger=fusion == 'model' and model.merger is not None,
+            weights_threshold=loaded.metadata.threshold, fscore_threshold=fscore_threshold)
+    report = reports['model']
+    if 'average' in reports:
+        report['average'] = reports['average']
+        report['comparison'] = compare_fusions(
+            {n: np.concatenate(scores.ious['model'][n]) for n in counts},
+            {n: np.concatenate(scores.ious['average'][n]) for n in counts},
+            report, reports['average'], thresholds=tuple(thresholds))
+    return report
+
+
+def _check_selection(views: Sequence[int], split: str, section: DataSection) -> list[int]:
+    """Return the sorted distinct numbers of views; refuse bad ones or an unknown split."""
+    counts = sorted(set(int(v) for v in views))
+    if not counts or counts[0] < 1 or counts[-1] > section.views_per_model:
+        raise EvaluationError(f'--views must be in 1..{section.views_per_model}, got {views}')
+    if split not in SPLITS:
+        raise EvaluationError(f'--split must be one of {", ".join(SPLITS)}, got {split!r}')
+    return counts
+
+
+@dataclass
+class _Scores:
+    """Per-batch metrics, fusion -> views -> list of ``(B, T)`` IoUs or ``(B,)`` F-scores."""
+
+    ious: dict[str, dict[int, list[np.ndarray]]]
+    fscores: dict[str, dict[int, list[np.ndarray]]]
+    taxonomy_ids: list[str]
+
+
+def _score(model: torch.nn.Module, batches: Any, counts: Sequence[int],
+           fusions: Sequence[str], *, device: torch.device, thresholds: Sequence[float],
+           fscore_threshold: float | None) -> _Scores:
+    """Reconstruct every batch from its first views and score it (F-scores unless None)."""
+    scores = _Scores({f: {n: [] for n in counts} for f in fusions},
+                     {f: {n: [] for n in counts} for f in fusions}, [])
     with torch.inference_mode():
-        for batch in tqdm(loader, desc=f'{split} ({len(records)} objects)',
-                          disable=not progress):
-            images = batch['images'].to(torch_device)
+        for batch in batches:
+            images = batch['images'].to(device)
             target = batch['volume']
-            taxonomy_ids.extend(batch['taxonomy_id'])
+            scores.taxonomy_ids.extend(batch['taxonomy_id'])
             predictions = reconstruct_view_prefixes(model, images, counts, fusions=fusions)
             if len(fusions) == 1:
                 predictions = {fusions[0]: predictions}
             for fusion, volumes in predictions.items():
                 for n, occupancy in volumes.items():
                     occupancy = occupancy.float().cpu()
-                    ious[fusion][n].append(iou_per_threshold(occupancy, target, thresholds))
-                    if fscore:
-                        fscores[fusion][n].append(
+                    scores.ious[fusion][n].append(
+                        iou_per_threshold(occupancy, target, thresholds))
+                    if fscore_threshold is not None:
+                        scores.fscores[fusion][n].append(
                             fscore_batch(occupancy, target, threshold=fscore_threshold))
-    names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id for r in records}
-    reports = {}
-    for fusion in fusions:
-        results = [ViewResult(n, np.concatenate(ious[fusion][n]),
-                              np.concatenate(fscores[fusion][n]) if fscore else None)
-                   for n in counts]
-        reports[fusion] = build_report(
-            results, taxonomy_ids, names, thresholds=tuple(thresholds), weights=str(weights),
-            split=split, merger=fusion == 'model' and model.merger is not None,
-            weights_threshold=loaded.metadata.threshold, fscore_threshold=fscore_threshold)
-    report = reports['model']
-    if 'average' in reports:
-        report['average'] = reports['average']
-        report['comparison'] = compare_fusions(
-            {n: np.concatenate(ious['model'][n]) for n in counts},
-            {n: np.concatenate(ious['average'][n]) for n in counts},
-            report, reports['average'], thresholds=tuple(thresholds))
-    return report
+    return scores
 
 
 def compare_fusions(merger_ious: dict[int, np.ndarray], average_ious: dict[int, np.ndarray],
