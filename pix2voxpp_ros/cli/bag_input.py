@@ -110,7 +110,7 @@ class Truth:
 
 
 def _given_values(args: argparse.Namespace) -> dict[str, Any]:
-    """The parameters the user gave: the file, then ``-p``, then the named options."""
+    """Return the parameters the user gave: the file, then ``-p``, then the named options."""
     given: dict[str, Any] = {}
     if args.params is not None:
         given.update(read_params_file(args.params, node_name=args.node_name))
@@ -325,5 +325,5 @@ def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str
 
 def prepare_frames(reconstructor: Reconstructor, config: NodeConfig
                    ) -> Callable[[Frame], np.ndarray]:
-    """What turns a frame into the network's input, with the node's regions of interest."""
+    """Return what turns a frame into the network's input, with the node's regions of interest."""
     return frame_preparer(reconstructor, rois=config.camera_rois, roi_margin=config.roi_margin)

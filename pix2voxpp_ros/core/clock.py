@@ -51,7 +51,7 @@ class RateLimiter:
         return max(0, self._last + self.period - now)
 
     def allowed(self, now: Time) -> bool:
-        """True when an event at ``now`` keeps to the limit."""
+        """Return True when an event at ``now`` keeps to the limit."""
         return self.wait(now) <= 0
 
     @property

@@ -94,23 +94,23 @@ class FrameDrop:
 
 
 def encoding_drop(camera: int, encoding: str) -> FrameDrop:
-    """A frame whose encoding the network cannot take."""
+    """Drop a frame whose encoding the network cannot take."""
     return FrameDrop(camera, DropReason.ENCODING,
                      f"encoding '{encoding}' is not supported (use {_SUPPORTED})", key=(encoding,))
 
 
 def bad_image_drop(camera: int, problem: Any) -> FrameDrop:
-    """A malformed image (``problem``: the conversion's error or its text)."""
+    """Drop a malformed image (``problem``: the conversion's error or its text)."""
     return FrameDrop(camera, DropReason.BAD_IMAGE, str(problem))
 
 
 def undecodable_drop(camera: int, problem: Any) -> FrameDrop:
-    """Recorded bytes that do not decode to a message of the camera's type."""
+    """Drop recorded bytes that do not decode to a message of the camera's type."""
     return FrameDrop(camera, DropReason.UNDECODABLE, str(problem))
 
 
 def buffer_drop(frame: Any, reason: DropReason, *, now_ns: int) -> FrameDrop:
-    """A frame the view buffer refused at ``now_ns``, with the stamp and the likely cause."""
+    """Drop a frame the view buffer refused at ``now_ns``: its stamp and the likely cause."""
     stamp_ns = frame.stamp_ns
     return FrameDrop(frame.camera, reason,
                      f'stamp {stamp_ns / NS_PER_S:.3f} (node clock minus stamp '
