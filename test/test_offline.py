@@ -8,11 +8,13 @@ import threading
 import numpy as np
 import pytest
 
+from pix2voxpp_ros.core.clock import RateLimiter, seconds_to_ns
 from pix2voxpp_ros.core.drops import DropReason
+from pix2voxpp_ros.core.intake import FrameIntake
 from pix2voxpp_ros.core.masks import MaskedFrames
 from pix2voxpp_ros.core.offline import (Batcher, OfflineAssembler, PreparedSet, PreparedViews,
                                         in_background, stack_batch)
-from pix2voxpp_ros.core.views import NS_PER_S, Frame, ViewBufferConfig, ViewSet
+from pix2voxpp_ros.core.views import NS_PER_S, Frame, ViewBuffer, ViewBufferConfig, ViewSet
 
 T0 = 1_700_000_000 * NS_PER_S
 MS = 1_000_000
@@ -64,8 +66,8 @@ def test_drop_reasons_count_and_serialise_as_their_values() -> None:
     # summary.json and the diagnostics' keys are written from counters keyed by the reasons.
     counts = {DropReason.RATE: 2, DropReason.STALE: 1}
     assert json.loads(json.dumps(counts, indent=2)) == {'rate': 2, 'stale': 1}
-    assert [f'frames_dropped.{r}' for r in counts] == ['frames_dropped.rate',
-                                                        'frames_dropped.stale']
+    keys = [f'frames_dropped.{r}' for r in counts]
+    assert keys == ['frames_dropped.rate', 'frames_dropped.stale']
     assert counts['stale'] == 1 and sorted(counts) == ['rate', 'stale']
 
 
@@ -162,3 +164,43 @@ def test_in_background_runs_ahead_on_another_thread_and_stops_early() -> None:
     items.close()  # the consumer stops: so does the producer
     assert threads == {'pix2voxpp_offline_reader'}
     assert len(produced) < 10
+
+
+def test_frame_intake_hands_back_sets_drops_accepted_frames_and_clock_jumps() -> None:
+    buffer = ViewBuffer(ViewBufferConfig(num_cameras=2, max_frame_age_s=1.0))
+    intake = FrameIntake(buffer)
+    first = intake.add_frame(frame(0, 0), now_ns=T0)
+    assert first.sets == [] and first.drops == [] and first.clock_reset is None
+    assert [f.camera for f in first.accepted] == [0]
+    second = intake.add_frame(frame(1, 10), now_ns=T0 + 10 * MS)
+    assert [v.key for v in second.sets] == [((0, T0), (1, T0 + 10 * MS))]
+    late = intake.add_frame(frame(1, 20), now_ns=T0 + 5000 * MS)  # 5 s after its stamp
+    assert late.accepted == [] and [d.reason for d in late.drops] == [DropReason.STALE]
+    assert late.drops[0].frame.stamp_ns == T0 + 20 * MS
+    # The clock jumps back (a looping bag): the buffer starts afresh and says which camera saw it.
+    again = intake.add_frame(frame(0, 0), now_ns=T0 - 60_000 * MS)
+    assert again.clock_reset == 0 and again.drops[0].reason is DropReason.FUTURE
+
+
+def test_frame_intake_with_service_trigger_takes_no_sets() -> None:
+    intake = FrameIntake(ViewBuffer(ViewBufferConfig(num_cameras=1, views_per_reconstruction=1)),
+                         take_sets=False)
+    result = intake.add_frame(frame(0, 0), now_ns=T0)
+    assert result.sets == [] and len(result.accepted) == 1
+    with pytest.raises(RuntimeError, match='no masks'):
+        intake.add_mask(0, T0, np.ones((2, 2), np.uint8), now_ns=T0)
+
+
+def test_rate_limiter_counts_on_the_clock_it_is_given() -> None:
+    seconds = RateLimiter(2.0)  # at most 2 per second, times in seconds
+    assert seconds.allowed(10.0) and seconds.next_allowed is None
+    seconds.mark(10.0)
+    assert seconds.wait(10.2) == pytest.approx(0.3) and not seconds.allowed(10.2)
+    assert seconds.allowed(10.5) and seconds.next_allowed == 10.5
+    nanoseconds = RateLimiter(3.0, to_ticks=seconds_to_ns)
+    nanoseconds.mark(T0)
+    assert nanoseconds.next_allowed == T0 + 333_333_333  # whole nanoseconds
+    nanoseconds.set_rate(0.0)  # no limit
+    assert nanoseconds.allowed(T0)
+    with pytest.raises(ValueError):
+        RateLimiter(float('nan'))
