@@ -19,7 +19,8 @@ PACKAGES = ['pix2voxpp_ros', 'pix2voxpp_training']
 
 def _modules(package_name: str) -> list[ModuleType]:
     package = importlib.import_module(package_name)
-    names = [info.name for info in pkgutil.walk_packages(package.__path__, package_name + '.')]
+    names = [info.name for info in pkgutil.walk_packages(package.__path__, package_name + '.')
+             if not info.name.endswith('.__main__')]  # importing __main__ would run the tool
     return [package, *(importlib.import_module(name) for name in names)]
 
 
