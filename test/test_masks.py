@@ -62,5 +62,6 @@ def test_frames_without_a_good_mask_are_dropped_with_the_reason() -> None:
         [(300 * MS, DropReason.NO_MASK)]
     assert 'mask_timeout_s 0.5 s' in drops[0].detail
     # At the end of the input the frames still waiting never get theirs.
-    assert [(d.frame.stamp_ns, d.reason) for d in masks.finish()] == [(800 * MS, DropReason.NO_MASK)]
+    assert [(d.frame.stamp_ns, d.reason) for d in masks.finish()] == \
+        [(800 * MS, DropReason.NO_MASK)]
     assert masks.finish() == []
