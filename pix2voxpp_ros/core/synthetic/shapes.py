@@ -280,7 +280,41 @@ def _table(rng: np.random.Generator, g: Lattice) -> list[Part]:
     return parts
 
 
+@dataclass(frozen=True)
+class _Seat:
+    """A chair's seat as its other parts attach to it (spans snapped, sizes in metres)."""
+
+    xs: Span
+    zs: Span
+    ys: Span  # the seat board's bottom and top
+    floor: float
+    back_top: float
+    width: float
+    depth: float
+    height: float
+    leg: float  # leg width, a whole number of voxels
+    colour: Colour
+    frame_colour: Colour
+
+
 def _chair(rng: np.random.Generator, g: Lattice) -> list[Part]:
+    seat = _chair_seat(rng, g)
+    parts: list[Part] = [_block(g, seat.xs, seat.ys, seat.zs, seat.colour)]
+    style = rng.choice(['solid', 'solid', 'slats', 'frame'])
+    inset = 0.0  # of the legs, and of the posts of slat and frame backs above the rear legs
+    if rng.random() < 0.2:  # swivel chair: column and a four-arm base on castors
+        parts += _swivel_base(rng, g, seat)
+    else:
+        inset = g.length(rng.uniform(0.0, 0.04), least=0)
+        parts += _chair_legs(rng, g, seat, inset)
+    back_front, back = _chair_back(rng, g, seat, style, inset)
+    parts += back
+    if rng.random() < 0.35:  # armrests on posts, flush with the seat's sides
+        parts += _armrests(rng, g, seat, back_front)
+    return parts
+
+
+def _chair_seat(rng: np.random.Generator, g: Lattice) -> _Seat:
     colour_seat = _any_colour(rng) if rng.random() < 0.5 else _wood(rng)
     colour_frame = colour_seat if rng.random() < 0.5 else _wood(rng)
     seat_w = rng.uniform(0.4, 0.6)
@@ -288,102 +322,126 @@ def _chair(rng: np.random.Generator, g: Lattice) -> list[Part]:
     seat_h = rng.uniform(0.38, 0.5)
     seat_t = rng.uniform(0.03, 0.09)
     back_h = rng.uniform(0.3, 0.6)
-    floor = g.plane(0.0, 'y')
     xs, zs = g.span(-seat_w / 2, seat_w / 2, 'x'), g.span(-seat_d / 2, seat_d / 2, 'z')
-    seat_ys = g.span(seat_h - seat_t, seat_h, 'y')
-    back_top = g.plane(seat_h + back_h, 'y')
-    parts: list[Part] = [_block(g, xs, seat_ys, zs, colour_seat)]
-    lw = g.length(rng.uniform(0.025, 0.05))
-    style = rng.choice(['solid', 'solid', 'slats', 'frame'])
-    inset = 0.0  # of the legs, and of the posts of slat and frame backs above the rear legs
-    if rng.random() < 0.2:  # swivel chair: column and a four-arm base on castors
-        col_d = 2 * rng.uniform(0.025, 0.045)
-        reach = rng.uniform(0.25, 0.33)
-        arm_w = rng.uniform(0.03, 0.045)
-        castor = g.span(floor, floor + rng.uniform(0.03, 0.05), 'y')
-        arm_ys = g.span(castor[1], castor[1] + arm_w, 'y')
-        col = (g.column(0.0, col_d, 'x'), g.column(0.0, col_d, 'z'))
-        parts.append(_round(g, 1, (col[0], (arm_ys[1], seat_ys[0]), col[1]), colour_frame))
-        wheel = _grey(rng, 0.05, 0.3)
-        across = (g.around(arm_w, col[0]), g.around(arm_w, col[1]))
-        for axis in (0, 2):
-            mid = 0.5 * sum(col[axis // 2])
-            for sign in (-1, 1):
-                tip = g.plane(mid + sign * reach, axis)
-                spans: list[Span] = [across[0], arm_ys, across[1]]
-                spans[axis] = (min(mid, tip), max(mid, tip))
-                parts.append(_block(g, *spans, colour_frame))
-                foot = list(spans)
-                foot[1] = castor
-                foot[axis] = _inside(spans[axis], 0.0, across[axis // 2][1]
-                                     - across[axis // 2][0], sign)
-                parts.append(_block(g, *foot, wheel))
-    else:
-        inset = g.length(rng.uniform(0.0, 0.04), least=0)
-        round_legs = rng.random() < 0.5
+    return _Seat(xs=xs, zs=zs, ys=g.span(seat_h - seat_t, seat_h, 'y'), floor=g.plane(0.0, 'y'),
+                 back_top=g.plane(seat_h + back_h, 'y'), width=seat_w, depth=seat_d,
+                 height=seat_h, leg=g.length(rng.uniform(0.025, 0.05)), colour=colour_seat,
+                 frame_colour=colour_frame)
+
+
+def _swivel_base(rng: np.random.Generator, g: Lattice, seat: _Seat) -> list[Part]:
+    """Column under the seat and a four-arm base, a castor under each arm's tip."""
+    col_d = 2 * rng.uniform(0.025, 0.045)
+    reach = rng.uniform(0.25, 0.33)
+    arm_w = rng.uniform(0.03, 0.045)
+    castor = g.span(seat.floor, seat.floor + rng.uniform(0.03, 0.05), 'y')
+    arm_ys = g.span(castor[1], castor[1] + arm_w, 'y')
+    col = (g.column(0.0, col_d, 'x'), g.column(0.0, col_d, 'z'))
+    parts = [_round(g, 1, (col[0], (arm_ys[1], seat.ys[0]), col[1]), seat.frame_colour)]
+    wheel = _grey(rng, 0.05, 0.3)
+    across = (g.around(arm_w, col[0]), g.around(arm_w, col[1]))
+    for axis in (0, 2):
+        mid = 0.5 * sum(col[axis // 2])
+        for sign in (-1, 1):
+            tip = g.plane(mid + sign * reach, axis)
+            spans: list[Span] = [across[0], arm_ys, across[1]]
+            spans[axis] = (min(mid, tip), max(mid, tip))
+            parts.append(_block(g, *spans, seat.frame_colour))
+            foot = list(spans)
+            foot[1] = castor
+            foot[axis] = _inside(spans[axis], 0.0, across[axis // 2][1]
+                                 - across[axis // 2][0], sign)
+            parts.append(_block(g, *foot, wheel))
+    return parts
+
+
+def _chair_legs(rng: np.random.Generator, g: Lattice, seat: _Seat, inset: float
+                ) -> list[Part]:
+    """Four legs ``inset`` in from the seat's corners, sometimes with side stretchers."""
+    xs, zs, lw = seat.xs, seat.zs, seat.leg
+    round_legs = rng.random() < 0.5
+    parts: list[Part] = []
+    for sx in (-1, 1):
+        for sz in (-1, 1):
+            parts.append(_round(g, 1, (_inside(xs, inset, lw, sx), (seat.floor, seat.ys[0]),
+                                       _inside(zs, inset, lw, sz)),
+                                seat.frame_colour, square=not round_legs))
+    if rng.random() < 0.35:  # stretchers between the front and the rear legs
+        y = rng.uniform(0.1, 0.25)
         for sx in (-1, 1):
-            for sz in (-1, 1):
-                parts.append(_round(g, 1, (_inside(xs, inset, lw, sx), (floor, seat_ys[0]),
-                                           _inside(zs, inset, lw, sz)),
-                                    colour_frame, square=not round_legs))
-        if rng.random() < 0.35:  # stretchers between the front and the rear legs
-            y = rng.uniform(0.1, 0.25)
-            for sx in (-1, 1):
-                parts.append(_block(g, _inside(xs, inset, lw, sx), g.span(y, y + 0.02, 'y'),
-                                    (zs[0] + inset + lw, zs[1] - inset - lw), colour_frame))
-    z_rear = _inside(zs, inset, lw, -1)
-    x_in = (xs[0] + inset + lw, xs[1] - inset - lw)  # between the posts
+            parts.append(_block(g, _inside(xs, inset, lw, sx), g.span(y, y + 0.02, 'y'),
+                                (zs[0] + inset + lw, zs[1] - inset - lw), seat.frame_colour))
+    return parts
+
+
+def _chair_back(rng: np.random.Generator, g: Lattice, seat: _Seat, style: str, inset: float
+                ) -> tuple[float, list[Part]]:
+    """Return the back's front face (z) and its parts: solid (maybe tilted), slats or frame."""
     back_t = rng.uniform(0.025, 0.06)
     tilt = math.radians(rng.uniform(4.0, 14.0)) if rng.random() < 0.5 else 0.0
     if style == 'solid':
-        half_w = 0.5 * seat_w * rng.uniform(0.85, 1.0)
-        back_xs = g.span(-half_w, half_w, 'x')
-        if tilt == 0.0:
-            back_zs = (zs[0], zs[0] + g.length(back_t))
-            back_front = back_zs[1]
-            parts.append(_block(g, back_xs, (seat_ys[0], back_top), back_zs, colour_seat))
-        else:
-            # Leaning backwards (towards -z) about the seat's rear edge; it turns about x only,
-            # so its width stays on voxel faces, and it is two voxels thick at least, so that
-            # its voxels hold it without a voxel column on either side.
-            t = g.length(back_t, least=2)
-            up = np.array([0.0, math.cos(tilt), -math.sin(tilt)])
-            # Its top front edge, the highest, on the voxel face back_top.
-            length = (back_top - seat_ys[0] - 0.5 * t * math.sin(tilt)) / math.cos(tilt)
-            centre = np.array([0.5 * (back_xs[0] + back_xs[1]), seat_ys[0], zs[0] + t / 2])
-            parts.append(_box(centre + up * length / 2, (back_xs[1] - back_xs[0], length, t),
-                              colour_seat, _rot('x', -tilt)))
-            back_front = g.plane(zs[0] + t, 'z')
+        return _solid_back(rng, g, seat, back_t, tilt)
+    xs, zs, lw, top = seat.xs, seat.zs, seat.leg, seat.back_top
+    z_rear = _inside(zs, inset, lw, -1)
+    x_in = (xs[0] + inset + lw, xs[1] - inset - lw)  # between the posts
+    parts: list[Part] = []
+    for sx in (-1, 1):  # posts over the rear legs
+        parts.append(_block(g, _inside(xs, inset, lw, sx), (seat.ys[1], top), z_rear,
+                            seat.frame_colour))
+    rail_ys = (g.plane(top - rng.uniform(0.05, 0.12), 'y'), top)
+    parts.append(_block(g, x_in, rail_ys, z_rear, seat.frame_colour))
+    if style == 'slats':
+        n = int(rng.integers(2, 6))
+        slat_w = rng.uniform(0.02, 0.05)
+        slat_zs = g.around(0.6 * (z_rear[1] - z_rear[0]), z_rear)
+        for k in range(n):
+            x = x_in[0] + (k + 1) / (n + 1) * (x_in[1] - x_in[0])
+            parts.append(_block(g, g.column(x, slat_w, 'x'), (seat.ys[1], rail_ys[0]),
+                                slat_zs, seat.frame_colour))
     else:
-        for sx in (-1, 1):  # posts over the rear legs
-            parts.append(_block(g, _inside(xs, inset, lw, sx), (seat_ys[1], back_top), z_rear,
-                                colour_frame))
-        back_front = z_rear[1]
-        rail_ys = (g.plane(back_top - rng.uniform(0.05, 0.12), 'y'), back_top)
-        parts.append(_block(g, x_in, rail_ys, z_rear, colour_frame))
-        if style == 'slats':
-            n = int(rng.integers(2, 6))
-            slat_w = rng.uniform(0.02, 0.05)
-            slat_zs = g.around(0.6 * (z_rear[1] - z_rear[0]), z_rear)
-            for k in range(n):
-                x = x_in[0] + (k + 1) / (n + 1) * (x_in[1] - x_in[0])
-                parts.append(_block(g, g.column(x, slat_w, 'x'), (seat_ys[1], rail_ys[0]),
-                                    slat_zs, colour_frame))
-        else:
-            mid = seat_ys[1] + (back_top - seat_ys[1]) * rng.uniform(0.3, 0.55)
-            mid_t = 0.7 * (rail_ys[1] - rail_ys[0])
-            parts.append(_block(g, x_in, g.span(mid, mid + mid_t, 'y'), z_rear, colour_frame))
-    if rng.random() < 0.35:  # armrests on posts, flush with the seat's sides
-        arm_y = seat_h + rng.uniform(0.16, 0.26)
-        arm_w = g.length(rng.uniform(0.03, 0.07))
-        arm_ys = g.span(arm_y, arm_y + 0.03, 'y')
-        arm_zs = (back_front, g.plane(zs[1] - 0.1 * seat_d, 'z'))
-        post_zs = g.column(zs[1] - 0.2 * seat_d, 0.7 * arm_w, 'z')
-        for sx in (-1, 1):
-            arm_xs = _inside(xs, 0.0, arm_w, sx)
-            parts.append(_block(g, arm_xs, arm_ys, arm_zs, colour_frame))
-            parts.append(_block(g, g.around(0.7 * arm_w, arm_xs), (seat_ys[1], arm_ys[0]),
-                                post_zs, colour_frame))
+        mid = seat.ys[1] + (top - seat.ys[1]) * rng.uniform(0.3, 0.55)
+        mid_t = 0.7 * (rail_ys[1] - rail_ys[0])
+        parts.append(_block(g, x_in, g.span(mid, mid + mid_t, 'y'), z_rear, seat.frame_colour))
+    return z_rear[1], parts
+
+
+def _solid_back(rng: np.random.Generator, g: Lattice, seat: _Seat, back_t: float, tilt: float
+                ) -> tuple[float, list[Part]]:
+    """Return the front face (z) and the board of a solid back, upright or tilted by ``tilt``."""
+    zs, bottom, top = seat.zs, seat.ys[0], seat.back_top
+    half_w = 0.5 * seat.width * rng.uniform(0.85, 1.0)
+    back_xs = g.span(-half_w, half_w, 'x')
+    if tilt == 0.0:
+        back_zs = (zs[0], zs[0] + g.length(back_t))
+        return back_zs[1], [_block(g, back_xs, (bottom, top), back_zs, seat.colour)]
+    # Leaning backwards (towards -z) about the seat's rear edge; it turns about x only, so its
+    # width stays on voxel faces, and it is two voxels thick at least, so that its voxels hold
+    # it without a voxel column on either side.
+    t = g.length(back_t, least=2)
+    up = np.array([0.0, math.cos(tilt), -math.sin(tilt)])
+    # Its top front edge, the highest, on the voxel face back_top.
+    length = (top - bottom - 0.5 * t * math.sin(tilt)) / math.cos(tilt)
+    centre = np.array([0.5 * (back_xs[0] + back_xs[1]), bottom, zs[0] + t / 2])
+    board = _box(centre + up * length / 2, (back_xs[1] - back_xs[0], length, t), seat.colour,
+                 _rot('x', -tilt))
+    return g.plane(zs[0] + t, 'z'), [board]
+
+
+def _armrests(rng: np.random.Generator, g: Lattice, seat: _Seat, back_front: float
+              ) -> list[Part]:
+    """Two armrests from the back forward, each on a post standing on the seat."""
+    xs, zs = seat.xs, seat.zs
+    arm_y = seat.height + rng.uniform(0.16, 0.26)
+    arm_w = g.length(rng.uniform(0.03, 0.07))
+    arm_ys = g.span(arm_y, arm_y + 0.03, 'y')
+    arm_zs = (back_front, g.plane(zs[1] - 0.1 * seat.depth, 'z'))
+    post_zs = g.column(zs[1] - 0.2 * seat.depth, 0.7 * arm_w, 'z')
+    parts: list[Part] = []
+    for sx in (-1, 1):
+        arm_xs = _inside(xs, 0.0, arm_w, sx)
+        parts.append(_block(g, arm_xs, arm_ys, arm_zs, seat.frame_colour))
+        parts.append(_block(g, g.around(0.7 * arm_w, arm_xs), (seat.ys[1], arm_ys[0]),
+                            post_zs, seat.frame_colour))
     return parts
 
 
