@@ -497,10 +497,44 @@ def _lamp(rng: np.random.Generator, g: Lattice) -> list[Part]:
     return parts
 
 
+@dataclass(frozen=True)
+class _Fuselage:
+    """An airplane's fuselage as the wings and the tail attach to it."""
+
+    axis: np.ndarray  # (3,) a point on its axis; x and y of the axis
+    radius: float
+    z_mid: float  # centre of the cylinder section, unsnapped
+    tail_z: float  # end of the tail, unsnapped
+    tail_end: np.ndarray  # (3,) centre of the tail cone's end
+    tail_r: float
+    parts: tuple[Part, ...]
+
+
+@dataclass(frozen=True)
+class _Wings:
+    """The main wings' plane and sweep, where the engines hang and the tail follows."""
+
+    span: float
+    chord: float
+    thickness: float
+    sweep: float  # radians
+    ys: Span
+    z: float
+    parts: tuple[Part, ...]
+
+
 def _airplane(rng: np.random.Generator, g: Lattice) -> list[Part]:
     body = _grey(rng, 0.6, 0.95) if rng.random() < 0.6 else _any_colour(rng)
     accent = _any_colour(rng) if rng.random() < 0.5 else body
     length = 1.0
+    hull = _fuselage(rng, g, length, body)
+    wings = _main_wings(rng, g, hull, length, accent)
+    return [*hull.parts, *wings.parts, *_engines(rng, g, hull, wings),
+            *_tail_planes(rng, g, hull, wings, length, accent)]
+
+
+def _fuselage(rng: np.random.Generator, g: Lattice, length: float, body: Colour) -> _Fuselage:
+    """Cylinder, nose and tail cone along z, the cylinder's ends on voxel faces."""
     radius = rng.uniform(0.045, 0.08)
     nose_len = rng.uniform(0.06, 0.15)
     tail_len = rng.uniform(0.15, 0.3)
@@ -528,38 +562,60 @@ def _airplane(rng: np.random.Generator, g: Lattice) -> list[Part]:
     tail_end = axis + (0.0, tail_up, zs[0] - tail_len)
     parts.append(_frustum(0.5 * (tail_start + tail_end), tail_r, radius, tail_len, body,
                           _frame_y(tail_start - tail_end)))
-    # Main wings: a swept plate per side, hinged at the fuselage axis. Sweeping turns them about
-    # y only, so their thickness stays whole voxel layers (hence no dihedral).
+    return _Fuselage(axis, radius, z_mid, tail_z, tail_end, tail_r, tuple(parts))
+
+
+def _main_wings(rng: np.random.Generator, g: Lattice, hull: _Fuselage, length: float,
+                accent: Colour) -> _Wings:
+    """A swept plate per side, hinged at the fuselage axis.
+
+    Sweeping turns them about y only, so their thickness stays whole voxel layers (hence no
+    dihedral).
+    """
+    axis, radius = hull.axis, hull.radius
     span = rng.uniform(0.7, 1.15) * length
     chord = rng.uniform(0.1, 0.22) * length
     wing_t = rng.uniform(0.02, 0.05)
     sweep = math.radians(rng.uniform(0.0, 35.0))
     wing_y = axis[1] + rng.choice([-0.6, 0.0, 0.6]) * radius
     wing_ys = g.span(wing_y - wing_t / 2, wing_y + wing_t / 2, 'y')
-    wing_z = z_mid + rng.uniform(-0.1, 0.12) * length
+    wing_z = hull.z_mid + rng.uniform(-0.1, 0.12) * length
     semi = span / 2
-    for side in (-1, 1):
-        parts.append(_swept(axis[0], wing_ys, wing_z, semi, chord, side * sweep, side, accent))
-    # Engines under the wings, touching their lower face.
+    parts = tuple(_swept(axis[0], wing_ys, wing_z, semi, chord, side * sweep, side, accent)
+                  for side in (-1, 1))
+    return _Wings(span, chord, wing_t, sweep, wing_ys, wing_z, parts)
+
+
+def _engines(rng: np.random.Generator, g: Lattice, hull: _Fuselage, wings: _Wings
+             ) -> list[Part]:
+    """None, two or four engines under the wings, touching their lower face."""
     n_eng = int(rng.choice([0, 2, 2, 4]))
     eng_d = 2 * rng.uniform(0.03, 0.05)
     eng_len = rng.uniform(0.1, 0.18)
+    semi, sweep = wings.span / 2, wings.sweep
+    parts: list[Part] = []
     for k in range(n_eng // 2):
         frac = (0.35, 0.65)[k] if n_eng == 4 else rng.uniform(0.3, 0.45)
         grey = _grey(rng, 0.3, 0.7)
         for side in (-1, 1):
-            x = axis[0] + side * semi * frac * math.cos(sweep)
-            z = wing_z - semi * frac * math.sin(sweep) + chord * 0.15
+            x = hull.axis[0] + side * semi * frac * math.cos(sweep)
+            z = wings.z - semi * frac * math.sin(sweep) + wings.chord * 0.15
             eng_xs = g.column(x, eng_d, 'x')
-            eng_ys = (wing_ys[0] - (eng_xs[1] - eng_xs[0]), wing_ys[0])
+            eng_ys = (wings.ys[0] - (eng_xs[1] - eng_xs[0]), wings.ys[0])
             eng_zs = g.span(z - eng_len / 2, z + eng_len / 2, 'z')
             parts.append(_round(g, 2, (eng_xs, eng_ys, eng_zs), grey))
-    # Tail: horizontal stabilisers and a vertical fin, swept like the wings.
-    stab_span = rng.uniform(0.25, 0.45) * span
+    return parts
+
+
+def _tail_planes(rng: np.random.Generator, g: Lattice, hull: _Fuselage, wings: _Wings,
+                 length: float, accent: Colour) -> list[Part]:
+    """Horizontal stabilisers and a vertical fin, swept like the wings (sometimes a T-tail)."""
+    axis, tail_z = hull.axis, hull.tail_z
+    stab_span = rng.uniform(0.25, 0.45) * wings.span
     # Turned in their plane, the stabilisers are two voxels wide at least: a narrower strip at
     # an angle to the grid would fill a voxel on either side of it.
-    stab_chord = max(rng.uniform(0.45, 0.8) * chord, 2 * g.voxel)
-    stab_t = wing_t * 0.8
+    stab_chord = max(rng.uniform(0.45, 0.8) * wings.chord, 2 * g.voxel)
+    stab_t = wings.thickness * 0.8
     stab_z = tail_z + stab_chord * 0.6
     t_tail = rng.random() < 0.25
     fin_h = rng.uniform(0.1, 0.2) * length
@@ -567,17 +623,18 @@ def _airplane(rng: np.random.Generator, g: Lattice) -> list[Part]:
     fin_sweep = math.radians(rng.uniform(15.0, 45.0))
     fin_rot = _rot('x', -fin_sweep)  # lean the fin's top backwards (towards -z), about x only
     fin_xs = g.span(axis[0] - stab_t / 2, axis[0] + stab_t / 2, 'x')
-    fin_base = np.array([0.5 * (fin_xs[0] + fin_xs[1]), tail_end[1] + tail_r * 0.5,
+    fin_base = np.array([0.5 * (fin_xs[0] + fin_xs[1]), hull.tail_end[1] + hull.tail_r * 0.5,
                          tail_z + fin_chord * 0.55])
     fin_centre = fin_base + fin_rot @ np.array([0.0, fin_h / 2, 0.0])
-    parts.append(_box(fin_centre, (fin_xs[1] - fin_xs[0], fin_h, fin_chord), accent, fin_rot))
+    parts: list[Part] = [_box(fin_centre, (fin_xs[1] - fin_xs[0], fin_h, fin_chord), accent,
+                              fin_rot)]
     fin_top = fin_base + fin_rot @ np.array([0.0, fin_h, 0.0])
-    stab_y = fin_top[1] - stab_t / 2 if t_tail else tail_end[1]
+    stab_y = fin_top[1] - stab_t / 2 if t_tail else hull.tail_end[1]
     stab_z = fin_top[2] if t_tail else stab_z
     stab_ys = g.span(stab_y - stab_t / 2, stab_y + stab_t / 2, 'y')
     for side in (-1, 1):
         parts.append(_swept(axis[0], stab_ys, stab_z, stab_span / 2, stab_chord,
-                            side * sweep * 0.8, side, accent))
+                            side * wings.sweep * 0.8, side, accent))
     return parts
 
 
