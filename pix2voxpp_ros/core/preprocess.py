@@ -247,6 +247,41 @@ def preprocess_frame(
     :raises MaskError: a mask of another size or type (:class:`EmptyMaskError`: an empty one).
     """
     metadata = metadata or WeightsMetadata()
+    image, channels, stored_bgr = _check_frame(image, encoding)
+    height, width = image.shape[:2]
+    if mask is not None:
+        roi = mask_box(mask, height=height, width=width)
+    margin = MASK_MARGIN if roi_margin < 0 else roi_margin
+    x, y, side, _ = square_crop_box(height, width, roi, margin=margin)
+    square = crop_square(image, x, y, side, int(round(metadata.background * 255.0)))
+
+    size = metadata.input_size
+    resized = _shrink(square, size)
+    if resized.ndim == 2:
+        resized = resized[:, :, None]
+    chw = _to_network(resized, _network_sources(channels, stored_bgr, metadata), metadata)
+    mean = np.asarray(metadata.mean, dtype=np.float32)
+    std = np.asarray(metadata.std, dtype=np.float32)
+    background = ((metadata.background - mean) / std).astype(np.float32)[:, None, None]
+    if channels == 4:
+        transparent = resized[:, :, 3] == 0
+        chw[:, transparent] = background[:, :, 0]
+    if mask is not None:
+        mask2d = mask.reshape(height, width)
+        alpha = _shrink(crop_square(mask2d, x, y, side, 0), size).astype(np.float32)
+        alpha *= 1.0 / max(float(mask2d.max()), 1.0)  # 255 or 1 both mean "object"
+        chw -= background
+        chw *= alpha
+        chw += background
+    return chw
+
+
+def _check_frame(image: np.ndarray, encoding: str) -> tuple[np.ndarray, int, bool]:
+    """Check a frame against its encoding; return it as ``(H, W, C)``, C and "stored BGR".
+
+    :raises ImageInputError: unknown encoding, a shape or type that does not match it, or an
+        empty image.
+    """
     if encoding not in ENCODINGS:
         raise ImageInputError(f'unsupported encoding {encoding!r}; supported: '
                               f'{", ".join(ENCODINGS)}')
@@ -260,25 +295,26 @@ def preprocess_frame(
     height, width = image.shape[:2]
     if height == 0 or width == 0:
         raise ImageInputError(f'empty {width}×{height} image')
+    return image, channels, stored_bgr
 
-    if mask is not None:
-        roi = mask_box(mask, height=height, width=width)
-    margin = MASK_MARGIN if roi_margin < 0 else roi_margin
-    x, y, side, _ = square_crop_box(height, width, roi, margin=margin)
-    square = crop_square(image, x, y, side, int(round(metadata.background * 255.0)))
 
-    size = metadata.input_size
-    resized = _shrink(square, size)
-    if resized.ndim == 2:
-        resized = resized[:, :, None]
-    # Source channel of each network channel: the weights' order whatever the camera's.
+def _network_sources(channels: int, stored_bgr: bool, metadata: WeightsMetadata
+                     ) -> tuple[int, int, int]:
+    """Source channel of each network channel: the weights' order whatever the camera's."""
     if channels == 1:
-        sources = (0, 0, 0)
-    elif stored_bgr == (metadata.channel_order == 'BGR'):
-        sources = (0, 1, 2)
-    else:
-        sources = (2, 1, 0)
-    # uint8 -> normalized float32 in one multiply-add per channel (x / 255 - mean) / std.
+        return (0, 0, 0)
+    if stored_bgr == (metadata.channel_order == 'BGR'):
+        return (0, 1, 2)
+    return (2, 1, 0)
+
+
+def _to_network(resized: np.ndarray, sources: Sequence[int], metadata: WeightsMetadata
+                ) -> np.ndarray:
+    """``(S, S, C)`` uint8 -> ``(3, S, S)`` float32 ``(x / 255 - mean) / std``, channels reordered.
+
+    One multiply-add per channel, straight from the uint8 pixels.
+    """
+    size = resized.shape[0]
     mean = np.asarray(metadata.mean, dtype=np.float32)
     std = np.asarray(metadata.std, dtype=np.float32)
     scale, offset = 1.0 / (255.0 * std), -mean / std
@@ -286,15 +322,4 @@ def preprocess_frame(
     for channel, source in enumerate(sources):
         np.multiply(resized[:, :, source], scale[channel], out=chw[channel], casting='unsafe')
         chw[channel] += offset[channel]
-    background = ((metadata.background - mean) / std).astype(np.float32)[:, None, None]
-    if channels == 4:
-        transparent = resized[:, :, 3] == 0
-        chw[:, transparent] = background[:, :, 0]
-    if mask is not None:
-        mask2d = mask.reshape(height, width)
-        alpha = _shrink(crop_square(mask2d, x, y, side, 0), size).astype(np.float32)
-        alpha *= 1.0 / max(float(mask2d.max()), 1.0)  # 255 or 1 both mean "object"
-        chw -= background
-        chw *= alpha
-        chw += background
     return chw
