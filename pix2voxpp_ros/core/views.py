@@ -16,6 +16,9 @@ Owns two things, both free of ROS:
   stops publishing never makes the same frames be reconstructed again.
 * The small value types :class:`Frame`, :class:`ViewSet` and :class:`BufferStatus`.
 
+A refused frame is answered with its :class:`~.drops.DropReason`. What feeds the buffer is
+:class:`~.intake.FrameIntake`; the one-slot queue after it is :mod:`.pending_slot`.
+
 Stamps are integer nanoseconds (exact, as ROS stamps are); "now" is passed in by the caller, so the
 same code runs on wall time, simulated time and in tests.
 """
