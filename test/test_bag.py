@@ -30,14 +30,14 @@ from pix2voxpp_ros.core.inference import Reconstructor
 from pix2voxpp_ros.core.metrics import cloud_to_voxels, iou
 from pix2voxpp_ros.core.params_file import ParamsFileError, read_params_file
 from pix2voxpp_ros.core.preprocess import decode_image
+from pix2voxpp_ros.core.rig_config import rig_config_from_values, rig_defaults
 from pix2voxpp_ros.core.views import NS_PER_S
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
 from pix2voxpp_ros.ros import demo
 from pix2voxpp_ros.ros.bag_io import BagWriter
 from pix2voxpp_ros.ros.conversions import reconstruction_messages
 from pix2voxpp_ros.ros.rig_bag import TRUTH_TOPIC, image_topic, mask_topic, record_rig_bag
-from pix2voxpp_ros.ros.sim_camera_rig import (PARAMETERS, render_scene, rig_config_from_values,
-                                              scene_view)
+from pix2voxpp_ros.ros.sim_camera_rig import render_scene, scene_view
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -588,8 +588,7 @@ def test_the_wrist_recording_follows_the_moving_camera(tmp_path: Path) -> None:
                                        '/rig/camera_0/camera_info',
                                        '/rig/sim_camera_rig/ground_truth',
                                        '/rig/sim_camera_rig/object'])
-    values = {name: default for name, (default, _) in PARAMETERS.items()}
-    config = rig_config_from_values({**values, **overrides})
+    config = rig_config_from_values({**rig_defaults(), **overrides})
     layout = render_scene(config, config.cameras(), 0).layout
     views = []
     for (_, image), (_, mask), (_, info) in zip(*(recorded[f'/rig/camera_0/{t}'] for t in

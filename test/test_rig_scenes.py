@@ -20,14 +20,15 @@ import pytest
 from ros_helpers import REPO_ROOT, isolate_ros_domain
 from pix2voxpp_ros.ros.conversions import compressed_topic
 from pix2voxpp_ros.ros.rig_topics import image_topic, mask_topic
-from pix2voxpp_ros.ros.sim_camera_rig import PARAMETERS, render_scene, rig_config_from_values
+from pix2voxpp_ros.core.rig_config import RIG_PARAMETERS, rig_config_from_values, rig_defaults
+from pix2voxpp_ros.ros.sim_camera_rig import render_scene
 
 PROFILE = REPO_ROOT / 'config' / 'fastdds_large_images.xml'
 ROOT = '/'  # these tests start the rig without a namespace
 
 
 def _config(**overrides: Any):
-    values = {name: default for name, (default, _) in PARAMETERS.items()}
+    values = rig_defaults()
     values.update(overrides)
     return rig_config_from_values(values)
 
@@ -41,6 +42,15 @@ def test_scene_parameter_is_checked_and_plain_is_the_default() -> None:
     assert len(_config(scene='wrist').cameras()) == 1
     kinds = {(c.width, c.height) for c in _config(scene='tabletop').cameras()}
     assert kinds == {(640, 480), (1280, 720)}
+
+
+def test_rig_parameters_are_param_specs_that_accept_their_defaults() -> None:
+    for spec in RIG_PARAMETERS:
+        assert spec.problem(spec.default) is None, spec.name
+    azimuths = next(s for s in RIG_PARAMETERS if s.name == 'camera_azimuths_deg')
+    assert azimuths.coerce([10, 20.5]) == ((10.0, 20.5), None)  # integers serve as floats
+    assert azimuths.coerce(['east'])[1] == "must be a list of floats, got ['east']"
+    assert rig_config_from_values(rig_defaults()).cameras()[0].width == 640
 
 
 def test_plain_masks_are_the_rendered_silhouette() -> None:

@@ -46,7 +46,8 @@ class NodeConfigError(Pix2VoxError, ValueError):
 class ParamSpec:
     """One parameter: name, default, kind of value, description and an optional value check.
 
-    :param kind: ``str``, ``float``, ``int``, ``bool``, ``str_list`` or ``int_list``.
+    :param kind: ``str``, ``float``, ``int``, ``bool``, ``str_list``, ``int_list`` or
+        ``float_list``.
     :param dynamic: may change while the node is configured (else only while unconfigured).
     :param check: returns a reason when the (type-checked) value is invalid, else None.
     """
@@ -67,15 +68,16 @@ class ParamSpec:
         :returns: ``(value, None)`` or ``(None, reason)``.
         """
         kind = self.kind
-        if kind in ('str_list', 'int_list'):
+        if kind in ('str_list', 'int_list', 'float_list'):
             if value is None:
                 return (), None
             if not isinstance(value, (list, tuple, array.array)):  # rclpy hands arrays over too
                 return None, f'must be a list, got {value!r}'
-            item_type = str if kind == 'str_list' else int
-            if any(not isinstance(v, item_type) or isinstance(v, bool) for v in value):
+            item_type = {'str_list': str, 'int_list': int}.get(kind, float)
+            accepted = (int, float) if item_type is float else item_type  # ints for floats
+            if any(not isinstance(v, accepted) or isinstance(v, bool) for v in value):
                 return None, f'must be a list of {item_type.__name__}s, got {list(value)!r}'
-            return tuple(value), None
+            return tuple(float(v) for v in value) if item_type is float else tuple(value), None
         if value is None:
             return None, 'is not set'
         if kind == 'bool':

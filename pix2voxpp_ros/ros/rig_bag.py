@@ -19,13 +19,13 @@ from typing import Any, Callable, Mapping, Optional, Union
 from std_msgs.msg import String
 
 from ..core.params_file import read_params_file
+from ..core.rig_config import RIG_PARAMETER_NAMES, rig_config_from_values, rig_defaults
 from .bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
                      STRING_TYPE, BagWriter)
 from .conversions import compressed_topic, ns_to_stamp
-from .rig_topics import (NODE_NAME, OBJECT_TOPIC, TRUTH_TOPIC, image_topic, info_topic,
+from .rig_topics import (OBJECT_TOPIC, RIG_NODE_NAME, TRUTH_TOPIC, image_topic, info_topic,
                          mask_topic)
-from .sim_camera_rig import (PARAMETERS, camera_messages, rig_config_from_values, render_scene,
-                             wrist_view)
+from .sim_camera_rig import camera_messages, render_scene, wrist_view
 
 
 def record_rig_bag(
@@ -53,10 +53,10 @@ def record_rig_bag(
     :raises BagError: the bag cannot be written (it is then not left behind).
     :raises ParamsFileError: the parameters file cannot be read.
     """
-    values = {name: default for name, (default, _) in PARAMETERS.items()}
+    values = rig_defaults()
     if params_file is not None:
-        values.update({k: v for k, v in read_params_file(params_file, node_name=NODE_NAME).items()
-                       if k in PARAMETERS})
+        from_file = read_params_file(params_file, node_name=RIG_NODE_NAME)
+        values.update({k: v for k, v in from_file.items() if k in RIG_PARAMETER_NAMES})
     values.update(overrides or {})
     config = rig_config_from_values(values)
     if objects < 1:

@@ -9,7 +9,7 @@ publishers use. A compressed image topic is :func:`~.conversions.compressed_topi
 
 from __future__ import annotations
 
-NODE_NAME = 'sim_camera_rig'
+RIG_NODE_NAME = 'sim_camera_rig'
 NAMESPACE = '/rig'  # where the demo and demo.launch.py run the rig
 
 
@@ -34,12 +34,12 @@ def info_topic(camera: int, namespace: str = NAMESPACE) -> str:
 
 def truth_topic(namespace: str = NAMESPACE) -> str:
     """Return the ground-truth cloud's topic (sensor_msgs/PointCloud2, private to the rig)."""
-    return _under(namespace, f'{NODE_NAME}/ground_truth') if namespace else '~/ground_truth'
+    return _under(namespace, f'{RIG_NODE_NAME}/ground_truth') if namespace else '~/ground_truth'
 
 
 def object_topic(namespace: str = NAMESPACE) -> str:
     """Return the object name's topic (std_msgs/String ``<name> <stamp ns>``, private)."""
-    return _under(namespace, f'{NODE_NAME}/object') if namespace else '~/object'
+    return _under(namespace, f'{RIG_NODE_NAME}/object') if namespace else '~/object'
 
 
 TRUTH_TOPIC = truth_topic()

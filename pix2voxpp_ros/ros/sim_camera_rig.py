@@ -14,6 +14,9 @@ Static scenes are rendered once per object and republished with fresh stamps; th
 view is rendered at every tick. The next object is rendered in a background thread while the
 current one shows, so a switch costs no tick even when the scene takes longer than one.
 
+The parameters (names, defaults, descriptions) are :data:`~..core.rig_config.RIG_PARAMETERS`, the
+topic names :mod:`.rig_topics`; this module renders and publishes.
+
 Topics (relative to the node's namespace; private ones under the node name):
 
 * ``camera_<i>/image_raw`` (sensor_msgs/Image, rgb8), or with ``compressed: true``
@@ -30,7 +33,6 @@ Topics (relative to the node's namespace; private ones under the node name):
 
 from __future__ import annotations
 
-import math
 import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,142 +47,14 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 from std_msgs.msg import Header, String
 
-from ..core.synthetic import CATEGORIES, R2N2_MAX_DISTANCE, Camera, dataset_object, render_view
-from ..core.synthetic.scenes import (TabletopScene, make_tabletop_scene, render_scene_view,
-                                     tabletop_cameras, wrist_camera)
+from ..core.rig_config import RIG_PARAMETERS, RigConfig, rig_config_from_values
+from ..core.synthetic import Camera, dataset_object, render_view
+from ..core.synthetic.scenes import TabletopScene, make_tabletop_scene, render_scene_view
 from ..core.synthetic.voxelize import voxelize
 from .conversions import (array_to_compressed, array_to_image, compressed_topic, grid_to_cloud,
                           ns_to_stamp)
-from .rig_topics import (NODE_NAME, image_topic, info_topic, mask_topic, object_topic,
+from .rig_topics import (RIG_NODE_NAME, image_topic, info_topic, mask_topic, object_topic,
                          truth_topic)
-
-SCENES = ('plain', 'tabletop', 'wrist')
-# 3D-R2N2's renderings keep the centre 128 of 137 pixels at a 25° field of view; a 640×480 camera
-# whose centre 480×480 square sees the same angle has this horizontal field of view, so the
-# reconstruction node's centre crop frames objects as the training images did.
-MATCHED_FOV_DEG = math.degrees(
-    2.0 * math.atan(640 / 480 * 128 / 137 * math.tan(math.radians(12.5))))
-
-
-@dataclass(frozen=True)
-class RigConfig:
-    """The rig's parameters, read once at start."""
-
-    num_cameras: int
-    camera_azimuths_deg: tuple[float, ...]
-    camera_elevation_deg: float
-    camera_distance_ratio: float
-    fov_deg: float
-    width: int
-    height: int
-    rate_hz: float
-    object_switch_s: float
-    categories: tuple[str, ...]
-    seed: int
-    first_index: int
-    background_rgb: tuple[int, int, int]
-    frame_prefix: str
-    object_frame_id: str
-    object_size_m: float
-    scene: str = 'plain'
-    compressed: bool = False
-    wrist_period_s: float = 12.0
-
-    def cameras(self) -> list[Camera]:
-        """Build the rig's cameras, evenly spaced in azimuth unless azimuths are given.
-
-        The tabletop scene has its own kinds of camera; the wrist scene one camera, here at
-        time 0 (:meth:`wrist_camera` gives it at any time).
-        """
-        if self.scene == 'tabletop':
-            return tabletop_cameras(self.num_cameras, seed=self.seed,
-                                    elevation_deg=self.camera_elevation_deg)
-        if self.scene == 'wrist':
-            return [self.wrist_camera(0.0)]
-        azimuths = self.camera_azimuths_deg or tuple(
-            30.0 + 360.0 * i / self.num_cameras for i in range(self.num_cameras))
-        return [Camera(azimuth_deg=az, elevation_deg=self.camera_elevation_deg,
-                       distance_ratio=self.camera_distance_ratio, fov_deg=self.fov_deg,
-                       width=self.width, height=self.height, max_distance=R2N2_MAX_DISTANCE)
-                for az in azimuths]
-
-    def wrist_camera(self, time_s: float) -> Camera:
-        """Return the wrist scene's camera ``time_s`` seconds after the rig started."""
-        return wrist_camera(time_s, period_s=self.wrist_period_s)
-
-
-PARAMETERS: dict[str, tuple[object, str]] = {
-    'num_cameras': (3, 'number of cameras, evenly spaced in azimuth around the object'),
-    'camera_azimuths_deg': ([0.0], 'azimuth of each camera in degrees; [0.0] alone means evenly '
-                                   'spaced from 30 degrees'),
-    'camera_elevation_deg': (27.5, 'elevation of every camera above the object, degrees'),
-    'camera_distance_ratio': (0.8, 'camera distance as a fraction of the R2N2 maximum '
-                                   '(5.5 grid edges)'),
-    'fov_deg': (MATCHED_FOV_DEG, 'horizontal field of view in degrees (default frames the '
-                                 'object like the training renderings)'),
-    'width': (640, 'image width in pixels'),
-    'height': (480, 'image height in pixels'),
-    'rate_hz': (2.0, 'frames per second of every camera'),
-    'object_switch_s': (8.0, 'seconds before switching to the next object; 0 keeps the first'),
-    'categories': (list(CATEGORIES), 'synthetic categories to cycle through'),
-    'seed': (20261125, 'synthetic object seed (the demo weights were trained on another one)'),
-    'first_index': (0, 'index of the first object within each category'),
-    'background_rgb': ([240, 240, 240], 'background colour behind the object, 0-255'),
-    'frame_prefix': ('rig', 'camera frame ids are <prefix>/camera_<i>_optical'),
-    'object_frame_id': ('object', "frame of the ground-truth cloud (the object's canonical "
-                                  'frame, as the reconstruction node uses)'),
-    'object_size_m': (0.5, 'edge of the 32^3 grid in metres; match the reconstruction node'),
-    'scene': ('plain', 'plain (the object alone, centred), tabletop (on a table among '
-                       'distractors, off-centre, cameras of different kinds) or wrist (the '
-                       'tabletop scene seen by one orbiting camera)'),
-    'compressed': (False, 'publish JPEG sensor_msgs/CompressedImage on '
-                          'camera_<i>/image_raw/compressed instead of raw images'),
-    'wrist_period_s': (12.0, 'wrist scene: seconds per orbit of the camera around the object'),
-}
-
-
-def rig_config_from_values(values: dict) -> RigConfig:
-    """Build the rig's configuration from one value per entry of :data:`PARAMETERS`.
-
-    :raises ValueError: with every problem found.
-    """
-    azimuths = tuple(float(a) for a in values['camera_azimuths_deg'])
-    if azimuths == (0.0,):
-        azimuths = ()
-    problems = []
-    if values['num_cameras'] < 1 and not azimuths:
-        problems.append('num_cameras must be at least 1')
-    if values['rate_hz'] <= 0:
-        problems.append('rate_hz must be > 0')
-    unknown = [c for c in values['categories'] if c not in CATEGORIES]
-    if unknown or not values['categories']:
-        problems.append(f'categories must be a non-empty subset of {list(CATEGORIES)}, '
-                        f'got {unknown or "[]"}')
-    if values['scene'] not in SCENES:
-        problems.append(f'scene must be one of {", ".join(SCENES)}, got {values["scene"]!r}')
-    if not values['wrist_period_s'] > 0:
-        problems.append('wrist_period_s must be > 0')
-    if len(values['background_rgb']) != 3:
-        problems.append('background_rgb needs three values')
-    if problems:
-        raise ValueError('; '.join(problems))
-    wrist = values['scene'] == 'wrist'
-    return RigConfig(
-        num_cameras=1 if wrist else len(azimuths) or int(values['num_cameras']),
-        camera_azimuths_deg=azimuths,
-        camera_elevation_deg=float(values['camera_elevation_deg']),
-        camera_distance_ratio=float(values['camera_distance_ratio']),
-        fov_deg=float(values['fov_deg']), width=int(values['width']),
-        height=int(values['height']), rate_hz=float(values['rate_hz']),
-        object_switch_s=float(values['object_switch_s']),
-        categories=tuple(values['categories']), seed=int(values['seed']),
-        first_index=int(values['first_index']),
-        background_rgb=tuple(int(v) for v in values['background_rgb']),
-        frame_prefix=str(values['frame_prefix']),
-        object_frame_id=str(values['object_frame_id']),
-        object_size_m=float(values['object_size_m']), scene=str(values['scene']),
-        compressed=bool(values['compressed']),
-        wrist_period_s=float(values['wrist_period_s']))
 
 
 @dataclass(frozen=True)
@@ -282,9 +156,10 @@ class SimCameraRig(Node):
     """Publish synchronized views of synthetic objects from N simulated cameras."""
 
     def __init__(self) -> None:
-        super().__init__(NODE_NAME)
-        for name, (default, description) in PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        super().__init__(RIG_NODE_NAME)
+        for spec in RIG_PARAMETERS:  # typed by their defaults, as declared before ParamSpec
+            self.declare_parameter(spec.name, spec.default,
+                                   ParameterDescriptor(description=spec.description))
         self.config = self._read_config()
         self.rig_cameras = self.config.cameras()
         count = len(self.rig_cameras)
@@ -321,8 +196,8 @@ class SimCameraRig(Node):
             f'from {", ".join(self.config.categories)} (seed {self.config.seed})')
 
     def _read_config(self) -> RigConfig:
-        return rig_config_from_values({name: self.get_parameter(name).value
-                                       for name in PARAMETERS})
+        return rig_config_from_values({spec.name: self.get_parameter(spec.name).value
+                                       for spec in RIG_PARAMETERS})
 
     def _show_object(self, count: int) -> None:
         """Show object number ``count`` of the sequence and start rendering the one after."""

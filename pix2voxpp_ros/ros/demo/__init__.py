@@ -18,7 +18,6 @@ The package by job: :mod:`.options` (command line), :mod:`.scene_setup` (scene â
 :mod:`.record` (``--record``) and :mod:`.run` (the main loop).
 """
 
-from ...core.metrics import cloud_to_voxels, format_score, iou  # noqa: F401 - the bag tool's
 from .collector import Scorer
 from .processes import start_demo_processes, stop_processes
 from .run import main

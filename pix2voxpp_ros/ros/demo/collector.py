@@ -10,15 +10,16 @@ from __future__ import annotations
 import time
 
 import cv2
-import numpy as np
 
+from ...core.clouds import cloud_points
 from ...core.scoring import ScoredObject, StampScorer
+# The node's name from launch_support: reconstruction_node's import would load torch.
+from ..launch_support import NODE_NAME
 from ..rig_topics import OBJECT_TOPIC, TRUTH_TOPIC, image_topic, mask_topic
 from .scene_setup import NUM_CAMERAS
 
 CLOUD_FIELDS = ('x', 'y', 'z', 'occupancy')  # the node's ~/occupancy fields
-NODE_NAME = 'pix2voxpp'  # reconstruction_node.NODE_NAME; importing that module would load torch
-OCCUPANCY_TOPIC = f'/{NODE_NAME}/occupancy'
+OCCUPANCY_TOPIC = f'/{NODE_NAME}/occupancy'  # the node's ~/occupancy
 
 
 class Scorer:
@@ -68,13 +69,6 @@ class Scorer:
         return any(info.node_name == NODE_NAME
                    for info in node.get_subscriptions_info_by_topic(self._first_image_topic))
 
-    @staticmethod
-    def cloud_points(msg, fields: tuple[str, ...] = ('x', 'y', 'z')) -> np.ndarray:
-        """Return fields of a cloud in the node's layout as ``(N, len(fields))`` float32."""
-        rows = np.frombuffer(bytes(msg.data), dtype=np.float32).reshape(-1, msg.point_step // 4)
-        offsets = {f.name: f.offset // 4 for f in msg.fields}
-        return rows[:, [offsets[name] for name in fields]]
-
     def score(self) -> list[ScoredObject]:
         """Score what can be scored; see :meth:`StampScorer.score`."""
         return self.scores.score()
@@ -84,7 +78,7 @@ class Scorer:
         self.scores.add_name(int(stamp), name)
 
     def _on_truth(self, msg) -> None:
-        self.scores.add_truth(self._stamp_to_ns(msg.header.stamp), self.cloud_points(msg))
+        self.scores.add_truth(self._stamp_to_ns(msg.header.stamp), cloud_points(msg))
 
     def _on_image(self, camera: int, msg) -> None:
         if hasattr(msg, 'format'):  # CompressedImage: decoded as BGR
@@ -100,4 +94,4 @@ class Scorer:
     def _on_cloud(self, msg) -> None:
         stamp = self._stamp_to_ns(msg.header.stamp)
         latency = time.time() - stamp / 1e9  # the rig stamps with the system clock
-        self.scores.add_cloud(stamp, self.cloud_points(msg, CLOUD_FIELDS).copy(), latency)
+        self.scores.add_cloud(stamp, cloud_points(msg, CLOUD_FIELDS).copy(), latency)

@@ -10,12 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...core.rig_config import SCENES
 from ..rig_topics import image_topic, mask_topic
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = PACKAGE_DIR / 'weights' / 'pix2voxpp_f_synthetic.pth'
 NUM_CAMERAS = 3
-SCENES = ('plain', 'tabletop', 'wrist')
 # The wrist scene's key frames: three views a second apart (30 degrees of the rig's 12 s orbit).
 WRIST_VIEWS = 3
 WRIST_VIEW_INTERVAL_S = 1.0
