@@ -1,16 +1,14 @@
-"""The launch files under the real ``ros2 launch``, where it exists (a robot's ROS 2 install).
+"""The launch files under the real ``ros2 launch`` (a robot's apt install, or the kit here).
 
-Skipped where ``launch_ros`` does not import or ``ros2`` is not on the PATH (the PyPI wheels have
-neither), or where this package is not in the ament index (build it with colcon and source the
-workspace first). Each test starts ``ros2 launch`` as a process group, checks what the node does
-over DDS from a :class:`ros_helpers.Rig`, and stops the launch with Ctrl-C.
+Skipped where ``launch_ros`` or ``ros2`` is missing or this package is not in an ament index
+(``make test`` provides all three from ``../shared/ros-kit``; see ``robot_tools.py``). Each test
+starts ``ros2 launch`` as a process group, checks what the node does over DDS from a
+:class:`ros_helpers.Rig`, and stops the launch with Ctrl-C.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import signal
 import subprocess
 from pathlib import Path
@@ -21,25 +19,7 @@ import yaml
 
 from ros_helpers import Rig, isolate_ros_domain, wait_for, write_checkpoint
 
-pytestmark = pytest.mark.timeout(300)
-
-
-def _ros2_launch_available() -> str:
-    """Return why ``ros2 launch`` of this package cannot run here, or '' when it can."""
-    if importlib.util.find_spec('launch_ros') is None:
-        return 'launch_ros is not installed (a robot has it from apt)'
-    if shutil.which('ros2') is None:
-        return 'ros2 (ros2cli) is not on the PATH'
-    try:
-        from ament_index_python.packages import get_package_share_directory
-        get_package_share_directory('pix2voxpp_ros')
-    except Exception:  # noqa: BLE001 - PackageNotFoundError or no ament index at all
-        return 'pix2voxpp_ros is not in the ament index (colcon build, then source install/)'
-    return ''
-
-
-REASON = _ros2_launch_available()
-pytestmark = [pytestmark, pytest.mark.skipif(bool(REASON), reason=REASON)]
+pytestmark = [pytest.mark.robot_tools('launch', 'ros2cli'), pytest.mark.timeout(300)]
 
 
 @pytest.fixture
@@ -54,6 +34,7 @@ def launch(tmp_path: Path) -> Iterator:
                                    stdout=log.open('wb'), stderr=subprocess.STDOUT,
                                    start_new_session=True, env=dict(os.environ))
         started.append((process, log))
+        process.log_text = lambda: log.read_text(errors='replace')  # type: ignore[attr-defined]
         return process
     yield run
     for process, log in started:
@@ -89,14 +70,53 @@ def test_a_namespaced_section_of_the_parameters_file_applies(launch, tmp_path: P
         'weights': str(weights), 'camera_topics': [camera], 'device': 'cpu',
         'camera_rois': []}}}))
     process = launch('pix2voxpp.launch.py', 'namespace:=robot1', f'params_file:={params}',
-                     'use_rviz:=true')  # rviz2 may be missing: a warning, not an abort
+                     'use_rviz:=true')  # rviz2 is missing here: a warning, not an abort
     rig = Rig([camera], node='/robot1/pix2voxpp')
     try:
         rig.wait_for_subscribers(timeout=120)  # the section's camera topic, and active
         assert rig.lifecycle_state() == 'active'
         assert process.poll() is None, 'ros2 launch ended early'
+        if 'rviz2 is not installed' not in process.log_text():  # a robot with RViz starts it
+            from ament_index_python.packages import get_package_prefix
+            assert get_package_prefix('rviz2')
     finally:
         rig.close()
+
+
+def test_launch_arguments_override_both_parameters_files(launch, tmp_path: Path) -> None:
+    """``/**:`` and ``/**/pix2voxpp:`` sections apply; extra_params_file wins; arguments last."""
+    weights = write_checkpoint(tmp_path / 'f.pth')
+    camera = '/p2v_launch/override/image'
+    params = tmp_path / 'all.yaml'
+    params.write_text(yaml.safe_dump({'/**': {'ros__parameters': {
+        'weights': str(tmp_path / 'not_these.pth'), 'camera_topics': ['/not/this'],
+        'device': 'cpu', 'max_rate_hz': 3.0, 'camera_rois': []}}}))
+    extra = tmp_path / 'extra.yaml'
+    extra.write_text(yaml.safe_dump({'/**/pix2voxpp': {'ros__parameters': {
+        'max_rate_hz': 0.5}}}))
+    process = launch('pix2voxpp.launch.py', f'params_file:={params}',
+                     f'extra_params_file:={extra}', f'weights:={weights}',
+                     f'camera_topics:=[{camera}]')
+    rig = Rig([camera], node='/pix2voxpp')
+    try:
+        rig.wait_for_subscribers(timeout=120)  # the argument's topic, with the argument's weights
+        from rcl_interfaces.srv import GetParameters
+        reply = rig.call(GetParameters, '/pix2voxpp/get_parameters', GetParameters.Request(
+            names=['weights', 'camera_topics', 'max_rate_hz', 'device']))
+        assert reply.values[0].string_value == str(weights)
+        assert list(reply.values[1].string_array_value) == [camera]
+        assert reply.values[2].double_value == 0.5  # extra_params_file over params_file
+        assert reply.values[3].string_value == 'cpu'  # the /** section
+        assert rig.lifecycle_state() == 'active'
+        assert process.poll() is None, 'ros2 launch ended early'
+    finally:
+        rig.close()
+
+
+def test_a_missing_parameters_file_ends_the_launch_naming_it(launch, tmp_path: Path) -> None:
+    process = launch('pix2voxpp.launch.py', f'params_file:={tmp_path / "missing.yaml"}')
+    assert process.wait(60) != 0
+    assert 'missing.yaml' in process.log_text()
 
 
 def test_the_demo_takes_the_users_parameters_file(launch, tmp_path: Path) -> None:
