@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..core.checkpoint import CheckpointError
-from ..core.inference import InferenceError, Reconstructor
+from ..core.errors import Pix2VoxError
+from ..core.inference import Reconstructor
 from ..core.preprocess import RENDERING_SIZE, ImageInputError, preprocess_rendering
 from ..core.visualize import render_grid_views
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         views = np.stack([_read_view(path, reconstructor, mask)
                           for path, mask in zip(args.images, masks or [None] * len(args.images))])
         grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
-    except (CheckpointError, ImageInputError, InferenceError, ValueError) as exc:
+    except (Pix2VoxError, ValueError) as exc:
         print(f'pix2voxpp-reconstruct: {exc}', file=sys.stderr)
         return 1
     threshold = reconstructor.threshold if args.threshold is None else args.threshold
