@@ -19,6 +19,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..core.drops import FRAME_DROP_REASONS
 from ..core.views import NS_PER_S
+
 ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 LOG_THROTTLE_S = 5.0
 STATS_WINDOW = 50  # reconstructions the medians in /diagnostics are taken over
@@ -205,8 +206,6 @@ class NodeStats:
         now = time.monotonic()
         with self.lock:
             run = self.run
-            drops = {reason: sum(c.drops[reason] for c in self.cameras)
-                     for reason in FRAME_DROP_REASONS}
             latency_med = statistics.median(run.latencies_ms) if run.latencies_ms else 0.0
             model_med = statistics.median(run.models_ms) if run.models_ms else 0.0
             values = {
@@ -217,21 +216,13 @@ class NodeStats:
                 'backend': reconstructor.backend if reconstructor else '',
                 'weights': config.weights if config else '',
                 'threshold': f'{threshold:.3f}',
-                'reconstructions': str(run.reconstructions),
-                'failed_reconstructions': str(sum(run.errors[k] for k in ERROR_KINDS[:3])),
-                'last_stamp': '' if run.last_stamp_ns is None else
-                f'{run.last_stamp_ns // NS_PER_S}.{run.last_stamp_ns % NS_PER_S:09d}',
-                'last_views': run.last_views,
-                'last_points': str(run.last_points),
-                'latency_ms': f'{run.last_latency_ms:.2f}',
-                'model_ms': f'{run.last_model_ms:.2f}',
-                'overhead_ms': f'{run.last_latency_ms - run.last_model_ms:.2f}',
-                **{k: f'{v:.2f}' for k, v in run.last_breakdown.items()},
+                **self._run_values(run),
                 'latency_ms_median': f'{latency_med:.2f}',
                 'model_ms_median': f'{model_med:.2f}',
                 'sets_dropped': str(run.sets_dropped_before + pending_dropped),
             }
-            values.update({f'frames_dropped.{r}': str(n) for r, n in drops.items()})
+            values.update({f'frames_dropped.{r}': str(sum(c.drops[r] for c in self.cameras))
+                           for r in FRAME_DROP_REASONS})
             values.update({f'errors.{k}': str(n) for k, n in run.errors.items()})
             last_success, last_message = run.last_success, run.last_message
             last_done, count = run.last_done_s, run.reconstructions
@@ -240,23 +231,35 @@ class NodeStats:
             status.level = DiagnosticStatus.ERROR if configure_error else DiagnosticStatus.WARN
             status.message = (f'configure failed: {configure_error}' if configure_error
                               else 'unconfigured: waiting for configure')
-            return status
-        if state != 'active':
+        elif state != 'active':
             status.level, status.message = DiagnosticStatus.WARN, f'{state}: not reconstructing'
-            return status
-        if last_success is False:
+        elif last_success is False:
             status.level, status.message = DiagnosticStatus.ERROR, f'last {last_message}'
-            return status
-        waiting = waiting_for()
-        if waiting is not None:
+        elif (waiting := waiting_for()) is not None:
             status.level = DiagnosticStatus.WARN  # e.g. a camera stopped publishing
             status.message = f'waiting for views: {waiting}'
-            return status
-        status.level = DiagnosticStatus.OK
-        since = '' if last_done is None else f', last {now - last_done:.1f} s ago'
-        status.message = (f'{count} reconstruction(s){since}, median latency '
-                          f'{latency_med:.0f} ms (model {model_med:.0f} ms)')
+        else:
+            status.level = DiagnosticStatus.OK
+            since = '' if last_done is None else f', last {now - last_done:.1f} s ago'
+            status.message = (f'{count} reconstruction(s){since}, median latency '
+                              f'{latency_med:.0f} ms (model {model_med:.0f} ms)')
         return status
+
+    @staticmethod
+    def _run_values(run: RunStats) -> dict[str, str]:
+        """The counters and the last reconstruction's numbers, as diagnostic values."""
+        return {
+            'reconstructions': str(run.reconstructions),
+            'failed_reconstructions': str(sum(run.errors[k] for k in ERROR_KINDS[:3])),
+            'last_stamp': '' if run.last_stamp_ns is None else
+            f'{run.last_stamp_ns // NS_PER_S}.{run.last_stamp_ns % NS_PER_S:09d}',
+            'last_views': run.last_views,
+            'last_points': str(run.last_points),
+            'latency_ms': f'{run.last_latency_ms:.2f}',
+            'model_ms': f'{run.last_model_ms:.2f}',
+            'overhead_ms': f'{run.last_latency_ms - run.last_model_ms:.2f}',
+            **{k: f'{v:.2f}' for k, v in run.last_breakdown.items()},
+        }
 
     def camera_statuses(self, *, state: str, active: bool, max_frame_age_s: float
                         ) -> tuple[list[DiagnosticStatus], list[tuple[str, bool, str]]]:
