@@ -35,7 +35,9 @@ def test_colcon_build_installs_share_and_scripts(tmp_path: Path, options: list[s
             assert all((share / folder / name).resolve() == (REPO_ROOT / folder / name).resolve()
                        for name in sources)
     scripts = {p.name for p in (prefix / 'lib' / 'pix2voxpp_ros').iterdir()}
-    assert {'pix2voxpp_node', 'pix2voxpp-reconstruct'} <= scripts
+    # The tools' names, and the node's and rig's earlier names kept for existing launch files.
+    assert {'pix2voxpp-node', 'pix2voxpp-sim-rig', 'pix2voxpp-reconstruct', 'pix2voxpp_node',
+            'sim_camera_rig'} <= scripts
     assert (prefix / 'share' / 'ament_index' / 'resource_index' / 'packages' /
             'pix2voxpp_ros').is_file()
 
