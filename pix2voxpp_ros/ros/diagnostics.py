@@ -17,8 +17,8 @@ from typing import Any, Callable, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
+from ..core.clock import NS_PER_S
 from ..core.drops import FRAME_DROP_REASONS
-from ..core.views import NS_PER_S
 
 ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 LOG_THROTTLE_S = 5.0
