@@ -37,24 +37,18 @@ class Scorer:
         self._image_to_array = image_to_array
         self._compressed_to_array = compressed_to_array
         self._stamp_to_ns = stamp_to_ns
-        self.cameras = cameras
-        self.compressed = compressed
-        self.object_size_m = object_size_m
         self.scores = StampScorer(object_size_m=object_size_m, cameras=cameras,
                                   settle_s=settle_s)
-        self._first_image_topic = (compressed_topic(image_topic(0)) if compressed
-                                   else image_topic(0))
+        images = [compressed_topic(image_topic(i)) if compressed else image_topic(i)
+                  for i in range(cameras)]
+        self._first_image_topic = images[0]
         qos = 10
         node.create_subscription(String, OBJECT_TOPIC, self._on_object, qos)
         node.create_subscription(PointCloud2, TRUTH_TOPIC, self._on_truth, qos)
         node.create_subscription(PointCloud2, OCCUPANCY_TOPIC, self._on_cloud, qos)
-        for i in range(cameras):
-            if compressed:
-                node.create_subscription(CompressedImage, compressed_topic(image_topic(i)),
-                                         lambda msg, i=i: self._on_image(i, msg), qos)
-            else:
-                node.create_subscription(Image, image_topic(i),
-                                         lambda msg, i=i: self._on_image(i, msg), qos)
+        for i, topic in enumerate(images):
+            node.create_subscription(CompressedImage if compressed else Image, topic,
+                                     lambda msg, i=i: self._on_image(i, msg), qos)
             if masks:
                 node.create_subscription(Image, mask_topic(i),
                                          lambda msg, i=i: self._on_mask(i, msg), qos)
