@@ -247,7 +247,7 @@ class NodeStats:
 
     @staticmethod
     def _run_values(run: RunStats) -> dict[str, str]:
-        """The counters and the last reconstruction's numbers, as diagnostic values."""
+        """Return the counters and the last reconstruction's numbers as diagnostic values."""
         return {
             'reconstructions': str(run.reconstructions),
             'failed_reconstructions': str(sum(run.errors[k] for k in ERROR_KINDS[:3])),

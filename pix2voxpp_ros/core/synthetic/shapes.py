@@ -330,7 +330,7 @@ def _chair_seat(rng: np.random.Generator, g: Lattice) -> _Seat:
 
 
 def _swivel_base(rng: np.random.Generator, g: Lattice, seat: _Seat) -> list[Part]:
-    """Column under the seat and a four-arm base, a castor under each arm's tip."""
+    """Make the column under the seat and a four-arm base, a castor under each arm's tip."""
     col_d = 2 * rng.uniform(0.025, 0.045)
     reach = rng.uniform(0.25, 0.33)
     arm_w = rng.uniform(0.03, 0.045)
@@ -357,7 +357,7 @@ def _swivel_base(rng: np.random.Generator, g: Lattice, seat: _Seat) -> list[Part
 
 def _chair_legs(rng: np.random.Generator, g: Lattice, seat: _Seat, inset: float
                 ) -> list[Part]:
-    """Four legs ``inset`` in from the seat's corners, sometimes with side stretchers."""
+    """Make four legs ``inset`` in from the seat's corners, sometimes with side stretchers."""
     xs, zs, lw = seat.xs, seat.zs, seat.leg
     round_legs = rng.random() < 0.5
     parts: list[Part] = []
@@ -429,7 +429,7 @@ def _solid_back(rng: np.random.Generator, g: Lattice, seat: _Seat, back_t: float
 
 def _armrests(rng: np.random.Generator, g: Lattice, seat: _Seat, back_front: float
               ) -> list[Part]:
-    """Two armrests from the back forward, each on a post standing on the seat."""
+    """Make two armrests from the back forward, each on a post standing on the seat."""
     xs, zs = seat.xs, seat.zs
     arm_y = seat.height + rng.uniform(0.16, 0.26)
     arm_w = g.length(rng.uniform(0.03, 0.07))
@@ -534,7 +534,7 @@ def _airplane(rng: np.random.Generator, g: Lattice) -> list[Part]:
 
 
 def _fuselage(rng: np.random.Generator, g: Lattice, length: float, body: Colour) -> _Fuselage:
-    """Cylinder, nose and tail cone along z, the cylinder's ends on voxel faces."""
+    """Make the cylinder, nose and tail cone along z, the cylinder's ends on voxel faces."""
     radius = rng.uniform(0.045, 0.08)
     nose_len = rng.uniform(0.06, 0.15)
     tail_len = rng.uniform(0.15, 0.3)
@@ -567,7 +567,7 @@ def _fuselage(rng: np.random.Generator, g: Lattice, length: float, body: Colour)
 
 def _main_wings(rng: np.random.Generator, g: Lattice, hull: _Fuselage, length: float,
                 accent: Colour) -> _Wings:
-    """A swept plate per side, hinged at the fuselage axis.
+    """Make a swept plate per side, hinged at the fuselage axis.
 
     Sweeping turns them about y only, so their thickness stays whole voxel layers (hence no
     dihedral).
@@ -588,7 +588,7 @@ def _main_wings(rng: np.random.Generator, g: Lattice, hull: _Fuselage, length: f
 
 def _engines(rng: np.random.Generator, g: Lattice, hull: _Fuselage, wings: _Wings
              ) -> list[Part]:
-    """None, two or four engines under the wings, touching their lower face."""
+    """Hang none, two or four engines under the wings, touching their lower face."""
     n_eng = int(rng.choice([0, 2, 2, 4]))
     eng_d = 2 * rng.uniform(0.03, 0.05)
     eng_len = rng.uniform(0.1, 0.18)
@@ -609,7 +609,7 @@ def _engines(rng: np.random.Generator, g: Lattice, hull: _Fuselage, wings: _Wing
 
 def _tail_planes(rng: np.random.Generator, g: Lattice, hull: _Fuselage, wings: _Wings,
                  length: float, accent: Colour) -> list[Part]:
-    """Horizontal stabilisers and a vertical fin, swept like the wings (sometimes a T-tail)."""
+    """Make the stabilisers and the vertical fin, swept like the wings (sometimes a T-tail)."""
     axis, tail_z = hull.axis, hull.tail_z
     stab_span = rng.uniform(0.25, 0.45) * wings.span
     # Turned in their plane, the stabilisers are two voxels wide at least: a narrower strip at
