@@ -46,15 +46,19 @@ demo: venv
 # checkpoints and converted models, and pytest's own /tmp folders keep three runs of each kind,
 # which filled a small disk during CI.
 PYTEST_TMP = build/pytest-tmp
+# test/robot_tools.sh adds the robot's own ROS tools (tf2_ros, ros2 launch, ros2cli,
+# sensor_msgs_py) from ../shared/ros-kit when it is there, into build/ros-kit-<distro>, and then
+# requires the tests that need them to run; without the kit those tests skip.
 test: venv
 	mkdir -p $(dir $(PYTEST_TMP))
-	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) test
+	test/robot_tools.sh $(VENV) kilted $(PY) -m pytest -q --basetemp=$(PYTEST_TMP) test
 	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
 test-jazzy: venv-jazzy
 	$(JAZZY)/bin/python -c 'import numpy, cv2, rclpy; print("test-jazzy: numpy", numpy.__version__, "OpenCV", cv2.__version__)'
 	mkdir -p $(dir $(PYTEST_TMP))
-	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) $(JAZZY_TESTS) test
+	test/robot_tools.sh $(JAZZY) jazzy $(JAZZY)/bin/python -m pytest -q \
+		--basetemp=$(PYTEST_TMP) $(JAZZY_TESTS) test
 	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
 lint: venv
