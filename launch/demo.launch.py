@@ -36,7 +36,7 @@ def generate_launch_description():
     large_images = os.path.join(share, 'config', 'fastdds_large_images.xml')
     rig = Node(
         package=PACKAGE,
-        executable='sim_camera_rig',
+        executable='pix2voxpp-sim-rig',
         name='sim_camera_rig',
         namespace='rig',
         parameters=[os.path.join(share, 'config', 'demo_rig.yaml')],

@@ -13,7 +13,7 @@ import yaml
 
 PACKAGE = 'pix2voxpp_ros'
 NODE_NAME = 'pix2voxpp'
-NODE_EXECUTABLE = 'pix2voxpp_node'
+NODE_EXECUTABLE = 'pix2voxpp-node'
 # Launch arguments that, when not empty, override the node parameter of the same name.
 PARAMETER_ARGUMENTS = ('weights', 'camera_topics')
 TRUE_WORDS = ('true', '1', 'yes')
