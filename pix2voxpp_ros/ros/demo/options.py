@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Optional
 
+from ...cli.options import add_inference_options
 from .scene_setup import DEFAULT_WEIGHTS, SCENES
 
 DESCRIPTION = ('``pix2voxpp-demo``: the simulated rig and the reconstruction node end to end, '
@@ -25,12 +26,7 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                         help='seconds per object (default: config/demo_rig.yaml)')
     parser.add_argument('--timeout-s', type=float, default=420.0,
                         help='give up after this many seconds (default 420)')
-    parser.add_argument('--device', default='auto', help='node device: auto, cpu, cuda, cuda:N')
-    parser.add_argument('--backend', default='auto',
-                        help='node inference backend: auto (OpenVINO on the CPU when installed), '
-                             'torch or openvino')
-    parser.add_argument('--precision', default='auto',
-                        help='node precision (default auto: bf16 where the hardware has it)')
+    add_inference_options(parser, device='auto', backend='auto', precision='auto')
     parser.add_argument('--domain-id', type=int, default=None,
                         help='ROS_DOMAIN_ID for the demo (default: random, keeps runs apart)')
     parser.add_argument('--config-dir', type=Path, default=None,
