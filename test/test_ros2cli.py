@@ -46,7 +46,7 @@ def ros2(*arguments: str, expect: str, tries: int = 4, timeout: float = 40.0) ->
 
 @pytest.fixture(scope='module')
 def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
-    """The real node, active, with one camera and a small checkpoint."""
+    """Run the real node, active, with one camera and a small checkpoint."""
     isolate_ros_domain()
     tmp = tmp_path_factory.mktemp('ros2cli')
     params = write_params(tmp / 'params.yaml', {

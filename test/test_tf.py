@@ -62,7 +62,7 @@ rclpy.shutdown()
 
 @pytest.fixture
 def tf() -> Iterator:
-    """A broadcaster process and, in this process, a node with TfPoses spun by a thread."""
+    """Start a broadcaster process and, here, a node with TfPoses spun by a thread."""
     isolate_ros_domain()
     import rclpy
     from rclpy.context import Context

@@ -41,7 +41,7 @@ def quaternion_to_matrix(quaternion: Sequence[float]) -> np.ndarray:
 
 
 def pose_matrix(translation: Sequence[float], quaternion: Sequence[float]) -> np.ndarray:
-    """The ``(4, 4)`` pose of a translation ``(x, y, z)`` and a quaternion ``(x, y, z, w)``.
+    """Return the ``(4, 4)`` pose of a translation ``(x, y, z)`` and a quaternion ``(x, y, z, w)``.
 
     :raises PoseError: a non-finite translation or a bad quaternion.
     """
@@ -73,7 +73,7 @@ def poses_from_numbers(values: Sequence[float], count: int) -> list[np.ndarray]:
 
 
 def invert_pose(pose: np.ndarray) -> np.ndarray:
-    """The inverse of a rigid ``(4, 4)`` pose (transpose of the rotation, no general inverse)."""
+    """Invert a rigid ``(4, 4)`` pose (transpose of the rotation, no general inverse)."""
     rotation, translation = pose[:3, :3], pose[:3, 3]
     inverse = np.eye(4)
     inverse[:3, :3] = rotation.T
