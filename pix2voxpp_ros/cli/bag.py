@@ -37,6 +37,8 @@ from ..core.inference import InferenceError, Reconstructor
 from ..core.node_config import NodeConfig
 from ..core.offline import PreparedSet, in_background, stack_batch
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_ply
+from ..ros.bag_files import StagedFolder
+from ..ros.bag_io import BagError
 from . import bag_report
 from .bag_input import (PROG, BagRunStats, BagUsageError, Inputs, Truth, check_inputs,
                         load_config, prepare_frames, produce)
@@ -127,9 +129,9 @@ class _Output:
         from ..ros.bag_io import CLOUD_TYPE, MARKERS_TYPE
         for kind, msgtype in zip(OUTPUT_KINDS, (CLOUD_TYPE, MARKERS_TYPE, CLOUD_TYPE)):
             bag.add_topic(self.topics[kind], msgtype)
-        for folder in (args.ply_dir, args.npy_dir):
-            if folder is not None:
-                folder.mkdir(parents=True, exist_ok=True)
+        # PLY/NPY files go to a temporary folder first: a run that fails leaves none of them.
+        self.staged = {kind: StagedFolder(folder) for kind, folder in
+                       (('ply', args.ply_dir), ('npy', args.npy_dir)) if folder is not None}
 
     def write(self, index: int, stamp_ns: int, grid: np.ndarray) -> None:
         """Write one reconstruction, ``grid`` ``(32, 32, 32)`` probabilities (ShapeNet axes)."""
@@ -144,15 +146,20 @@ class _Output:
         for kind, message in zip(OUTPUT_KINDS, (messages.cloud, messages.markers, messages.grid)):
             self.bag.write(self.topics[kind], message, stamp_ns)
         name = f'{index:05d}_{stamp_ns}'
-        if self.args.npy_dir is not None:
-            np.save(self.args.npy_dir / f'{name}.npy', grid_to_ros_axes(grid))
-        if self.args.ply_dir is not None:
+        if 'npy' in self.staged:
+            np.save(self.staged['npy'].path / f'{name}.npy', grid_to_ros_axes(grid))
+        if 'ply' in self.staged:
             points, values = grid_to_points(grid, threshold=threshold,
                                             object_size_m=config.object_size_m, ros_axes=True)
-            write_ply(self.args.ply_dir / f'{name}.ply', points, values)
+            write_ply(self.staged['ply'].path / f'{name}.ply', points, values)
         if self.scored is not None:  # the grid itself, as the published cloud has it
             occupied = grid_to_ros_axes(grid) >= threshold  # (32, 32, 32) bool, ROS axes
             self.scored.append((stamp_ns, occupied, int(occupied.sum())))
+
+    def finish(self, *, ok: bool) -> None:
+        """Move the side files into their folders (``ok``) or remove them."""
+        for staged in self.staged.values():
+            staged.commit() if ok else staged.discard()
 
 
 def _reconstruct(reader: Any, config: NodeConfig, args: argparse.Namespace, inputs: Inputs,
@@ -191,6 +198,8 @@ def run(args: argparse.Namespace) -> int:
     config, notes = load_config(args)
     for note in notes:
         print(f'{PROG}: {note}', file=sys.stderr)
+    writer = BagWriter(args.out, storage=args.storage, overwrite=args.overwrite,
+                       inputs=(args.bag,))  # refuses a bad --out before anything is read
     with BagReader(args.bag) as reader:
         inputs = check_inputs(reader, config, args)
         truth = Truth() if inputs.truth else None
@@ -203,18 +212,38 @@ def run(args: argparse.Namespace) -> int:
               f'batch {args.batch}, threshold {threshold:g}', file=sys.stderr)
         stats = BagRunStats()
         reconstruct_start = time.perf_counter()
-        with BagWriter(args.out, storage=args.storage, overwrite=args.overwrite) as bag:
-            output = _Output(bag, args, config, threshold=threshold, scoring=truth is not None)
-            _reconstruct(reader, config, args, inputs, reconstructor, output, stats, truth)
-            reconstruct_s = time.perf_counter() - reconstruct_start
-            scores = bag_report.score_objects(output.scored, truth) if truth is not None \
-                else None
-            summary = bag_report.summary(args, config, stats, reconstruct_s=reconstruct_s,
-                                         wall_s=time.perf_counter() - start, scores=scores,
-                                         counts=bag.counts)
-            bag.extra_files['summary.json'] = json.dumps(summary, indent=2).encode()
+        output: Optional[_Output] = None
+        try:
+            with writer as bag:
+                output = _Output(bag, args, config, threshold=threshold,
+                                 scoring=truth is not None)
+                _reconstruct(reader, config, args, inputs, reconstructor, output, stats, truth)
+                summary, scores = _summarize(args, config, stats, output, truth, bag.counts,
+                                             start=start, reconstruct_start=reconstruct_start)
+                bag.extra_files['summary.json'] = json.dumps(summary, indent=2).encode()
+        except BaseException:
+            if output is not None:
+                output.finish(ok=False)
+            raise
+        output.finish(ok=True)
     bag_report.report(args, stats, summary, scores)
     return 0
+
+
+def _summarize(args: argparse.Namespace, config: NodeConfig, stats: BagRunStats, output: _Output,
+               truth: Optional[Truth], counts: dict, *, start: float, reconstruct_start: float
+               ) -> tuple[dict, Optional[dict]]:
+    """Return the summary and the scores; refuse a recording none of whose frames decoded."""
+    if stats.frames_decoded == 0 and stats.camera_frames:
+        dropped = ', '.join(f'{n} {r}' for r, n in sorted(stats.frames_dropped.items()))
+        raise BagError(f'{args.bag}: none of its {stats.camera_frames} camera frames could be '
+                       f'used ({dropped}); no output written')
+    reconstruct_s = time.perf_counter() - reconstruct_start
+    scores = bag_report.score_objects(output.scored, truth) if truth is not None else None
+    summary = bag_report.summary(args, config, stats, reconstruct_s=reconstruct_s,
+                                 wall_s=time.perf_counter() - start, scores=scores,
+                                 counts=counts)
+    return summary, scores
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator, Optional
 import numpy as np
 import yaml
 
-from ..core.clock import NS_PER_S
+from ..core.clock import NS_PER_S, seconds_to_ns
 from ..core.clouds import cloud_points
 from ..core.drops import (MASK_DROP_REASONS, FrameDrop, bad_image_drop, encoding_drop,
                           undecodable_drop)
@@ -63,6 +63,8 @@ class BagRunStats:
     model_s: float = 0.0
     views: Counter = field(default_factory=Counter)  # reconstructions per view count
     masks_undecodable: int = 0
+    camera_frames: int = 0  # camera messages read
+    frames_decoded: int = 0  # of them, those that became frames (before the view buffer)
     warned: set = field(default_factory=set)
 
     def warn_once(self, key: Any, message: str) -> None:
@@ -199,10 +201,14 @@ class _Reading:
         self.mask_of = {topic: i for i, topic in enumerate(inputs.masks)}
         self.frames = 0  # camera messages read so far
         self.now_ns = 0  # the recorded clock: newest frame stamp (--clock receive: receive time)
+        self.now_received_ns = 0  # receive time of the frame that last moved the header clock
+        self.future_ns = seconds_to_ns(config.future_tolerance_s)
 
     def message(self, topic: str, received_ns: int, raw: Any) -> list[ViewSet]:
         """Handle one recorded message; return the view sets due after it."""
         self.stats.frames_read[topic] += 1
+        if topic in self.camera_of:
+            self.stats.camera_frames += 1
         if topic in self.mask_of:
             return self._mask(topic, received_ns, raw)
         if topic in self.camera_of:
@@ -246,10 +252,29 @@ class _Reading:
             return []
         frame = Frame(camera=camera, stamp_ns=_stamp_ns(msg.header.stamp), image=image,
                       encoding=encoding)
-        self.now_ns = max(self.now_ns, received_ns if self.receive_clock else frame.stamp_ns)
+        self.stats.frames_decoded += 1
+        self.now_ns = self._clock(frame.stamp_ns, received_ns)
         sets, drops = self.assembler.add(frame, now_ns=self.now_ns)
         self._count(drops)
         return sets
+
+    def _clock(self, stamp_ns: int, received_ns: int) -> int:
+        """Return "now" for a frame that arrives: the recorded clock, moved by a good frame.
+
+        On the header clock a frame moves "now" to its stamp, unless the stamp is further
+        ahead than ``future_tolerance_s`` of the clock plus the receive time passed since the
+        clock last moved: a glitched stamp (a frame stamped in 2038) leaves the clock as it was,
+        and the view buffer drops that frame as ``future``, as the node drops it.
+        """
+        if self.receive_clock:
+            return max(self.now_ns, received_ns)
+        if self.now_ns and stamp_ns > self.now_ns:
+            expected = self.now_ns + max(0, received_ns - self.now_received_ns)
+            if stamp_ns - expected > self.future_ns:
+                return self.now_ns
+        if stamp_ns > self.now_ns:
+            self.now_received_ns = received_ns
+        return max(self.now_ns, stamp_ns)
 
     def _mask(self, topic: str, received_ns: int, raw: Any) -> list[ViewSet]:
         try:

@@ -3,9 +3,11 @@
 Built on ``rosbags`` (pure Python; mcap and sqlite3 storage, CDR): :class:`BagReader` opens a bag
 (directory or single ``.mcap`` / ``.db3`` file), checks topics and their types with messages that
 list what the bag has, and yields decoded messages; every failure of the storage, from a missing
-file to a truncated one, becomes one :class:`BagError` naming the file. :class:`BagWriter` writes
-rclpy messages (serialized with ``rclpy.serialization``, the bytes a live publisher sends) into a
-bag under a temporary name and renames it into place only when it is complete.
+file to a truncated one, becomes one :class:`BagError` naming the file (a directory's metadata is
+checked first, :func:`~.bag_files.check_metadata`). :class:`BagWriter` writes rclpy messages
+(serialized with ``rclpy.serialization``, the bytes a live publisher sends) into a bag under a
+temporary name and renames it into place only when it is complete, with mcap chunk checksums
+and a mark in its metadata by which ``overwrite`` later recognizes it as the project's own.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from ..core.errors import Pix2VoxError
+from .bag_files import (BagFileError, add_chunk_crcs, check_metadata, check_replaceable,
+                        mark_own, partial_name, remove_stale_partials)
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -54,18 +58,21 @@ class BagReader:
         if not self.path.exists():
             raise BagError(f'{self.path}: no such bag (a rosbag2 directory, .mcap or .db3 file)')
         try:
+            check_metadata(self.path)
+        except BagFileError as exc:
+            raise BagError(str(exc)) from None
+        try:
             self._reader = Reader(self.path)
             self._reader.open()
+            topics = self._reader.topics
+            self.topics: dict[str, str] = {t: info.msgtype or '?' for t, info in topics.items()}
+            self.counts: dict[str, int] = {t: int(info.msgcount) for t, info in topics.items()}
         except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds; one message
             raise BagError(f'{self.path}: not a readable rosbag2 bag: {_reason(exc)}') from exc
-        self.topics: dict[str, str] = {t: info.msgtype or '?' for t, info in
-                                       self._reader.topics.items()}
-        self.counts: dict[str, int] = {t: info.msgcount for t, info in
-                                       self._reader.topics.items()}
 
     def close(self) -> None:
         """Close the storage (idempotent)."""
-        if self._reader.is_open:
+        if getattr(self, '_reader', None) is not None and self._reader.is_open:
             self._reader.close()
 
     def __enter__(self) -> BagReader:
@@ -139,23 +146,28 @@ class BagWriter:
 
     :param path: the bag directory to create.
     :param storage: ``mcap`` (default, what ``ros2 bag record`` writes since Iron) or ``sqlite3``.
-    :param overwrite: replace an existing bag at ``path`` (only once the new one is complete).
-    :raises BagError: ``path`` exists (without ``overwrite``) or an unknown storage.
+    :param overwrite: replace an existing bag at ``path`` (only once the new one is complete),
+        only if it is a bag this project wrote (:func:`~.bag_files.check_replaceable`).
+    :param inputs: the paths being read: never replaced.
+    :raises BagError: ``path`` exists (without ``overwrite``, or is not the project's own bag
+        or is an input), or an unknown storage.
     """
 
     def __init__(self, path: Union[str, Path], *, storage: str = 'mcap',
-                 overwrite: bool = False) -> None:
+                 overwrite: bool = False, inputs: tuple[Path, ...] = ()) -> None:
         self.path = Path(path)
         if storage not in STORAGES:
             raise BagError(f'storage must be one of {", ".join(STORAGES)}, got {storage!r}')
-        if self.path.exists() and not overwrite:
+        if (self.path.exists() or self.path.is_symlink()) and not overwrite:
             raise BagError(f'{self.path}: already exists; choose another output or pass '
                            '--overwrite')
         self.storage = storage
         self.overwrite = overwrite
+        self.inputs = tuple(inputs)
+        self._check_replaceable()
         # The bag's files are named after its directory: keep the final name inside a
         # temporary parent, so the renamed bag looks exactly as if written in place.
-        self._parent = self.path.parent / f'.{self.path.name}.partial-{os.getpid()}'
+        self._parent = partial_name(self.path)
         self._writer: Optional[Writer] = None
         self._connections: dict[str, Any] = {}
         self.extra_files: dict[str, bytes] = {}  # written into the bag directory at the end
@@ -164,6 +176,7 @@ class BagWriter:
     def __enter__(self) -> BagWriter:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            remove_stale_partials(self.path)  # what killed runs left
             if self._parent.exists():
                 shutil.rmtree(self._parent)
             self._parent.mkdir()
@@ -202,16 +215,31 @@ class BagWriter:
             return
         try:
             assert writer is not None
+            mark_own(writer.custom_data, list(self.extra_files), 'pix2voxpp_ros')
             writer.close()
+            written = self._parent / self.path.name
             for name, data in self.extra_files.items():
-                (self._parent / self.path.name / name).write_bytes(data)
-            if self.path.exists() and self.overwrite:
-                shutil.rmtree(self.path) if self.path.is_dir() else self.path.unlink()
-            os.replace(self._parent / self.path.name, self.path)
+                (written / name).write_bytes(data)
+            for mcap in written.glob('*.mcap'):
+                add_chunk_crcs(mcap)
+            if self.path.exists() or self.path.is_symlink():
+                self._check_replaceable()  # again: it may have changed during the run
+                shutil.rmtree(self.path)
+            os.replace(written, self.path)
+        except BagError:
+            self._discard()
+            raise
         except Exception as exc:  # noqa: BLE001 - disk full, permissions: one message
             self._discard()
             raise BagError(f'{self.path}: writing the bag failed: {_reason(exc)}') from exc
         self._discard()
+
+    def _check_replaceable(self) -> None:
+        if self.overwrite and (self.path.exists() or self.path.is_symlink()):
+            try:
+                check_replaceable(self.path, inputs=self.inputs)
+            except BagFileError as exc:
+                raise BagError(str(exc)) from None
 
     def _discard(self) -> None:
         shutil.rmtree(self._parent, ignore_errors=True)
