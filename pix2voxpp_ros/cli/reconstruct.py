@@ -10,8 +10,10 @@ import cv2
 import numpy as np
 
 from ..core.errors import Pix2VoxError
+from ..core.image_header import declared_size
 from ..core.inference import Reconstructor
-from ..core.preprocess import RENDERING_SIZE, ImageInputError, preprocess_rendering
+from ..core.limits import DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_LIMIT, MAX_VIEWS
+from ..core.preprocess import RENDERING_SIZE, ImageInputError, check_pixels, preprocess_rendering
 from ..core.visualize import render_grid_views
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
 from .options import add_inference_options
@@ -45,16 +47,34 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="occupancy threshold (default: the weights' recommended one)")
     parser.add_argument('--object-size-m', type=float, default=1.0,
                         help='edge of the grid in metres, for .ply output (default 1.0)')
+    parser.add_argument('--max-image-pixels', type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+                        metavar='N', help='refuse images and masks declaring more pixels, '
+                        'before decoding them (default %(default)s: six 4K frames)')
     add_inference_options(parser, device='auto', backend='auto', precision='fp32')
     # Intermixed: "a.png --mask a_mask.png b.png --mask b_mask.png" reads naturally.
     return parser.parse_intermixed_args(argv)
 
 
-def _read_mask(path: Path) -> np.ndarray:
+def _imread(path: Path, max_pixels: int) -> np.ndarray | None:
+    """Read a PNG or JPEG file as ``cv2.imread`` does, its declared size checked first.
+
+    :returns: the image, or None when it is no PNG or JPEG (whose size could not be checked)
+        or does not decode.
+    :raises ImageInputError: more than ``max_pixels`` pixels declared.
+    """
+    data = path.read_bytes()
+    size = declared_size(data)
+    if size is None:
+        return None
+    check_pixels(*size, max_pixels=max_pixels, what=str(path))
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+def _read_mask(path: Path, max_pixels: int) -> np.ndarray:
     """Read one mask file: ``(H, W)`` uint8, nonzero on the object."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    mask = _imread(path, max_pixels)
     if mask is None:
-        raise ImageInputError(f'{path}: cannot read mask file')
+        raise ImageInputError(f'{path}: cannot read mask file (PNG or JPEG)')
     if mask.ndim == 3 and mask.shape[2] == 1:
         mask = mask[:, :, 0]
     if mask.ndim != 2:
@@ -64,12 +84,12 @@ def _read_mask(path: Path) -> np.ndarray:
     return mask
 
 
-def _read_view(path: Path, reconstructor: Reconstructor, mask_path: Path | None = None
-               ) -> np.ndarray:
+def _read_view(path: Path, reconstructor: Reconstructor, mask_path: Path | None = None, *,
+               max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Read one image file (and its mask, if any) and preprocess it for the network."""
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    image = _imread(path, max_pixels)
     if image is None:
-        raise ImageInputError(f'{path}: cannot read image file')
+        raise ImageInputError(f'{path}: cannot read image file (PNG or JPEG)')
     is_rendering = image.ndim == 3 and image.shape[2] == 4 and image.shape[:2] == (
         RENDERING_SIZE,) * 2
     if is_rendering and mask_path is None:
@@ -80,7 +100,7 @@ def _read_view(path: Path, reconstructor: Reconstructor, mask_path: Path | None 
     encoding = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}.get(channels)  # OpenCV reads colour as BGR
     if encoding is None:
         raise ImageInputError(f'{path}: unsupported image with {channels} channels')
-    mask = None if mask_path is None else _read_mask(mask_path)
+    mask = None if mask_path is None else _read_mask(mask_path, max_pixels)
     try:
         # With a mask, the crop's margin is the one that frames objects as the renderings do.
         return reconstructor.preprocess(image, encoding=encoding, mask=mask,
@@ -102,6 +122,14 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     masks = args.masks or []
+    if len(args.images) > MAX_VIEWS:
+        print(f'pix2voxpp-reconstruct: {len(args.images)} images: at most {MAX_VIEWS} (the '
+              'network was trained with up to 20 views)', file=sys.stderr)
+        return 2
+    if not 0 < args.max_image_pixels <= MAX_IMAGE_PIXELS_LIMIT:
+        print(f'pix2voxpp-reconstruct: --max-image-pixels {args.max_image_pixels}: must be in '
+              f"1 .. {MAX_IMAGE_PIXELS_LIMIT} (OpenCV's own limit)", file=sys.stderr)
+        return 2
     if masks and len(masks) != len(args.images):
         print(f'pix2voxpp-reconstruct: {len(masks)} --mask for {len(args.images)} images: give '
               'one mask per image, in the same order', file=sys.stderr)
@@ -115,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
         reconstructor = Reconstructor(args.weights, device=args.device,
                                       precision=args.precision, backend=args.backend,
                                       warmup_views=0)
-        views = np.stack([_read_view(path, reconstructor, mask)
+        views = np.stack([_read_view(path, reconstructor, mask, max_pixels=args.max_image_pixels)
                           for path, mask in zip(args.images, masks or [None] * len(args.images))])
         grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
     except (Pix2VoxError, ValueError) as exc:

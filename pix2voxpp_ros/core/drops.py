@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from .clock import NS_PER_S
+from .limits import short_repr
+from .preprocess import ImageTooLargeError
 
 
 class DropReason(str, enum.Enum):
@@ -26,6 +28,7 @@ class DropReason(str, enum.Enum):
     UNDECODABLE = 'undecodable'  # recorded bytes that are no message of the type (bag tool)
     ENCODING = 'encoding'  # an encoding the network cannot take
     BAD_IMAGE = 'bad_image'  # size, step or data length do not fit; corrupt compressed data
+    TOO_LARGE = 'too_large'  # declares more than max_image_pixels pixels (refused undecoded)
     # Refused by the view buffer.
     OUT_OF_ORDER = 'out_of_order'  # not newer than the newest frame already seen from its camera
     FUTURE = 'future'  # stamped further in the future than future_tolerance_s
@@ -50,7 +53,7 @@ BUFFER_DROP_REASONS = (DropReason.OUT_OF_ORDER, DropReason.FUTURE, DropReason.ST
 MASK_DROP_REASONS = (DropReason.NO_MASK, DropReason.EMPTY_MASK, DropReason.BAD_MASK)
 # Every reason a single frame is counted under, in the order diagnostics list them.
 FRAME_DROP_REASONS = ((DropReason.ENCODING, DropReason.BAD_IMAGE) + BUFFER_DROP_REASONS
-                      + MASK_DROP_REASONS + (DropReason.UNDECODABLE,))
+                      + MASK_DROP_REASONS + (DropReason.UNDECODABLE, DropReason.TOO_LARGE))
 
 _CLOCK_HINT = 'are the clocks synchronised, and use_sim_time set alike on camera and node?'
 _BUFFER_HINTS = {
@@ -81,6 +84,8 @@ class FrameDrop:
         """Word the drop for the log, e.g. ``dropping frames on /cam0: <detail>``."""
         if self.reason is DropReason.BAD_IMAGE:
             return f'dropping a malformed frame on {topic}: {self.detail}'
+        if self.reason is DropReason.TOO_LARGE:
+            return f'dropping an oversized frame on {topic}: {self.detail}'
         if self.reason is DropReason.UNDECODABLE:
             return f'dropping undecodable frames on {topic}: {self.detail}'
         suffix = f' (masks on {mask_topic})' if mask_topic and self.reason in \
@@ -94,14 +99,24 @@ class FrameDrop:
 
 
 def encoding_drop(camera: int, encoding: str) -> FrameDrop:
-    """Drop a frame whose encoding the network cannot take."""
+    """Drop a frame whose encoding the network cannot take.
+
+    The encoding is the sender's text: it is shown cut short and kept out of the log key, so
+    frames of ever new encodings share one throttled line per camera.
+    """
     return FrameDrop(camera, DropReason.ENCODING,
-                     f"encoding '{encoding}' is not supported (use {_SUPPORTED})", key=(encoding,))
+                     f'encoding {short_repr(encoding)} is not supported (use {_SUPPORTED})')
 
 
 def bad_image_drop(camera: int, problem: Any) -> FrameDrop:
-    """Drop a malformed image (``problem``: the conversion's error or its text)."""
-    return FrameDrop(camera, DropReason.BAD_IMAGE, str(problem))
+    """Drop a malformed image (``problem``: the conversion's error or its text).
+
+    An :class:`~.preprocess.ImageTooLargeError` (more than ``max_image_pixels``) is counted as
+    :attr:`DropReason.TOO_LARGE`.
+    """
+    reason = DropReason.TOO_LARGE if isinstance(problem, ImageTooLargeError) else \
+        DropReason.BAD_IMAGE
+    return FrameDrop(camera, reason, str(problem))
 
 
 def undecodable_drop(camera: int, problem: Any) -> FrameDrop:

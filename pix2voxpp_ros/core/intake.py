@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Callable, Optional, Sequence, Union
 import numpy as np
 
 from .drops import FrameDrop, buffer_drop
+from .limits import DEFAULT_MAX_IMAGE_PIXELS
 from .masks import MaskedFrames
-from .preprocess import MaskError, Roi
+from .preprocess import MaskError, Roi, preprocess_frame
 from .views import Frame, ViewBuffer, ViewSet
 
 if TYPE_CHECKING:  # the model (torch) is not needed to pair frames
@@ -24,16 +25,20 @@ if TYPE_CHECKING:  # the model (torch) is not needed to pair frames
 
 
 def frame_preparer(reconstructor: Reconstructor, *, rois: Sequence[Optional[Roi]],
-                   roi_margin: float) -> Callable[[Frame], np.ndarray]:
+                   roi_margin: float, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                   ) -> Callable[[Frame], np.ndarray]:
     """Return what turns a buffered frame into the network's input, ``(3, S, S)`` float32.
 
     :param rois: per camera, its region of interest or None (``camera_rois``).
     :param roi_margin: the ``roi_margin`` parameter.
+    :param max_pixels: ``max_image_pixels``: the largest crop reaching beyond a frame.
     """
+    metadata = reconstructor.metadata
+
     def prepare(frame: Frame) -> np.ndarray:
-        return reconstructor.preprocess(frame.image, encoding=frame.encoding,
-                                        roi=rois[frame.camera], roi_margin=roi_margin,
-                                        mask=frame.mask)
+        return preprocess_frame(frame.image, encoding=frame.encoding, roi=rois[frame.camera],
+                                roi_margin=roi_margin, mask=frame.mask, metadata=metadata,
+                                max_pixels=max_pixels)
     return prepare
 
 

@@ -18,20 +18,25 @@ from __future__ import annotations
 import array
 import math
 import os
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional
 
+from . import param_checks as checks
 from .backends import BACKENDS
 from .errors import Pix2VoxError
 from .inference import PRECISION_CHOICES
+from .limits import (DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_LIMIT, MAX_OBJECT_SIZE_M,
+                     MAX_THREADS, MAX_VIEWS, short_repr)
 from .preprocess import Roi
 from .views import ViewBufferConfig
 
 TRIGGERS = ('auto', 'service')
 RELIABILITIES = ('best_effort', 'reliable')
 TRANSPORTS = ('raw', 'compressed')
-_DEVICE_RE = re.compile(r'^(auto|cpu|cuda|cuda:\d+)$')
+# Longest string and list a value may be: a path (PATH_MAX) and 4 ROI values for MAX_VIEWS
+# cameras; longer ones are refused before anything walks them.
+MAX_STRING_CHARS = 4096
+MAX_LIST_ITEMS = 4 * MAX_VIEWS
 
 
 class NodeConfigError(Pix2VoxError, ValueError):
@@ -72,25 +77,36 @@ class ParamSpec:
             if value is None:
                 return (), None
             if not isinstance(value, (list, tuple, array.array)):  # rclpy hands arrays over too
-                return None, f'must be a list, got {value!r}'
+                return None, f'must be a list, got {short_repr(value)}'
+            if len(value) > MAX_LIST_ITEMS:
+                return None, f'holds {len(value)} items, more than {MAX_LIST_ITEMS}'
             item_type = {'str_list': str, 'int_list': int}.get(kind, float)
             accepted = (int, float) if item_type is float else item_type  # ints for floats
             if any(not isinstance(v, accepted) or isinstance(v, bool) for v in value):
-                return None, f'must be a list of {item_type.__name__}s, got {list(value)!r}'
+                return None, (f'must be a list of {item_type.__name__}s, got '
+                              f'{short_repr(list(value))}')
+            if item_type is str and any(len(v) > MAX_STRING_CHARS for v in value):
+                return None, f'holds a string longer than {MAX_STRING_CHARS} characters'
+            if item_type is float and not all(math.isfinite(v) for v in value):
+                return None, f'must hold finite numbers, got {short_repr(list(value))}'
             return tuple(float(v) for v in value) if item_type is float else tuple(value), None
         if value is None:
             return None, 'is not set'
         if kind == 'bool':
             return (value, None) if isinstance(value, bool) else (None, f'must be true or false, '
-                                                                        f'got {value!r}')
+                                                                        f'got {short_repr(value)}')
         if kind == 'str':
-            return (value, None) if isinstance(value, str) else (None, f'must be a string, '
-                                                                       f'got {value!r}')
+            if not isinstance(value, str):
+                return None, f'must be a string, got {short_repr(value)}'
+            if len(value) > MAX_STRING_CHARS:
+                return None, (f'is {len(value)} characters long, more than {MAX_STRING_CHARS}: '
+                              f'{short_repr(value)}')
+            return value, None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None, f'must be a number, got {value!r}'
+            return None, f'must be a number, got {short_repr(value)}'
         if kind == 'int':
             return (value, None) if isinstance(value, int) else (None, f'must be an integer, '
-                                                                       f'got {value!r}')
+                                                                       f'got {short_repr(value)}')
         if not math.isfinite(value):
             return None, f'must be finite, got {value!r}'
         return float(value), None
@@ -103,139 +119,104 @@ class ParamSpec:
         return reason
 
 
-def _one_of(choices: tuple[str, ...]) -> Callable[[Any], Optional[str]]:
-    return lambda v: None if v in choices else f'must be one of {", ".join(choices)}'
-
-
-def _at_least(low: float) -> Callable[[Any], Optional[str]]:
-    return lambda v: None if v >= low else f'must be >= {low:g}'
-
-
-def _positive(v: float) -> Optional[str]:
-    return None if v > 0 else 'must be > 0'
-
-
-def _check_weights(path: str) -> Optional[str]:
-    if not path:
-        return 'is empty: set it to a Pix2Vox++ checkpoint file (.pth)'
-    if not os.path.isfile(os.path.expanduser(path)):
-        return f'file not found: {path}'
-    return None
-
-
-def _check_threshold(v: float) -> Optional[str]:
-    if v < 0.0 or 0.0 < v < 1.0:
-        return None
-    return "must be in (0, 1), or negative to use the weights' recommended threshold"
-
-
-def _check_topics(topics: tuple[str, ...]) -> Optional[str]:
-    if not topics:
-        return 'needs at least one topic'
-    if any(not t.strip() for t in topics):
-        return 'holds an empty topic name'
-    if len(set(topics)) != len(topics):
-        return 'lists a topic twice'
-    return None
-
-
-def _check_device(v: str) -> Optional[str]:
-    return None if _DEVICE_RE.match(v) else "must be 'auto', 'cpu', 'cuda' or 'cuda:N'"
-
-
-def _check_rois(values: tuple[int, ...]) -> Optional[str]:
-    if len(values) % 4:
-        return f'needs 4 integers (x, y, width, height) per camera, got {len(values)}'
-    for i in range(0, len(values), 4):
-        if values[i + 2] < 0 or values[i + 3] < 0:
-            return f'camera {i // 4}: width and height must be >= 0, got {values[i:i + 4]}'
-    return None
-
+_DAY = '<= 86400 (a day)'
+_DURATION = f'>= 0, {_DAY}'
 
 PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('weights', '', 'str',
               "Pix2Vox++ checkpoint file (.pth): the authors' release file or a project "
-              'checkpoint. Loaded at configure.', 'an existing file', check=_check_weights),
+              'checkpoint. Loaded at configure.', 'an existing file', check=checks.check_weights),
     ParamSpec('camera_topics', ['camera/image_raw'], 'str_list',
               'sensor_msgs/Image topics, one per camera; each contributes its newest frame. '
               'A single topic means one moving camera (see views_per_reconstruction).',
-              'at least one, no duplicates', check=_check_topics),
+              'at least one, no duplicates', check=checks.check_topics),
     ParamSpec('trigger', 'auto', 'str',
               "'auto': reconstruct whenever a new complete view set exists (at most max_rate_hz); "
               "'service': only when ~/reconstruct is called.", 'auto or service',
-              check=_one_of(TRIGGERS)),
+              check=checks.one_of(TRIGGERS)),
     ParamSpec('min_views', 0, 'int',
               'Several cameras: cameras with fresh frames within sync_slop_s needed for a '
               'reconstruction; 0 means all cameras.', '0 .. number of cameras',
-              check=_at_least(0)),
+              check=checks.at_least(0)),
     ParamSpec('views_per_reconstruction', 3, 'int',
-              'One moving camera: key frames per reconstruction.', '>= 1', check=_at_least(1)),
+              'One moving camera: key frames per reconstruction.', f'1 .. {MAX_VIEWS}',
+              check=checks.between(1, MAX_VIEWS, 'the network was trained with up to 20 views; '
+                                   'each more costs memory, none adds accuracy')),
     ParamSpec('min_view_interval_s', 0.5, 'float',
-              'One moving camera: least time between two key frames, seconds.', '>= 0',
-              check=_at_least(0.0)),
+              'One moving camera: least time between two key frames, seconds.', _DURATION,
+              check=checks.duration()),
     ParamSpec('sync_slop_s', 0.1, 'float',
               'Several cameras: largest stamp difference between the frames of one set, '
-              'seconds.', '>= 0', check=_at_least(0.0)),
+              'seconds.', _DURATION, check=checks.duration()),
     ParamSpec('max_frame_age_s', 2.0, 'float',
               'Frames older than this (node clock minus header stamp) are discarded, seconds.',
-              '> 0', check=_positive),
+              f'> 0, {_DAY}', check=checks.duration(positive=True)),
     ParamSpec('future_tolerance_s', 0.5, 'float',
               'Frames stamped more than this ahead of the node clock are dropped, seconds.',
-              '>= 0', check=_at_least(0.0)),
+              _DURATION, check=checks.duration()),
     ParamSpec('max_rate_hz', 10.0, 'float',
               'Most reconstructions per second; 0 means no limit. Changeable while running.',
-              '>= 0', dynamic=True, check=_at_least(0.0)),
+              '0, or one a day (1.16e-05) .. 1e6', dynamic=True, check=checks.check_rate),
     ParamSpec('frame_id', 'object', 'str',
               'Frame of the outputs: the object frame, placed in the world with TF; the grid is '
               'centred on its origin, z up.', 'non-empty',
-              check=lambda v: None if v.strip() else 'must not be empty'),
+              check=checks.non_empty),
     ParamSpec('object_size_m', 0.5, 'float',
               'Edge of the reconstructed cube in metres (voxel size = object_size_m / 32).',
-              '> 0', check=_positive),
+              f'> 0, <= {MAX_OBJECT_SIZE_M:g}',
+              check=lambda v: 'must be > 0' if not v > 0 else checks.between(
+                  0.0, MAX_OBJECT_SIZE_M, 'a 32-voxel grid says nothing of larger things')(v)),
     ParamSpec('threshold', -1.0, 'float',
               'Occupancy probability at or above which a voxel is published; negative means the '
               "weights' recommended value (0.3 for the released weights). Changeable while "
-              'running.', '(0, 1) or negative', dynamic=True, check=_check_threshold),
+              'running.', '(0, 1) or negative', dynamic=True, check=checks.check_threshold),
     ParamSpec('device', 'auto', 'str',
               "Inference device: 'auto' (CUDA when present), 'cpu', 'cuda' or 'cuda:N'.",
-              'auto, cpu, cuda, cuda:N', check=_check_device),
+              'auto, cpu, cuda, cuda:N', check=checks.check_device),
     ParamSpec('precision', 'fp32', 'str',
               'fp32, fp16 (CUDA only; fp32 on the CPU), bf16, or auto (bf16 where the hardware '
               'has it and bf16 was measured to keep the results, else fp32).',
-              'fp32, fp16, bf16 or auto', check=_one_of(PRECISION_CHOICES)),
+              'fp32, fp16, bf16 or auto', check=checks.one_of(PRECISION_CHOICES)),
     ParamSpec('backend', 'auto', 'str',
               "Inference backend: 'torch' (PyTorch), 'openvino' (CPU only) or 'auto' (OpenVINO "
               'on the CPU when installed, else PyTorch); an unusable backend logs one line and '
-              'falls back to PyTorch.', 'auto, torch or openvino', check=_one_of(BACKENDS)),
+              'falls back to PyTorch.', 'auto, torch or openvino', check=checks.one_of(BACKENDS)),
     ParamSpec('num_threads', 0, 'int',
-              'CPU threads for PyTorch; 0 keeps the PyTorch default.', '>= 0',
-              check=_at_least(0)),
+              'CPU threads for PyTorch; 0 keeps the PyTorch default.', f'0 .. {MAX_THREADS}',
+              check=checks.between(0, MAX_THREADS, 'no robot computer has more hardware '
+                                   'threads; thousands make libgomp fail')),
     ParamSpec('qos_reliability', 'best_effort', 'str',
               "Image subscriptions: 'best_effort' (sensor-data QoS, the camera default) or "
-              "'reliable'.", 'best_effort or reliable', check=_one_of(RELIABILITIES)),
+              "'reliable'.", 'best_effort or reliable', check=checks.one_of(RELIABILITIES)),
     ParamSpec('image_transport', 'raw', 'str',
               "'raw': sensor_msgs/Image on each of camera_topics; 'compressed': "
               'sensor_msgs/CompressedImage (JPEG or PNG) on <topic>/compressed, as '
               "image_transport's compressed plugin names it.", 'raw or compressed',
-              check=_one_of(TRANSPORTS)),
+              check=checks.one_of(TRANSPORTS)),
     ParamSpec('camera_rois', [], 'int_list',
               'Optional region of interest per camera, flat x, y, width, height in pixels, '
               '4 integers per camera in camera_topics order; empty = whole images; width or '
-              'height 0 = whole image for that camera.', '0 or 4 per camera',
-              check=_check_rois),
+              'height 0 = whole image for that camera.', '0 or 4 per camera, each within +-32768',
+              check=checks.check_rois),
     ParamSpec('roi_margin', -1.0, 'float',
               "Fraction added to the longer side of a region of interest or of a mask's "
               'bounding box before cropping; negative: as much as makes the object fill the crop '
-              'as objects fill the training renderings (0.75: they fill 57%).', 'any'),
+              'as objects fill the training renderings (0.75: they fill 57%).', '<= 10',
+              check=checks.check_roi_margin),
     ParamSpec('mask_topics', [], 'str_list',
               'Object masks from a segmenter, sensor_msgs/Image mono8 (nonzero on the object), '
               'one topic per camera in camera_topics order, each mask stamped like its frame; '
               'empty = no masks. A frame is cropped around its mask and everything outside it '
               'becomes background.', '0 or one per camera, no duplicates',
-              check=lambda v: 'lists a topic twice' if len(set(v)) != len(v) else None),
+              check=checks.check_mask_topics),
     ParamSpec('mask_timeout_s', 0.5, 'float',
               'How long a frame waits for its mask, seconds; frames without one are dropped '
-              '(no_mask).', '>= 0', check=_at_least(0.0)),
+              '(no_mask).', _DURATION, check=checks.duration()),
+    ParamSpec('max_image_pixels', DEFAULT_MAX_IMAGE_PIXELS, 'int',
+              'Most pixels (width x height) a frame or mask may declare; larger ones are '
+              'dropped (too_large) before they are decoded or copied. The default, 50 MP, is '
+              'six 4K frames.', f'1 .. {MAX_IMAGE_PIXELS_LIMIT}',
+              check=checks.between(1, MAX_IMAGE_PIXELS_LIMIT, "OpenCV's own decoder limit")),
     ParamSpec('autostart', True, 'bool',
               'Configure and activate at startup (for ros2 run); false leaves the node '
               'unconfigured for a lifecycle manager.'),
@@ -277,6 +258,7 @@ class NodeConfig:
     roi_margin: float
     mask_topics: tuple[str, ...]
     mask_timeout_s: float
+    max_image_pixels: int
     autostart: bool
 
     @property

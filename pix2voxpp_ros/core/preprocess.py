@@ -14,6 +14,8 @@ import numpy as np
 
 from .checkpoint import WeightsMetadata
 from .errors import Pix2VoxError
+from .image_header import JPEG_START, PNG_START, declared_size
+from .limits import DEFAULT_MAX_IMAGE_PIXELS
 
 RENDERING_SIZE = 137
 RENDERING_CROP_SIZE = 128  # the authors' test transform keeps the centre 128×128 of a rendering
@@ -73,31 +75,55 @@ class ImageDecodeError(ImageInputError):
     """Compressed image data is corrupt, truncated, or not an 8-bit JPEG or PNG."""
 
 
-_JPEG_START, _JPEG_END = b'\xff\xd8', b'\xff\xd9'
-_PNG_START = b'\x89PNG\r\n\x1a\n'
+class ImageTooLargeError(ImageInputError):
+    """An image declares more pixels than ``max_image_pixels`` (it is refused undecoded)."""
+
+
+def check_pixels(width: int, height: int, *, max_pixels: int, what: str = 'image') -> None:
+    """Refuse a ``width`` × ``height`` image of more than ``max_pixels`` pixels.
+
+    :raises ImageTooLargeError: naming the size and the limit.
+    """
+    if width * height > max_pixels:
+        raise ImageTooLargeError(f'{what} declares {width}×{height} = {width * height} pixels, '
+                                 f'more than max_image_pixels {max_pixels} (not decoded)')
+
+
+_JPEG_END = b'\xff\xd9'
 _DECODED_ENCODINGS = {1: 'mono8', 3: 'bgr8', 4: 'bgra8'}  # channels OpenCV returns -> encoding
 
 
-def decode_image(data: bytes | bytearray | memoryview | np.ndarray) -> tuple[np.ndarray, str]:
+def decode_image(data: bytes | bytearray | memoryview | np.ndarray, *,
+                 max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
     """Decode JPEG or PNG bytes (a camera's compressed frame) with OpenCV.
 
+    The size the header declares is checked first: a small file declaring a huge image (a
+    decompression bomb) is refused before the decoder allocates anything.
+
+    :param max_pixels: the most pixels the image may declare (``max_image_pixels``).
     :returns: the image as OpenCV decodes it (``(H, W)`` or ``(H, W, C)`` uint8) and its
         encoding: ``mono8``, ``bgr8`` or ``bgra8`` (OpenCV's colour order).
     :raises ImageDecodeError: the data is neither JPEG nor PNG, is truncated (a JPEG without
         its end marker, which some decoders would return half-grey), does not decode, or
         decodes to anything but 8 bits per channel.
+    :raises ImageTooLargeError: the header declares more than ``max_pixels`` pixels.
     """
     buffer = np.frombuffer(data, dtype=np.uint8) if not isinstance(data, np.ndarray) else \
         data.reshape(-1).view(np.uint8)
     head = buffer[:8].tobytes()
-    if head.startswith(_JPEG_START):
+    if head.startswith(JPEG_START):
         # Encoders may pad after the end marker; none leaves it out of a complete image.
         if _JPEG_END not in buffer[-64:].tobytes():
             raise ImageDecodeError(f'truncated JPEG: no end marker in its last bytes '
                                    f'({buffer.size} bytes)')
-    elif not head.startswith(_PNG_START):
+    elif not head.startswith(PNG_START):
         raise ImageDecodeError(f'neither JPEG nor PNG data (starts with {head[:4].hex()}, '
                                f'{buffer.size} bytes)')
+    size = declared_size(buffer.tobytes())
+    if size is None:
+        raise ImageDecodeError(f'no {"JPEG frame" if head.startswith(JPEG_START) else "PNG"} '
+                               f'header with the image size ({buffer.size} bytes)')
+    check_pixels(*size, max_pixels=max_pixels)
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError(f'corrupt or truncated image data ({buffer.size} bytes)')
@@ -223,6 +249,7 @@ def preprocess_frame(
     roi_margin: float = 0.0,
     mask: np.ndarray | None = None,
     metadata: WeightsMetadata | None = None,
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
 ) -> np.ndarray:
     """Turn a camera frame of any size into the network's input.
 
@@ -241,9 +268,11 @@ def preprocess_frame(
         training renderings.
     :param mask: optional ``(H, W)`` uint8 object mask of the image's size, nonzero on the object.
     :param metadata: the weights' input description; defaults to the released weights'.
+    :param max_pixels: the most pixels a crop reaching beyond the image may have (its padding
+        is allocated): ``max_image_pixels``.
     :returns: ``(3, 224, 224)`` float32.
-    :raises ImageInputError: unknown encoding, a shape that does not match it, an empty image or a
-        region outside the image.
+    :raises ImageInputError: unknown encoding, a shape that does not match it, an empty image, a
+        region outside the image, or a crop of more than ``max_pixels`` beyond the image.
     :raises MaskError: a mask of another size or type (:class:`EmptyMaskError`: an empty one).
     """
     metadata = metadata or WeightsMetadata()
@@ -253,6 +282,10 @@ def preprocess_frame(
         roi = mask_box(mask, height=height, width=width)
     margin = MASK_MARGIN if roi_margin < 0 else roi_margin
     x, y, side, _ = square_crop_box(height, width, roi, margin=margin)
+    if side * side > max(max_pixels, height * width):  # a crop inside the image costs nothing
+        raise ImageInputError(f'the {side}×{side} crop around {roi} (margin {margin:g}) has '
+                              f'more than max_image_pixels {max_pixels} pixels: does the '
+                              f'region of interest fit this {width}×{height} image?')
     square = crop_square(image, x, y, side, int(round(metadata.background * 255.0)))
 
     size = metadata.input_size

@@ -19,9 +19,16 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..core.clock import NS_PER_S
 from ..core.drops import FRAME_DROP_REASONS
+from ..core.limits import shorten
 
 ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
 LOG_THROTTLE_S = 5.0
+# Keys the throttle remembers: a few per camera and kind of problem are all a node needs;
+# beyond this, expired keys are forgotten and new ones share one overflow key, so keys made
+# from senders' data can neither grow the table nor escape the throttle.
+MAX_THROTTLE_KEYS = 256
+MAX_LOG_CHARS = 2000  # a logged line is cut here: a sender's text must not flood the log
+_OVERFLOW_KEY = ('throttle table full',)
 STATS_WINDOW = 50  # reconstructions the medians in /diagnostics are taken over
 
 
@@ -64,12 +71,17 @@ class RunStats:
 class ThrottledLog:
     """Log at most once per ``period_s`` per key, saying how many messages were suppressed.
 
+    At most ``max_keys`` keys are remembered (see :data:`MAX_THROTTLE_KEYS`); messages are cut
+    to :data:`MAX_LOG_CHARS`.
+
     :param logger: an rclpy logger.
     """
 
-    def __init__(self, logger: Any, *, period_s: float = LOG_THROTTLE_S) -> None:
+    def __init__(self, logger: Any, *, period_s: float = LOG_THROTTLE_S,
+                 max_keys: int = MAX_THROTTLE_KEYS) -> None:
         self._logger = logger
         self._period_s = period_s
+        self._max_keys = max_keys
         self._lock = threading.Lock()
         self._last: dict[Any, float] = {}
         self._suppressed: dict[Any, int] = {}
@@ -78,18 +90,35 @@ class ThrottledLog:
         """Log ``message`` as a warning (or an error) unless ``key`` was logged lately."""
         now = time.monotonic()
         with self._lock:
+            if key not in self._last and len(self._last) >= self._max_keys:
+                self._forget_expired(now)
+                if len(self._last) >= self._max_keys:
+                    key = _OVERFLOW_KEY
             last = self._last.get(key)
             if last is not None and now - last < self._period_s:
                 self._suppressed[key] = self._suppressed.get(key, 0) + 1
                 return
             self._last[key] = now
             suppressed = self._suppressed.pop(key, 0)
+        message = shorten(message, MAX_LOG_CHARS)
         if suppressed:
             message += f' ({suppressed} more like this since the last report)'
         if error:
             self._logger.error(message)
         else:
             self._logger.warning(message)
+
+    def _forget_expired(self, now: float) -> None:
+        """Forget keys not logged within the period (their suppressed counts go with them)."""
+        for old in [k for k, t in self._last.items() if now - t >= self._period_s]:
+            del self._last[old]
+            self._suppressed.pop(old, None)
+
+    @property
+    def keys(self) -> int:
+        """How many keys the throttle remembers now."""
+        with self._lock:
+            return len(self._last)
 
 
 class NodeStats:

@@ -24,6 +24,7 @@ from ..core import intake as core_intake
 from ..core.drops import FrameDrop, bad_image_drop, encoding_drop
 from ..core.inference import Reconstructor
 from ..core.intake import FrameIntake, Intake
+from ..core.limits import shorten
 from ..core.masks import MaskedFrames
 from ..core.node_config import NodeConfig
 from ..core.pending_slot import PendingSlot
@@ -39,7 +40,8 @@ def frame_preparer(reconstructor: Reconstructor, config: NodeConfig
                    ) -> Callable[[Frame], np.ndarray]:
     """Return what turns a buffered frame into the network's input, for the worker's preparer."""
     return core_intake.frame_preparer(reconstructor, rois=config.camera_rois,
-                                      roi_margin=config.roi_margin)
+                                      roi_margin=config.roi_margin,
+                                      max_pixels=config.max_image_pixels)
 
 
 def image_qos(reliability: str) -> QoSProfile:
@@ -116,7 +118,7 @@ class CameraInputs:
         except Exception as exc:  # noqa: BLE001 - callbacks never kill the spin
             self._stats.error('callback')
             self._log.warn(('callback', camera), f'image callback of camera {camera} failed: '
-                           f'{type(exc).__name__}: {exc}')
+                           f'{type(exc).__name__}: {shorten(str(exc))}')
 
     def _topic(self, camera: int) -> str:
         return self.topics[camera] if camera < len(self.topics) else str(camera)
@@ -137,7 +139,8 @@ class CameraInputs:
             return
         self._stats.received(camera, received_ns / NS_PER_S)
         try:
-            image, encoding = frame_to_array(msg, compressed=isinstance(msg, CompressedImage))
+            image, encoding = frame_to_array(msg, compressed=isinstance(msg, CompressedImage),
+                                             max_pixels=self._config.max_image_pixels)
         except UnsupportedEncodingError:
             self._drop(encoding_drop(camera, getattr(msg, 'encoding', '')))
             return
@@ -155,7 +158,8 @@ class CameraInputs:
             if not self._is_active() or self._intake.masks is None:
                 return
             try:
-                mask: np.ndarray | MaskError = mask_to_array(msg)
+                mask: np.ndarray | MaskError = mask_to_array(
+                    msg, max_pixels=self._config.max_image_pixels)
             except MaskError as exc:
                 mask = exc
             wait_ns, now_ns = time.monotonic_ns(), self._now_ns()
@@ -164,7 +168,7 @@ class CameraInputs:
         except Exception as exc:  # noqa: BLE001 - callbacks never kill the spin
             self._stats.error('callback')
             self._log.warn(('mask callback', camera), f'mask callback of camera {camera} '
-                           f'failed: {type(exc).__name__}: {exc}')
+                           f'failed: {type(exc).__name__}: {shorten(str(exc))}')
 
     def _handle(self, intake: Intake, now_ns: int) -> None:
         """Log and count what a frame or mask led to; hand new complete sets to the worker."""

@@ -14,7 +14,8 @@ from .clouds import (CLOUD_FIELD_NAMES, MARKER_NAMESPACE, ReconstructionMessages
                      dense_cloud_to_grid, grid_to_cloud, grid_to_dense_cloud, grid_to_markers,
                      occupancy_fields, points_to_cloud, probability_colours,
                      reconstruction_messages)
-from .images import (COMPRESSED_FORMATS, ImageConversionError, UnsupportedEncodingError,
+from .images import (COMPRESSED_FORMATS, ImageConversionError, OversizedImageError,
+                     UnsupportedEncodingError,
                      array_to_compressed, array_to_image, check_image, compressed_to_array,
                      compressed_topic, frame_to_array, image_to_array, mask_to_array)
 from .libraries import CONVERSION_BACKENDS, library_available
@@ -22,6 +23,7 @@ from .stamps import ns_to_stamp, stamp_to_ns
 
 __all__ = [
     'CLOUD_FIELD_NAMES', 'COMPRESSED_FORMATS', 'CONVERSION_BACKENDS', 'ImageConversionError',
+    'OversizedImageError',
     'MARKER_NAMESPACE', 'ReconstructionMessages', 'UnsupportedEncodingError',
     'array_to_compressed', 'array_to_image', 'check_image', 'clear_markers',
     'compressed_to_array', 'compressed_topic', 'dense_cloud_to_grid', 'frame_to_array',

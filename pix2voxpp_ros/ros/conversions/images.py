@@ -18,8 +18,10 @@ from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from ...core import preprocess
 from ...core.errors import Pix2VoxError
-from ...core.preprocess import ENCODINGS, ImageDecodeError, MaskError, decode_image
+from ...core.limits import DEFAULT_MAX_IMAGE_PIXELS, short_repr
+from ...core.preprocess import ENCODINGS, ImageDecodeError, MaskError, check_pixels, decode_image
 from .libraries import cv_bridge, use_library
 
 COMPRESSED_FORMATS = ('jpeg', 'png')
@@ -33,21 +35,32 @@ class UnsupportedEncodingError(ImageConversionError):
     """An Image message uses an encoding the network cannot take."""
 
 
-def check_image(msg: Image) -> tuple[int, int, int, int]:
+class OversizedImageError(ImageConversionError, preprocess.ImageTooLargeError):
+    """An image declares more pixels than ``max_image_pixels``; nothing of it was decoded."""
+
+
+def check_image(msg: Image, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                ) -> tuple[int, int, int, int]:
     """Validate an Image message against its encoding.
 
+    :param max_pixels: the most pixels ``width * height`` may be (``max_image_pixels``).
     :returns: ``(height, width, channels, step)``.
     :raises UnsupportedEncodingError: the encoding is not one of :data:`ENCODINGS`.
+    :raises OversizedImageError: more than ``max_pixels`` pixels.
     :raises ImageConversionError: zero size, a step shorter than a row, or a data length other
         than ``step * height``.
     """
     if msg.encoding not in ENCODINGS:
-        raise UnsupportedEncodingError(f'unsupported encoding {msg.encoding!r} (supported: '
-                                       f'{", ".join(ENCODINGS)})')
+        raise UnsupportedEncodingError(f'unsupported encoding {short_repr(msg.encoding)} '
+                                       f'(supported: {", ".join(ENCODINGS)})')
     channels = ENCODINGS[msg.encoding][0]
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     if height == 0 or width == 0:
         raise ImageConversionError(f'zero-size {width}x{height} image')
+    try:
+        check_pixels(width, height, max_pixels=max_pixels)
+    except preprocess.ImageTooLargeError as exc:
+        raise OversizedImageError(str(exc)) from None
     row_bytes = width * channels
     if step < row_bytes:
         raise ImageConversionError(f'step {step} is shorter than a row of {width} {msg.encoding} '
@@ -59,17 +72,19 @@ def check_image(msg: Image) -> tuple[int, int, int, int]:
     return height, width, channels, step
 
 
-def image_to_array(msg: Image, *, backend: str = 'auto') -> np.ndarray:
+def image_to_array(msg: Image, *, backend: str = 'auto',
+                   max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Convert an Image message to a uint8 array without copying when rows are unpadded.
 
     :param msg: an image in one of :data:`ENCODINGS` (8 bits per channel).
     :param backend: ``auto`` (cv_bridge when importable), ``own`` or ``library`` (cv_bridge).
+    :param max_pixels: see :func:`check_image`.
     :returns: ``(H, W)`` for ``mono8``, else ``(H, W, C)`` uint8, C-contiguous, channels as
         stored (no colour conversion; the preprocessing reorders them).
     :raises UnsupportedEncodingError: see :func:`check_image`.
     :raises ImageConversionError: see :func:`check_image`.
     """
-    height, width, channels, step = check_image(msg)
+    height, width, channels, step = check_image(msg, max_pixels=max_pixels)
     # Padded rows always take the own path: some cv_bridge releases ignore ``step``.
     if step == width * channels and use_library(backend, 'cv_bridge'):
         image = cv_bridge().imgmsg_to_cv2(msg, desired_encoding='passthrough')
@@ -110,42 +125,52 @@ def array_to_image(
     return msg
 
 
-def compressed_to_array(msg: CompressedImage) -> tuple[np.ndarray, str]:
+def compressed_to_array(msg: CompressedImage, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+                        ) -> tuple[np.ndarray, str]:
     """Decode a CompressedImage (JPEG or PNG, whatever its ``format`` string says).
 
+    :param max_pixels: the most pixels its header may declare; checked before decoding.
     :returns: the image and its encoding (``bgr8``, ``bgra8`` or ``mono8``), as
         :func:`pix2voxpp_ros.core.preprocess.decode_image` returns them.
+    :raises OversizedImageError: the header declares more than ``max_pixels`` pixels.
     :raises ImageConversionError: corrupt, truncated or unsupported data.
     """
     try:
-        return decode_image(memoryview(msg.data))
+        return decode_image(memoryview(msg.data), max_pixels=max_pixels)
+    except preprocess.ImageTooLargeError as exc:
+        raise OversizedImageError(f'format {short_repr(msg.format)}: {exc}') from None
     except ImageDecodeError as exc:
-        raise ImageConversionError(f'format {msg.format!r}: {exc}') from exc
+        raise ImageConversionError(f'format {short_repr(msg.format)}: {exc}') from exc
 
 
-def frame_to_array(msg: Image | CompressedImage, *, compressed: bool,
-                   backend: str = 'auto') -> tuple[np.ndarray, str]:
+def frame_to_array(msg: Image | CompressedImage, *, compressed: bool, backend: str = 'auto',
+                   max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> tuple[np.ndarray, str]:
     """Convert a camera frame, raw or compressed, to its pixels and their encoding.
 
     :param compressed: ``msg`` is a CompressedImage (decoded by :func:`compressed_to_array`),
         else an Image (:func:`image_to_array`, with ``backend``).
+    :param max_pixels: the most pixels the frame may declare (``max_image_pixels``).
     :raises UnsupportedEncodingError: an Image of an encoding the network cannot take.
+    :raises OversizedImageError: a frame of more than ``max_pixels`` pixels.
     :raises ImageConversionError: a malformed Image, or corrupt compressed data.
     """
     if compressed:
-        return compressed_to_array(msg)
-    return image_to_array(msg, backend=backend), msg.encoding
+        return compressed_to_array(msg, max_pixels=max_pixels)
+    return image_to_array(msg, backend=backend, max_pixels=max_pixels), msg.encoding
 
 
-def mask_to_array(msg: Image, *, backend: str = 'auto') -> np.ndarray:
+def mask_to_array(msg: Image, *, backend: str = 'auto',
+                  max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Convert a segmenter's mask message (mono8, nonzero on the object) to ``(H, W)`` uint8.
 
-    :raises MaskError: another encoding than mono8, or a malformed message.
+    :param max_pixels: the most pixels the mask may have (``max_image_pixels``).
+    :raises MaskError: another encoding than mono8, a malformed message, or more than
+        ``max_pixels`` pixels.
     """
     if msg.encoding != 'mono8':
-        raise MaskError(f"mask encoding is '{msg.encoding}', not mono8")
+        raise MaskError(f'mask encoding is {short_repr(msg.encoding)}, not mono8')
     try:
-        return image_to_array(msg, backend=backend)
+        return image_to_array(msg, backend=backend, max_pixels=max_pixels)
     except ImageConversionError as exc:
         raise MaskError(f'malformed mask: {exc}') from exc
 
