@@ -10,22 +10,22 @@ Two formats are read by one entry point, :func:`load_checkpoint`:
   state dict plus the model configuration and :class:`WeightsMetadata`, everything plain Python
   values and tensors.
 
-Every file is read with ``torch.load(..., weights_only=True)``: a checkpoint never executes code.
-The only non-tensor globals allowed are the numpy scalar and dtype types the release files contain.
+Every file is read by :func:`~.checkpoint_file.load_weights_file`: its zip records are checked
+against size limits first, then ``torch.load(..., weights_only=True)`` runs, so a checkpoint never
+executes code. The only non-tensor globals allowed are the numpy scalar and dtype types the release
+files contain. Every metadata value is checked against the network's needs when it is read.
 """
 
 from __future__ import annotations
 
-import importlib
-import pickle
+import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Union
 
-import numpy as np
 import torch
 
-from .errors import Pix2VoxError
+from .checkpoint_file import CheckpointError, load_weights_file
 from .model import ModelConfig, Pix2VoxPP, build_model
 
 PathLike = Union[str, Path]
@@ -33,38 +33,32 @@ PathLike = Union[str, Path]
 PROJECT_FORMAT = 'pix2voxpp_ros.checkpoint'
 PROJECT_FORMAT_VERSION = 1
 RELEASE_MODULES = ('encoder', 'decoder', 'merger', 'refiner')
+__all__ = ['CheckpointError', 'LoadedCheckpoint', 'WeightsMetadata', 'load_checkpoint',
+           'read_checkpoint', 'save_checkpoint']
+
+# What the network itself fixes: 224x224 inputs (the encoder's 7x7 features are reshaped for the
+# decoder) and a 32^3 output grid.
+NETWORK_INPUT_SIZE = 224
+NETWORK_RESOLUTION = 32
+STD_RANGE = (1e-3, 10.0)  # ImageNet's is 0.23, the project's 0.5; below 1e-3 inputs blow up
 
 
-def _numpy_scalar_reconstructor() -> Any:
-    """Return numpy's scalar unpickling function, whatever numpy 1.x or 2.x is installed.
-
-    numpy 2 moved ``numpy.core`` to ``numpy._core``; numpy 1.x (apt's 1.21 and 1.26) has only
-    the old module, or a ``numpy._core`` stub without ``multiarray``. The old name is tried last
-    because numpy 2 warns on its use.
-    """
-    for module_name in ('numpy._core.multiarray', 'numpy.core.multiarray'):
-        try:
-            return importlib.import_module(module_name).scalar
-        except (ImportError, AttributeError):
-            continue
-    raise ImportError('numpy has neither numpy._core.multiarray nor numpy.core.multiarray')
+def _short(value: Any) -> str:
+    """Return a repr bounded for one-line messages."""
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + '...'
 
 
-_NUMPY_SCALAR = _numpy_scalar_reconstructor()
-# numpy scalars in the release files pickle as numpy.core (numpy 1) or numpy._core (numpy 2);
-# either name must load under either numpy.
-_NUMPY_SAFE_GLOBALS: list[Any] = [
-    np.dtype,
-    type(np.dtype(np.float64)),
-    type(np.dtype(np.float32)),
-    _NUMPY_SCALAR,
-    (_NUMPY_SCALAR, 'numpy.core.multiarray.scalar'),
-    (_NUMPY_SCALAR, 'numpy._core.multiarray.scalar'),
-]
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
 
 
-class CheckpointError(Pix2VoxError, RuntimeError):
-    """A checkpoint is missing, unreadable, of a foreign format or does not fit the network."""
+def _check_values(values: Any, name: str, low: float, high: float) -> None:
+    """Refuse ``values`` unless they are 3 finite numbers in ``[low, high]``."""
+    if not (isinstance(values, tuple) and len(values) == 3 and all(
+            _is_number(v) and low <= v <= high for v in values)):
+        raise ValueError(f'{name} {_short(values)}: must be 3 numbers in [{low:g}, {high:g}]')
 
 
 @dataclass(frozen=True)
@@ -91,10 +85,25 @@ class WeightsMetadata:
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse any value the network or the preprocessing cannot use (ValueError)."""
+        for name, needed in (('resolution', NETWORK_RESOLUTION),
+                             ('input_size', NETWORK_INPUT_SIZE)):
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value == needed):
+                raise ValueError(f'{name} {_short(value)}: must be {needed}, what the '
+                                 'Pix2Vox++ network takes')
+        _check_values(self.mean, 'mean', 0.0, 1.0)
+        _check_values(self.std, 'std', *STD_RANGE)
         if self.channel_order not in ('BGR', 'RGB'):
-            raise ValueError(f"channel_order must be 'BGR' or 'RGB', got {self.channel_order!r}")
-        if not 0.0 < self.threshold < 1.0:
-            raise ValueError(f'threshold must be in (0, 1), got {self.threshold}')
+            raise ValueError(f"channel_order must be 'BGR' or 'RGB', got "
+                             f'{_short(self.channel_order)}')
+        if not (_is_number(self.background) and 0.0 <= self.background <= 1.0):
+            raise ValueError(f'background {_short(self.background)}: must be a grey level in '
+                             '[0, 1]')
+        if not (_is_number(self.threshold) and 0.0 < self.threshold < 1.0):
+            raise ValueError(f'threshold must be in (0, 1), got {_short(self.threshold)}')
+        if not isinstance(self.provenance, dict):
+            raise ValueError(f'provenance {_short(self.provenance)}: must be a dict')
 
     def to_dict(self) -> dict[str, Any]:
         """Return plain Python values (tuples as lists)."""
@@ -105,10 +114,12 @@ class WeightsMetadata:
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> 'WeightsMetadata':
         """Build from :meth:`to_dict` output; unknown keys are ignored (forward compatibility)."""
+        if not isinstance(values, dict):
+            raise ValueError(f'metadata {_short(values)}: must be a dict')
         known = {k: v for k, v in values.items() if k in cls.__dataclass_fields__}
         for key in ('mean', 'std'):
-            if key in known:
-                known[key] = tuple(float(v) for v in known[key])
+            if isinstance(known.get(key), (list, tuple)):
+                known[key] = tuple(float(v) if _is_number(v) else v for v in known[key])
         return cls(**known)
 
 
@@ -119,22 +130,6 @@ class LoadedCheckpoint(NamedTuple):
     metadata: WeightsMetadata
     format: str  # 'release' or 'project'
     extra: dict[str, Any]  # other top-level entries of the file (epoch, training state, ...)
-
-
-def _torch_load(path: Path, device: str | torch.device) -> Any:
-    if not path.is_file():
-        raise CheckpointError(f'{path}: checkpoint file not found')
-    try:
-        with torch.serialization.safe_globals(_NUMPY_SAFE_GLOBALS):
-            return torch.load(path, map_location=device, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        # weights_only refused a global: the file wants to run code (or is not a checkpoint).
-        first_line = str(exc).strip().splitlines()[-1] if str(exc).strip() else repr(exc)
-        raise CheckpointError(f'{path}: refused to load, the file is not plain weights '
-                              f'({first_line})') from exc
-    except Exception as exc:  # noqa: BLE001 - arbitrary bytes make torch.load raise anything
-        raise CheckpointError(f'{path}: not a readable PyTorch checkpoint, the file is truncated '
-                              f'or corrupt ({type(exc).__name__}: {exc})') from exc
 
 
 def _strip_prefix(state_dict: dict[str, torch.Tensor], prefix: str = 'module.') -> dict:
@@ -193,7 +188,7 @@ def read_checkpoint(path: PathLike, *, device: str | torch.device = 'cpu') -> Lo
         that does not fit the network; the message names the file and the first offending key.
     """
     path = Path(path)
-    raw = _torch_load(path, device)
+    raw = load_weights_file(path, device)
     if not isinstance(raw, dict):
         raise CheckpointError(f'{path}: expected a dict checkpoint, found {type(raw).__name__}')
     if raw.get('format') == PROJECT_FORMAT:
@@ -203,10 +198,13 @@ def read_checkpoint(path: PathLike, *, device: str | torch.device = 'cpu') -> Lo
                                   f'supported (this code reads {PROJECT_FORMAT_VERSION})')
         try:
             config = ModelConfig.from_dict(raw['model_config'])
-            metadata = WeightsMetadata.from_dict(raw.get('metadata', {}))
             state = raw['state_dict']
         except (KeyError, TypeError, ValueError) as exc:
             raise CheckpointError(f'{path}: malformed project checkpoint ({exc})') from exc
+        try:
+            metadata = WeightsMetadata.from_dict(raw.get('metadata', {}))
+        except (TypeError, ValueError) as exc:
+            raise CheckpointError(f'{path}: refused metadata: {exc}') from exc
         kind = 'project'
         known = {'format', 'format_version', 'model_config', 'metadata', 'state_dict'}
     elif isinstance(raw.get('encoder_state_dict'), dict) and isinstance(
