@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pix2voxpp_ros.core.checkpoint import CheckpointError, read_checkpoint
+from pix2voxpp_ros.core.checkpoint_file import load_weights_file
 from pix2voxpp_ros.core.model import ModelConfig, Pix2VoxPP, Reconstruction, build_model
 
 from .config import StageSection, TrainConfig
@@ -52,10 +53,11 @@ def load_backbone(model: Pix2VoxPP, path: str | Path) -> None:
     if not path.is_file():
         raise InitCheckpointError(f'{path}: backbone weights file not found '
                                   '(model.backbone_weights)')
-    try:
-        state = torch.load(path, map_location='cpu', weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch.load raises anything on foreign bytes
-        raise InitCheckpointError(f'{path}: cannot read backbone weights ({exc})') from exc
+    try:  # the same size limits and weights_only loading as every checkpoint
+        state = load_weights_file(path)
+    except CheckpointError as exc:
+        reason = str(exc).removeprefix(f'{path}: ')
+        raise InitCheckpointError(f'{path}: cannot read backbone weights ({reason})') from exc
     if isinstance(state, dict) and isinstance(state.get('state_dict'), dict):
         state = state['state_dict']
     try:
