@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import time
+
 import numpy as np
 import pytest
 
@@ -84,3 +87,65 @@ def test_ply_round_trip(tmp_path) -> None:
     back = read_ply(path)
     assert np.array_equal(np.stack([back['x'], back['y'], back['z']], 1), points)
     assert np.array_equal(back['occupancy'], values)
+
+
+def _runs_file(path, dims: str, data_bytes: int) -> None:
+    """A binvox file declaring ``dims`` whose data is ``data_bytes`` of (1, 255) runs."""
+    header = f'#binvox 1\ndim {dims}\ntranslate 0 0 0\nscale 1\ndata\n'.encode()
+    path.write_bytes(header + bytes([1, 255]) * (data_bytes // 2))
+
+
+def test_huge_declared_grid_is_refused_before_expanding(tmp_path) -> None:
+    """32 MB of runs declaring 1600³ (4 G voxels): refused from the header, at once."""
+    path = tmp_path / 'huge.binvox'
+    _runs_file(path, '1600 1600 1600', 32 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.perf_counter()
+    with pytest.raises(VoxelFileError, match=r'huge.binvox: binvox grid 1600x1600x1600 exceeds '
+                                             r'the 512 voxels per edge'):
+        read_binvox(path)
+    assert time.perf_counter() - start < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 << 10  # KiB
+
+
+def test_runs_beyond_the_grid_are_never_expanded(tmp_path) -> None:
+    """A 32³ grid followed by 32 MB of runs (4 G voxels): the grid, in bounded memory."""
+    path = tmp_path / 'long.binvox'
+    _runs_file(path, '32 32 32', 32 << 20)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    grid, _, _ = read_binvox(path)
+    assert grid.shape == (32, 32, 32) and grid.all()
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 << 10  # KiB
+
+
+def test_fuzzed_binvox_files_are_refused_or_read(tmp_path) -> None:
+    """300 random mutations of a small file: a VoxelFileError or a grid, fast, nothing else."""
+    rng = np.random.default_rng(16)
+    source = tmp_path / 'source.binvox'
+    write_binvox(source, rng.random((16, 16, 16)) > 0.6)
+    original = source.read_bytes()
+    path = tmp_path / 'fuzz.binvox'
+    outcomes = {'refused': 0, 'read': 0}
+    deadline = time.monotonic() + 60
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(int(rng.integers(1, 4))):
+            where = int(rng.integers(len(data)))
+            if rng.random() < 0.5:
+                data[where] = int(rng.integers(256))
+            elif rng.random() < 0.5:
+                del data[where:where + int(rng.integers(1, 16))]
+            else:
+                digits = str(int(rng.integers(0, 10 ** int(rng.integers(1, 7))))).encode()
+                data[where:where] = digits  # grow a header number
+        path.write_bytes(bytes(data))
+        try:
+            grid, translate, scale = read_binvox(path)
+        except VoxelFileError as exc:
+            assert '\n' not in str(exc) and str(exc).startswith(f'{path}: ')
+            outcomes['refused'] += 1
+        else:
+            assert grid.dtype == bool and grid.ndim == 3 and max(grid.shape) <= 512
+            outcomes['read'] += 1
+        assert time.monotonic() < deadline
+    assert outcomes['refused'] > 20 and outcomes['read'] > 20, outcomes

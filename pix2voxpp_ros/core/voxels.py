@@ -37,25 +37,18 @@ class VoxelFileError(Pix2VoxError, ValueError):
     """A binvox or other voxel file is missing, truncated or malformed."""
 
 
-def read_binvox(path: PathLike) -> tuple[np.ndarray, np.ndarray, float]:
-    """Read a binvox file into a boolean grid indexed (x, y, z).
+# binvox files of ShapeNet are 32^3 to 256^3; a grid edge above 512 (134 M voxels, 128 MiB as
+# booleans) is refused before anything is expanded.
+MAX_BINVOX_DIM = 512
+_MAX_HEADER_BYTES = 4096  # the header is five short lines
 
-    binvox stores run-length pairs (value, count) in x-z-y order (y fastest); this returns them
-    transposed to x-y-z, the order the network's output uses.
 
-    :param path: the ``.binvox`` file.
-    :returns: ``(grid, translate, scale)``: grid ``(D, D, D)`` bool, translate ``(3,)`` float64.
-    :raises VoxelFileError: the file is missing, its header is malformed or its data is truncated.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise VoxelFileError(f'{path}: cannot read binvox file ({exc.strerror})') from exc
+def _binvox_header(path: Path, raw: bytes) -> tuple[tuple[int, int, int], np.ndarray, float, int]:
+    """Parse the header: ``(dims, translate (3,), scale, offset of the data)``."""
     header_lines: list[str] = []
     offset = 0
     while True:
-        end = raw.find(b'\n', offset)
+        end = raw.find(b'\n', offset, _MAX_HEADER_BYTES)
         if end < 0 or len(header_lines) > 16:
             raise VoxelFileError(f'{path}: binvox header has no "data" line')
         line = raw[offset:end].decode('ascii', errors='replace').strip()
@@ -64,7 +57,7 @@ def read_binvox(path: PathLike) -> tuple[np.ndarray, np.ndarray, float]:
         if line == 'data':
             break
     if not header_lines[0].startswith('#binvox'):
-        raise VoxelFileError(f'{path}: not a binvox file (first line {header_lines[0]!r})')
+        raise VoxelFileError(f'{path}: not a binvox file (first line {header_lines[0][:40]!r})')
     dims: tuple[int, int, int] | None = None
     translate = np.zeros(3)
     scale = 1.0
@@ -78,18 +71,47 @@ def read_binvox(path: PathLike) -> tuple[np.ndarray, np.ndarray, float]:
             elif key == 'scale':
                 scale = float(values[0])
     except (ValueError, IndexError) as exc:
-        raise VoxelFileError(f'{path}: malformed binvox header line {line!r}') from exc
+        raise VoxelFileError(f'{path}: malformed binvox header line {line[:40]!r}') from exc
     if dims is None or min(dims) <= 0:
         raise VoxelFileError(f'{path}: binvox header lacks a valid "dim" line')
-    pairs = np.frombuffer(raw, dtype=np.uint8, offset=offset)
+    if max(dims) > MAX_BINVOX_DIM:
+        raise VoxelFileError(f'{path}: binvox grid {dims[0]}x{dims[1]}x{dims[2]} exceeds the '
+                             f'{MAX_BINVOX_DIM} voxels per edge a voxel file may have')
+    return dims, translate, scale, offset
+
+
+def read_binvox(path: PathLike) -> tuple[np.ndarray, np.ndarray, float]:
+    """Read a binvox file into a boolean grid indexed (x, y, z).
+
+    binvox stores run-length pairs (value, count) in x-z-y order (y fastest); this returns them
+    transposed to x-y-z, the order the network's output uses. The declared grid is checked
+    against :data:`MAX_BINVOX_DIM` and against the runs' total before anything is expanded.
+
+    :param path: the ``.binvox`` file.
+    :returns: ``(grid, translate, scale)``: grid ``(D, D, D)`` bool, translate ``(3,)`` float64.
+    :raises VoxelFileError: the file is missing, its header is malformed or declares a grid too
+        large, or its data is truncated.
+    """
+    path = Path(path)
+    try:
+        with open(path, 'rb') as stream:
+            raw = stream.read(_MAX_HEADER_BYTES)
+            dims, translate, scale, offset = _binvox_header(path, raw)
+            expected = dims[0] * dims[1] * dims[2]
+            # At most one (value, count) pair per voxel, plus a stray final byte.
+            raw = raw[offset:] + stream.read(2 * expected + 2 - (len(raw) - offset))
+    except OSError as exc:
+        raise VoxelFileError(f'{path}: cannot read binvox file ({exc.strerror})') from exc
+    pairs = np.frombuffer(raw, dtype=np.uint8)
     if pairs.size % 2:
         pairs = pairs[:-1]  # some writers end with a stray newline byte
     values, counts = pairs[0::2], pairs[1::2]
-    total = int(counts.sum(dtype=np.int64))
-    expected = dims[0] * dims[1] * dims[2]
+    ends = np.cumsum(counts, dtype=np.int64)  # (runs,) voxels covered after each run
+    total = int(ends[-1]) if ends.size else 0
     if total < expected:
         raise VoxelFileError(f'{path}: binvox data truncated ({total} of {expected} voxels)')
-    flat = np.repeat(values.astype(bool), counts)[:expected]
+    runs = int(np.searchsorted(ends, expected)) + 1  # runs past the grid are never expanded
+    flat = np.repeat(values[:runs].astype(bool), counts[:runs])[:expected]
     grid_xzy = flat.reshape(dims[0], dims[2], dims[1])
     return np.ascontiguousarray(grid_xzy.transpose(0, 2, 1)), translate, scale
 
