@@ -299,8 +299,14 @@ def test_an_existing_output_is_kept_unless_overwrite(
     code, _, stderr = run_tool(setup, bag, out, capsys=capsys)
     assert code != 0 and 'already exists' in stderr and (out / 'keep').read_text() == 'mine'
     code, _, stderr = run_tool(setup, bag, out, '--overwrite', capsys=capsys)
-    assert code == 0, stderr
-    assert not (out / 'keep').exists() and len(read_bag(out)['/pix2voxpp/occupancy']) == 2
+    assert code != 0 and 'not a bag written by pix2voxpp' in stderr  # not the tool's: kept
+    assert (out / 'keep').read_text() == 'mine'
+    (out / 'keep').unlink()
+    out.rmdir()
+    for _ in range(2):  # the tool's own output is replaced
+        code, _, stderr = run_tool(setup, bag, out, '--overwrite', capsys=capsys)
+        assert code == 0, stderr
+    assert len(read_bag(out)['/pix2voxpp/occupancy']) == 2
 
 
 def test_bag_writer_leaves_nothing_behind_when_interrupted(tmp_path: Path) -> None:

@@ -49,14 +49,14 @@ def _load_metadata(bag: Path) -> Any:
     try:
         size = path.stat().st_size
         if size > MAX_METADATA_BYTES:
-            raise BagFileError(f'{path}: {size} bytes, more than the {MAX_METADATA_BYTES} a '
-                               'metadata file of any real bag needs')
+            raise BagFileError(f'metadata.yaml: {size} bytes, more than the '
+                               f'{MAX_METADATA_BYTES} a metadata file of any real bag needs')
         return yaml.safe_load(path.read_text(encoding='utf-8', errors='replace'))
     except FileNotFoundError:
         return None  # rosbags says what is missing
     except (OSError, yaml.YAMLError, RecursionError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BagFileError(f'{path}: not readable YAML: {reason[:200]}') from None
+        raise BagFileError(f'metadata.yaml: not readable YAML: {reason[:200]}') from None
 
 
 def _get(table: Any, key: str, where: str, kind: type, *, optional: bool = False) -> Any:
@@ -88,7 +88,8 @@ def check_metadata(bag: Union[str, Path]) -> Optional[dict]:
     """Check a bag directory's ``metadata.yaml``; return its ``rosbag2_bagfile_information``.
 
     Returns None for a single ``.mcap``/``.db3`` file or a directory without the file (the
-    reader then says what is missing).
+    reader then says what is missing). Messages start with ``metadata.yaml:`` (the caller
+    names the bag).
 
     :raises BagFileError: too large, not YAML, a value of the wrong type or out of its range
         (named by its key, e.g. ``topics_with_message_count[0].message_count``), or a
@@ -100,8 +101,8 @@ def check_metadata(bag: Union[str, Path]) -> Optional[dict]:
     document = _load_metadata(bag)
     if document is None:
         return None
-    where = f'{bag / "metadata.yaml"}: rosbag2_bagfile_information'
-    info = _get(document, 'rosbag2_bagfile_information', str(bag / 'metadata.yaml'), dict)
+    where = 'metadata.yaml: rosbag2_bagfile_information'
+    info = _get(document, 'rosbag2_bagfile_information', 'metadata.yaml', dict)
     _int(info, 'version', where, METADATA_VERSIONS)
     _get(info, 'storage_identifier', where, str)
     _int(info, 'message_count', where, _COUNT)
@@ -119,21 +120,20 @@ def check_metadata(bag: Union[str, Path]) -> Optional[dict]:
         topic = _get(entry, 'topic_metadata', f'{where}.topics_with_message_count[{i}]', dict)
         for key in ('name', 'type', 'serialization_format'):
             _get(topic, key, f'{where}.topics_with_message_count[{i}].topic_metadata', str)
-    _check_compression(bag, info, where)
+    _check_compression(info, where)
     return info
 
 
-def _check_compression(bag: Path, info: dict, where: str) -> None:
+def _check_compression(info: dict, where: str) -> None:
     mode = _get(info, 'compression_mode', where, str, optional=True) or ''
     _get(info, 'compression_format', where, str, optional=True)
     if mode.lower() not in COMPRESSION_MODES:
         raise BagFileError(f'{where}.compression_mode: {short_repr(mode)} is none of '
                            f'{", ".join(m for m in COMPRESSION_MODES if m)}')
     if mode.lower() == 'file':  # rosbags expands every file into $TMPDIR, with no size bound
-        raise BagFileError(f'{bag}: a file-compressed bag (compression_mode: file) is not read: '
-                           'its files would be expanded to disk without a bound; convert it '
-                           'to an uncompressed bag first (e.g. ros2 bag convert, or '
-                           'rosbags-convert)')
+        raise BagFileError('a file-compressed bag (compression_mode: file) is not read: its '
+                           'files would be expanded to disk without a bound; convert it to an '
+                           'uncompressed bag first (e.g. ros2 bag convert, or rosbags-convert)')
 
 
 def mark_own(custom_data: dict[str, str], extra_files: list[str], writer: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
@@ -23,8 +24,14 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 
 from ..core.errors import Pix2VoxError
+from ..core.limits import shorten
 from .bag_files import (BagFileError, add_chunk_crcs, check_metadata, check_replaceable,
                         mark_own, partial_name, remove_stale_partials)
+
+if sys.version_info >= (3, 14):  # the zstd module rosbags uses
+    from compression import zstd
+else:
+    from backports import zstd
 
 IMAGE_TYPE = 'sensor_msgs/msg/Image'
 COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
@@ -32,6 +39,9 @@ CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 MARKERS_TYPE = 'visualization_msgs/msg/MarkerArray'
 STRING_TYPE = 'std_msgs/msg/String'
+# A message of a message-compressed bag, expanded: 512 MiB is more than three of the largest
+# images the node takes (50 MP RGB, 150 MB); a zstd frame of zeros could claim terabytes.
+MAX_MESSAGE_BYTES = 512 << 20
 METADATA_VERSION = 8  # rosbag2 metadata.yaml version of the bags written
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
@@ -60,13 +70,17 @@ class BagReader:
         try:
             check_metadata(self.path)
         except BagFileError as exc:
-            raise BagError(str(exc)) from None
+            raise BagError(f'{self.path}: not a readable rosbag2 bag: {exc}') from None
         try:
             self._reader = Reader(self.path)
             self._reader.open()
             topics = self._reader.topics
             self.topics: dict[str, str] = {t: info.msgtype or '?' for t, info in topics.items()}
             self.counts: dict[str, int] = {t: int(info.msgcount) for t, info in topics.items()}
+            self._expand = self._reader.compression_mode == 'message'
+            if self._expand:  # rosbags would expand each message unbounded: yield it as stored
+                storage = self._reader.storage
+                storage.metadata = storage.metadata._replace(compression_mode=None)
         except Exception as exc:  # noqa: BLE001 - rosbags raises many kinds; one message
             raise BagError(f'{self.path}: not a readable rosbag2 bag: {_reason(exc)}') from exc
 
@@ -120,7 +134,20 @@ class BagReader:
             except Exception as exc:  # noqa: BLE001 - storage errors of every kind; one message
                 raise BagError(f'{self.path}: reading failed, the bag may be truncated or '
                                f'damaged: {_reason(exc)}') from exc
-            yield connection.topic, stamp, raw
+            yield connection.topic, stamp, self._expanded(raw) if self._expand else raw
+
+    def _expanded(self, raw: bytes) -> bytes:
+        """Decompress one zstd-compressed message, at most :data:`MAX_MESSAGE_BYTES`."""
+        expander = zstd.ZstdDecompressor()
+        try:
+            data = expander.decompress(raw, max_length=MAX_MESSAGE_BYTES)
+        except zstd.ZstdError as exc:
+            raise BagError(f'{self.path}: a compressed message is damaged: {exc}') from None
+        if not expander.eof:
+            raise BagError(f'{self.path}: a compressed message expands beyond '
+                           f'{MAX_MESSAGE_BYTES} bytes (a limit of this tool: no frame of a '
+                           'real camera is that large), or is truncated')
+        return data
 
     def decode(self, raw: Any, msgtype: str) -> Any:
         """Decode CDR bytes to a ``rosbags`` message (fields as in the ROS message).
@@ -134,7 +161,7 @@ class BagReader:
 
 
 def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
+    text = shorten(str(exc).strip())  # a damaged bag's names can be kilobytes long
     return f'{type(exc).__name__}: {text}' if text else type(exc).__name__
 
 
