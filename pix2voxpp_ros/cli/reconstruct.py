@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 from pathlib import Path
 
@@ -10,9 +12,10 @@ import cv2
 import numpy as np
 
 from ..core.errors import Pix2VoxError
-from ..core.image_header import declared_size
+from ..core.image_header import declared_size, png_chunk_problem
 from ..core.inference import Reconstructor
-from ..core.limits import DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_LIMIT, MAX_VIEWS
+from ..core.limits import (DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_LIMIT, MAX_OBJECT_SIZE_M,
+                           MAX_VIEWS)
 from ..core.preprocess import RENDERING_SIZE, ImageInputError, check_pixels, preprocess_rendering
 from ..core.visualize import render_grid_views
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
@@ -64,7 +67,7 @@ def _imread(path: Path, max_pixels: int) -> np.ndarray | None:
     """
     data = path.read_bytes()
     size = declared_size(data)
-    if size is None:
+    if size is None or png_chunk_problem(data):
         return None
     check_pixels(*size, max_pixels=max_pixels, what=str(path))
     return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
@@ -110,6 +113,61 @@ def _read_view(path: Path, reconstructor: Reconstructor, mask_path: Path | None 
         raise ImageInputError(f'{where}: {exc}') from exc
 
 
+def _unwritable(path: Path) -> str | None:
+    """Say why ``path`` cannot be written as a file (creating its folders), or None."""
+    if path.is_dir():
+        return 'is a directory'
+    if path.exists():
+        return None if os.access(path, os.W_OK) else 'is read-only'
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the folders below it are created
+    if not folder.is_dir():
+        return f'{folder} is not a folder'
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f'folder {folder} is not writable'
+    return None
+
+
+def _output_refusal(args: argparse.Namespace) -> str | None:
+    """Check the output options before the network runs; the refusal, or None."""
+    if not (math.isfinite(args.object_size_m) and 0 < args.object_size_m <= MAX_OBJECT_SIZE_M):
+        return (f'--object-size-m {args.object_size_m}: must be above 0 and at most '
+                f'{MAX_OBJECT_SIZE_M:g} (metres)')
+    if args.png and not cv2.haveImageWriter(str(args.png)):
+        return f'--png {args.png}: OpenCV cannot write pictures with this suffix (use .png)'
+    for option, path in (('--out', args.out), ('--png', args.png)):
+        reason = path and _unwritable(path)
+        if reason:
+            return f'{option} {path}: {reason}'
+    return None
+
+
+def _write_outputs(args: argparse.Namespace, grid: np.ndarray, threshold: float) -> None:
+    """Write ``--out`` (and ``--png``) for a ``(32, 32, 32)`` grid in ShapeNet axes.
+
+    :raises OSError: a file cannot be written.
+    """
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    ros_axes = args.axes == 'ros'
+    written = grid_to_ros_axes(grid) if ros_axes else grid  # (32, 32, 32) in --axes
+    if args.out.suffix == '.npy':
+        np.save(args.out, written)
+    elif args.out.suffix == '.binvox':
+        write_binvox(args.out, written >= threshold)
+    else:
+        points, probabilities = grid_to_points(grid, threshold=threshold,
+                                               object_size_m=args.object_size_m,
+                                               ros_axes=ros_axes)
+        write_ply(args.out, points, probabilities)
+    if args.png:
+        args.png.parent.mkdir(parents=True, exist_ok=True)
+        title = f'{args.weights.name}: {len(args.images)} view(s), threshold {threshold:g}'
+        picture = render_grid_views(grid, threshold=threshold, title=title)
+        if not cv2.imwrite(str(args.png), picture):
+            raise OSError(f'--png {args.png}: OpenCV could not write the picture')
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the process exit status."""
     args = _parse_args(argv)
@@ -134,6 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f'pix2voxpp-reconstruct: {len(masks)} --mask for {len(args.images)} images: give '
               'one mask per image, in the same order', file=sys.stderr)
         return 2
+    refusal = _output_refusal(args)
+    if refusal:
+        print(f'pix2voxpp-reconstruct: {refusal}', file=sys.stderr)
+        return 2
     for path in [*args.images, *masks]:
         if not path.is_file():
             kind = 'mask' if path in masks else 'image'
@@ -150,25 +212,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f'pix2voxpp-reconstruct: {exc}', file=sys.stderr)
         return 1
     threshold = reconstructor.threshold if args.threshold is None else args.threshold
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    ros_axes = args.axes == 'ros'
-    written = grid_to_ros_axes(grid) if ros_axes else grid  # (32, 32, 32) in --axes
-    if args.out.suffix == '.npy':
-        np.save(args.out, written)
-    elif args.out.suffix == '.binvox':
-        write_binvox(args.out, written >= threshold)
-    else:
-        points, probabilities = grid_to_points(grid, threshold=threshold,
-                                               object_size_m=args.object_size_m,
-                                               ros_axes=ros_axes)
-        write_ply(args.out, points, probabilities)
+    try:
+        _write_outputs(args, grid, threshold)
+    except (OSError, cv2.error) as exc:
+        print(f'pix2voxpp-reconstruct: cannot write the output: {exc}', file=sys.stderr)
+        return 1
     occupied = int((grid >= threshold).sum())
     print(f'{len(args.images)} view(s) -> {args.out} ({occupied} occupied voxels at threshold '
           f'{threshold:g}, model {reconstructor.last_model_time_s * 1000:.0f} ms)')
     if args.png:
-        args.png.parent.mkdir(parents=True, exist_ok=True)
-        title = f'{args.weights.name}: {len(args.images)} view(s), threshold {threshold:g}'
-        cv2.imwrite(str(args.png), render_grid_views(grid, threshold=threshold, title=title))
         print(f'picture -> {args.png}')
     return 0
 

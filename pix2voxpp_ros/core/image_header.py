@@ -48,6 +48,28 @@ def _jpeg_size(data: bytes) -> Optional[tuple[int, int]]:
     return None
 
 
+def png_chunk_problem(data: bytes) -> Optional[str]:
+    """Say what is wrong when a PNG chunk declares more bytes than the data holds, else None.
+
+    Data that is no PNG gets None.
+
+    A decoder may allocate a chunk's declared length before reading it: one flipped byte makes
+    an 8 KB PNG ask for 4 GB. Chunks are walked until the image end (IEND) or the data's end.
+    """
+    if not data.startswith(PNG_START):
+        return None
+    i, end = len(PNG_START), len(data)
+    while i + 8 <= end:
+        length = _be(data, i, 4)
+        if length > end - i - 12:  # length, type, data, CRC
+            return (f'a PNG chunk at byte {i} declares {length} bytes; '
+                    f'{max(end - i - 12, 0)} follow')
+        if data[i + 4:i + 8] == b'IEND':
+            return None
+        i += 12 + length
+    return None
+
+
 def declared_size(data: bytes) -> Optional[tuple[int, int]]:
     """Return ``(width, height)`` as a JPEG's frame header or a PNG's IHDR declares them.
 

@@ -107,9 +107,13 @@ class ParamSpec:
         if kind == 'int':
             return (value, None) if isinstance(value, int) else (None, f'must be an integer, '
                                                                        f'got {short_repr(value)}')
-        if not math.isfinite(value):
-            return None, f'must be finite, got {value!r}'
-        return float(value), None
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        if not math.isfinite(number):
+            return None, f'must be finite, got {short_repr(value)}'
+        return number, None
 
     def problem(self, value: Any) -> Optional[str]:
         """Why ``value`` is invalid for this parameter on its own (type, then check), or None."""

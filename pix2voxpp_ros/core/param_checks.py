@@ -35,7 +35,8 @@ def between(low: float, high: float, why: str) -> Check:
         if v < low:
             return f'must be >= {low:g}'
         if v > high:
-            return f'must be <= {high:g} ({why}), got {short_repr(v)}'
+            return f'must be <= {high:{"d" if isinstance(high, int) else "g"}} ({why}), got ' \
+                f'{short_repr(v)}'
         return None
     return check
 

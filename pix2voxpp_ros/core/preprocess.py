@@ -14,7 +14,7 @@ import numpy as np
 
 from .checkpoint import WeightsMetadata
 from .errors import Pix2VoxError
-from .image_header import JPEG_START, PNG_START, declared_size
+from .image_header import JPEG_START, PNG_START, declared_size, png_chunk_problem
 from .limits import DEFAULT_MAX_IMAGE_PIXELS
 
 RENDERING_SIZE = 137
@@ -119,11 +119,15 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray, *,
     elif not head.startswith(PNG_START):
         raise ImageDecodeError(f'neither JPEG nor PNG data (starts with {head[:4].hex()}, '
                                f'{buffer.size} bytes)')
-    size = declared_size(buffer.tobytes())
+    data = buffer.tobytes()
+    size = declared_size(data)
     if size is None:
         raise ImageDecodeError(f'no {"JPEG frame" if head.startswith(JPEG_START) else "PNG"} '
                                f'header with the image size ({buffer.size} bytes)')
     check_pixels(*size, max_pixels=max_pixels)
+    problem = png_chunk_problem(data)
+    if problem:
+        raise ImageDecodeError(f'corrupt PNG: {problem}')
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError(f'corrupt or truncated image data ({buffer.size} bytes)')
