@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -163,3 +164,51 @@ def test_bad_masks_name_the_file(scene, tmp_path) -> None:
     cv2.imwrite(str(colour), np.zeros((480, 640, 3), np.uint8))
     result = _run(*args, '--mask', str(colour))
     assert result.returncode == 1 and 'colour.png: a mask must have one channel' in result.stderr
+
+
+def _refusal(*args: str) -> str:
+    """Run the tool expecting a usage refusal: exit 2 and one line, returned."""
+    result = _run(*args)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert len(lines) == 1 and 'Traceback' not in result.stderr, result.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize('value', ['-1', '0', 'nan', 'inf', '1e6'])
+def test_bad_object_size_is_refused(scene, tmp_path, value: str) -> None:
+    line = _refusal('--weights', str(scene['weights']), str(scene['frame']), '--out',
+                    str(tmp_path / 'grid.ply'), f'--object-size-m={value}')
+    assert f'--object-size-m {float(value)}: must be above 0 and at most 1000' in line
+
+
+def test_unwritable_outputs_are_refused_before_the_network_runs(scene, tmp_path) -> None:
+    """Checked first: the weights given here do not even exist."""
+    common = ('--weights', str(tmp_path / 'no_weights.pth'), str(scene['frame']))
+    folder = tmp_path / 'taken.npy'
+    folder.mkdir()
+    assert _refusal(*common, '--out', str(folder)).endswith(f'--out {folder}: is a directory')
+    blocker = tmp_path / 'a_file'
+    blocker.write_text('')
+    below = blocker / 'out.npy'
+    assert f'--out {below}: {blocker} is not a folder' in _refusal(*common, '--out', str(below))
+    read_only = Path('/proc/self/pix2voxpp/out.npy')  # not writable even by root
+    line = _refusal(*common, '--out', str(read_only))
+    assert line.endswith(f'--out {read_only}: folder /proc/self is not writable')
+    out = str(tmp_path / 'grid.npy')
+    line = _refusal(*common, '--out', out, '--png', str(tmp_path / 'picture'))
+    assert 'OpenCV cannot write pictures with this suffix' in line
+    line = _refusal(*common, '--out', out, '--png', '/proc/self/picture.png')
+    assert line.endswith('--png /proc/self/picture.png: folder /proc/self is not writable')
+    assert not (tmp_path / 'grid.npy').exists()
+
+
+def test_read_only_folder_is_refused_for_a_user(scene, tmp_path) -> None:
+    if os.geteuid() == 0:
+        pytest.skip('root writes into read-only folders; /proc/self stands in above')
+    folder = tmp_path / 'ro'
+    folder.mkdir()
+    folder.chmod(0o555)
+    line = _refusal('--weights', str(scene['weights']), str(scene['frame']),
+                    '--out', str(tmp_path / 'grid.npy'), '--png', str(folder / 'p.png'))
+    assert line.endswith(f'folder {folder} is not writable')
