@@ -324,7 +324,8 @@ def _valid(tmp_path: Path) -> dict[str, Any]:
     ('future_tolerance_s', 1e300, 'future_tolerance_s must be <= 86400'),
     ('camera_rois', [0, 0, 40000, 40000], 'within +-32768 pixels'),
     ('roi_margin', 1e6, 'roi_margin must be <= 10'),
-    ('views_per_reconstruction', 300, 'views_per_reconstruction must be <= 64 (the network'),
+    ('views_per_reconstruction', 300, 'views_per_reconstruction must be <= 32 (the network'),
+    ('camera_topics', [f'/cam{i}' for i in range(40)], 'more than 32 (views of one'),
     ('num_threads', 5000, 'num_threads must be <= 256 (no robot computer'),
     ('max_image_pixels', 2**40, 'max_image_pixels must be <= 1073741824'),
 ])

@@ -17,9 +17,10 @@ DEFAULT_MAX_IMAGE_PIXELS = 50_000_000
 # max_image_pixels itself: the 2^30 pixels OpenCV's decoders refuse beyond anyway (3 GB a frame).
 MAX_IMAGE_PIXELS_LIMIT = 1 << 30
 # Views in one reconstruction (cameras, or key frames of one moving camera): the network was
-# trained and evaluated with up to 20 views (ShapeNet renders 24 of each object); memory grows
-# with every view, accuracy stops growing long before.
-MAX_VIEWS = 64
+# trained and evaluated with up to 20 views (ShapeNet renders 24 of each object), and memory
+# grows with every view: the warm-up of Pix2Vox++/F on the CPU peaked 0.47 GB above 3 views'
+# with 20 views, 1.34 GB with 64 (~21 MB a view), so 32 stays well under 1 GB.
+MAX_VIEWS = 32
 # CPU threads: libgomp fails to start thousands of threads (the node then crashed); no computer
 # a robot carries has more than 256 hardware threads, and more threads than cores only slow.
 MAX_THREADS = 256

@@ -127,7 +127,7 @@ def decode_image(data: bytes | bytearray | memoryview | np.ndarray, *,
     check_pixels(*size, max_pixels=max_pixels)
     problem = png_chunk_problem(data)
     if problem:
-        raise ImageDecodeError(f'corrupt PNG: {problem}')
+        raise ImageDecodeError(f'corrupt or truncated image data ({buffer.size} bytes): {problem}')
     image = cv2.imdecode(buffer, cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:
         raise ImageDecodeError(f'corrupt or truncated image data ({buffer.size} bytes)')
