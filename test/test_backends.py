@@ -7,6 +7,7 @@ parametrized cases (module-scoped fixtures); /A is large, so its cases carry the
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -18,10 +19,11 @@ import numpy as np
 import pytest
 import torch
 
-from pix2voxpp_ros.core.backends import (BackendFallbackWarning, OnnxRuntimeRunner,
-                                         cpu_has_native_bf16, export_onnx)
+from pix2voxpp_ros.core.backends import (BackendFallbackWarning, CacheRefusedWarning,
+                                         OnnxRuntimeRunner, cpu_has_native_bf16, export_onnx)
 from pix2voxpp_ros.core.checkpoint import save_checkpoint
-from pix2voxpp_ros.core.inference import BF16_KEEPS_RESULTS, Reconstructor, resolve_precision
+from pix2voxpp_ros.core.inference import (BF16_KEEPS_RESULTS, InferenceError, Reconstructor,
+                                          resolve_precision)
 
 from model_helpers import REPO_ROOT, make_model
 
@@ -256,3 +258,91 @@ def test_torch_backend_equals_the_network(small_weights: Path, device: torch.dev
         assert reconstructor._torch._graphs, 'no CUDA graph was captured'
         with pytest.warns(BackendFallbackWarning, match='OpenVINO runs on the CPU'):
             Reconstructor(small_weights, device=str(device), backend='openvino', warmup_views=0)
+
+
+# ------------------------------------------------------------------ cache trust (issue 24 #10)
+
+
+def _openvino_with_cache_notes(weights: Path, cache: Path) -> tuple[Reconstructor, list[str]]:
+    """Build an OpenVINO Reconstructor; return it and its CacheRefusedWarning lines."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        reconstructor = Reconstructor(weights, device='cpu', backend='openvino',
+                                      cache_dir=cache, warmup_views=0)
+    assert not [w for w in caught if issubclass(w.category, BackendFallbackWarning)]
+    assert reconstructor.backend == 'openvino'
+    return reconstructor, [str(w.message) for w in caught
+                           if issubclass(w.category, CacheRefusedWarning)]
+
+
+def _assert_close_to_pytorch(reconstructor: Reconstructor) -> None:
+    views = _views(2, seed=7)
+    with torch.inference_mode():
+        expected = reconstructor.model(torch.from_numpy(views)).numpy()
+    np.testing.assert_allclose(reconstructor.infer(views), expected, rtol=0, atol=TOLERANCE)
+
+
+def test_cache_folder_writable_by_others_is_refused(small_weights: Path, tmp_path: Path) -> None:
+    """A shared folder: one line naming it and its mode, converted in memory, nothing read."""
+    pytest.importorskip('openvino')
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o777)
+    reconstructor, notes = _openvino_with_cache_notes(small_weights, shared)
+    assert len(notes) == 1, notes
+    assert f'{shared} is writable by other users (mode 777)' in notes[0]
+    assert 'converted in memory, nothing cached' in notes[0]
+    assert not (shared / 'openvino').exists()
+    _assert_close_to_pytorch(reconstructor)
+
+
+def test_cache_folder_of_another_user_is_refused(small_weights: Path, tmp_path: Path) -> None:
+    pytest.importorskip('openvino')
+    if os.geteuid() != 0:
+        pytest.skip('only root can give a folder to another user')
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    os.chown(foreign, 4321, 4321)
+    _, notes = _openvino_with_cache_notes(small_weights, foreign)
+    assert len(notes) == 1 and f'{foreign} is owned by uid 4321, not by this user' in notes[0]
+
+
+def test_planted_cache_entry_is_not_used(small_weights: Path, small_cache: Path,
+                                         tmp_path: Path) -> None:
+    """Another network's graphs with a matching manifest in our entry: unsigned, converted again.
+
+    The planted graphs come from a different network, so using them would change every grid.
+    """
+    cache = tmp_path / 'cache'
+    shutil.copytree(small_cache, cache)
+    ours = Reconstructor(small_weights, device='cpu', backend='openvino', cache_dir=cache,
+                         warmup_views=0)
+    entry = ours._runner.folder
+    other_weights = tmp_path / 'other.pth'
+    save_checkpoint(other_weights, make_model('F', seed=11))
+    other = tmp_path / 'other_cache'
+    Reconstructor(other_weights, device='cpu', backend='openvino', cache_dir=other,
+                  warmup_views=0)
+    (planted,) = [p for p in (other / 'openvino').iterdir() if (p / 'manifest.json').exists()]
+    manifest = json.loads((planted / 'manifest.json').read_text())
+    manifest['tag'] = json.loads((entry / 'manifest.json').read_text())['tag']
+    for name in ('single.xml', 'single.bin', 'multi.xml', 'multi.bin'):
+        shutil.copy(planted / name, entry / name)
+    (entry / 'manifest.json').write_text(json.dumps(manifest))  # hashes right, no valid key
+    reconstructor, notes = _openvino_with_cache_notes(small_weights, cache)
+    assert len(notes) == 1 and f'cached OpenVINO model in {entry} is not signed' in notes[0]
+    _assert_close_to_pytorch(reconstructor)
+    assert _openvino_with_cache_notes(small_weights, cache)[1] == []  # signed again: reused
+
+
+def test_non_finite_input_is_refused_by_every_backend(small_weights: Path,
+                                                      small_cache: Path) -> None:
+    """PyTorch gives NaN, OpenVINO a finite grid: both refuse the input itself."""
+    views = _views(1)
+    views[0, 0, 0, 0, 0] = np.nan
+    for backend in ('torch', 'openvino'):
+        reconstructor = Reconstructor(small_weights, device='cpu', backend=backend,
+                                      cache_dir=small_cache, warmup_views=0)
+        assert reconstructor.backend == backend
+        with pytest.raises(InferenceError, match='input holds 1 NaN or Inf values'):
+            reconstructor.infer(views)

@@ -5,8 +5,10 @@
 * ``openvino``: the network converted once (``torch.export`` -> OpenVINO) into two graphs with a
   dynamic batch axis: one for a single view (the merger skipped, exactly as PyTorch does) and one
   for 2..24 views (dynamic views axis). The converted graphs are cached on disk under a key made
-  of the weights' hash and the OpenVINO and PyTorch versions; OpenVINO's own compiled-blob cache
-  lives beside them.
+  of the weights' hash and the OpenVINO and PyTorch versions, each entry's manifest signed with
+  the user's own key; OpenVINO's own compiled-blob cache lives beside them. A cache folder that
+  another user could change is refused (:mod:`.cache_trust`): the model is then converted in
+  memory and nothing is cached.
 * ONNX: :func:`export_onnx` writes one graph with dynamic batch and views axes for ONNX Runtime or
   TensorRT; with one view the merger's softmax weight is exactly 1, so the same graph is exact.
 
@@ -30,12 +32,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from .cache_trust import (UntrustedCacheError, check_trusted, sign, signature_holds, user_key,
+                          writable_folder)
 from .errors import Pix2VoxError
 from .model import Pix2VoxPP
 from .model.network import MAX_VIEWS
 
 BACKENDS = ('auto', 'torch', 'openvino')
-CACHE_FORMAT = 1  # bump when the cached files change meaning
+CACHE_FORMAT = 2  # bump when the cached files change meaning (2: signed manifests)
 MAX_CUDA_GRAPHS = 8  # one per batch-1 view count; a node uses one or two
 _OV_PRECISION = {'fp32': 'f32', 'bf16': 'bf16'}
 
@@ -46,6 +50,10 @@ class BackendError(Pix2VoxError, RuntimeError):
 
 class BackendFallbackWarning(UserWarning):
     """The requested or preferred backend was not usable; PyTorch runs instead."""
+
+
+class CacheRefusedWarning(UserWarning):
+    """A cache folder or entry was not trusted; the model was converted again."""
 
 
 def cpu_has_native_bf16() -> bool:
@@ -169,19 +177,6 @@ class TorchRunner:
             return output.float().cpu().numpy()
 
 
-def _writable_folder(folder: Path) -> None:
-    """Create ``folder`` and prove that files can be written in it.
-
-    :raises BackendError: it cannot be created or written.
-    """
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix='.probe-'):
-            pass
-    except OSError as exc:
-        raise BackendError(f'cache folder {folder} is not writable ({exc})') from exc
-
-
 def _export_program(model: Pix2VoxPP, *, views: int, size: int) -> Any:
     """``torch.export`` the network for one view, or for a dynamic 2..24 views axis."""
     from torch.export import Dim, export
@@ -199,7 +194,8 @@ class OpenVinoRunner:
     :param model: the network (CPU, eval mode) to convert when the cache has no copy.
     :param key: identifies the weights (see :func:`file_digest`).
     :param precision: ``fp32`` or ``bf16`` (OpenVINO's inference precision hint).
-    :param cache_dir: where converted graphs and compiled blobs are kept.
+    :param cache_dir: where converted graphs and compiled blobs are kept; a folder another user
+        could change gives one :class:`CacheRefusedWarning` and an in-memory conversion.
     :param num_threads: CPU threads for inference; None lets OpenVINO choose.
     :param size: input image edge.
     :raises BackendError: OpenVINO is missing, the cache folder is not writable, a cached graph
@@ -218,44 +214,95 @@ class OpenVinoRunner:
         if precision not in _OV_PRECISION:
             raise BackendError(f'OpenVINO runs fp32 or bf16, not {precision}')
         self.version = ov.get_version()
-        tag = json.dumps([CACHE_FORMAT, key, self.version, torch.__version__,
-                          model.config.to_dict(), size], sort_keys=True)
-        self.folder = Path(cache_dir) / 'openvino' / hashlib.sha256(tag.encode()).hexdigest()[:24]
-        _writable_folder(Path(cache_dir))
-        if not (self.folder / 'manifest.json').is_file():
-            self._convert(ov, model, size)
+        self._tag = json.dumps([CACHE_FORMAT, key, self.version, torch.__version__,
+                                model.config.to_dict(), size], sort_keys=True)
+        cache_dir = Path(cache_dir)
+        self.folder = cache_dir / 'openvino' / hashlib.sha256(
+            self._tag.encode()).hexdigest()[:24]
+        try:
+            writable_folder(cache_dir)
+        except OSError as exc:
+            raise BackendError(f'cache folder {cache_dir} is not writable ({exc})') from exc
         core = ov.Core()
-        core.set_property({'CACHE_DIR': str(Path(cache_dir) / 'openvino' / 'blobs')})
+        try:
+            check_trusted(cache_dir)
+        except UntrustedCacheError as exc:
+            warnings.warn(CacheRefusedWarning(f'{exc}; OpenVINO model converted in memory, '
+                                              'nothing cached'), stacklevel=3)
+            graphs: dict[str, Any] = self._converted(ov, model, size)
+        else:
+            graphs = self._cached_graphs(ov, model, size, cache_dir)
+            core.set_property({'CACHE_DIR': str(cache_dir / 'openvino' / 'blobs')})
         config: dict[str, Any] = {'INFERENCE_PRECISION_HINT': _OV_PRECISION[precision],
                                   'PERFORMANCE_HINT': 'LATENCY'}
         if num_threads:
             config['INFERENCE_NUM_THREADS'] = int(num_threads)
         self._requests = {}
-        for graph in self._verified_graphs():
+        for graph, source in graphs.items():
             try:
-                compiled = core.compile_model(str(self.folder / f'{graph}.xml'), 'CPU', config)
+                compiled = core.compile_model(source, 'CPU', config)
             except Exception as exc:  # noqa: BLE001 - OpenVINO raises its own types
                 raise BackendError(f'cached OpenVINO model {self.folder / graph}.xml does not '
                                    f'compile ({str(exc).splitlines()[0]}); delete '
                                    f'{self.folder} to convert again') from exc
             self._requests[graph] = compiled.create_infer_request()
 
-    def _convert(self, ov: Any, model: Pix2VoxPP, size: int) -> None:
-        """Convert both graphs into a fresh folder, then move it into place."""
-        staging = Path(tempfile.mkdtemp(dir=self.folder.parent.parent, prefix='.convert-'))
+    def _cached_graphs(self, ov: Any, model: Pix2VoxPP, size: int,
+                       cache_dir: Path) -> dict[str, Any]:
+        """Return the graphs' files in the (trusted) cache, converting them when absent."""
         try:
-            manifest = {}
+            key = user_key(cache_dir)
+        except OSError as exc:
+            raise BackendError(f'cannot keep the cache key in {cache_dir} ({exc})') from exc
+        if (self.folder / 'manifest.json').is_file() and not self._signed(key):
+            warnings.warn(CacheRefusedWarning(
+                f'cached OpenVINO model in {self.folder} is not signed with the key of this user '
+                '(planted, or copied from elsewhere); converting it again'), stacklevel=4)
+            shutil.rmtree(self.folder, ignore_errors=True)
+        if not (self.folder / 'manifest.json').is_file():
+            self._convert(ov, model, size, key)
+        return {graph: str(self.folder / f'{graph}.xml') for graph in self._verified_graphs()}
+
+    def _signed(self, key: bytes) -> bool:
+        """Whether the entry's manifest is this user's, for these weights and versions."""
+        try:
+            manifest = json.loads((self.folder / 'manifest.json').read_text())
+            signature = manifest.pop('signature')
+        except (OSError, ValueError, KeyError, AttributeError, TypeError):
+            return False  # unreadable: _verified_graphs names it as corrupt
+        return manifest.get('tag') == self._tag and signature_holds(key, manifest, signature)
+
+    @staticmethod
+    def _converted(ov: Any, model: Pix2VoxPP, size: int) -> dict[str, Any]:
+        """Convert both graphs in memory: ``{'single': ov.Model, 'multi': ov.Model}``."""
+        graphs = {}
+        try:
             for graph, views in (('single', 1), ('multi', 2)):
                 with warnings.catch_warnings():
                     warnings.simplefilter('ignore')  # export and converter chatter
                     converted = ov.convert_model(_export_program(model, views=views, size=size))
                 converted.reshape({0: ov.PartialShape([-1, 1 if views == 1 else -1, 3, size,
                                                        size])})
+                graphs[graph] = converted
+        except Exception as exc:  # noqa: BLE001 - export and converter raise many types
+            raise BackendError(f'OpenVINO conversion failed: {type(exc).__name__}: '
+                               f'{str(exc).splitlines()[0] if str(exc) else ""}') from exc
+        return graphs
+
+    def _convert(self, ov: Any, model: Pix2VoxPP, size: int, key: bytes) -> None:
+        """Convert both graphs into a fresh folder, sign its manifest, then move it into place."""
+        graphs = self._converted(ov, model, size)
+        staging = Path(tempfile.mkdtemp(dir=self.folder.parent.parent, prefix='.convert-'))
+        try:
+            files = {}
+            for graph, converted in graphs.items():
                 ov.save_model(converted, str(staging / f'{graph}.xml'), compress_to_fp16=False)
-                manifest[graph] = {suffix: file_digest(staging / f'{graph}.{suffix}')
-                                   for suffix in ('xml', 'bin')}
+                files[graph] = {suffix: file_digest(staging / f'{graph}.{suffix}')
+                                for suffix in ('xml', 'bin')}
+            manifest = {'tag': self._tag, **files}
+            manifest['signature'] = sign(key, manifest)
             (staging / 'manifest.json').write_text(json.dumps(manifest, indent=1))
-            self.folder.parent.mkdir(parents=True, exist_ok=True)
+            self.folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             try:
                 staging.rename(self.folder)
             except OSError:  # another process won the race: use its copy
