@@ -236,6 +236,28 @@ def test_fuzz_raw_image_headers_convert_or_are_refused() -> None:
         assert image.size == msg.height * msg.width * (image.shape[2] if image.ndim == 3 else 1)
 
 
+def test_fuzz_masks_are_used_or_refused_as_masks() -> None:
+    from sensor_msgs.msg import Image
+    rng = np.random.default_rng(24)
+    image = make_frames(1, height=48, width=64)[0]
+    sizes = [0, 1, 47, 48, 64, 65, 30000, 2**32 - 1]
+    for _ in range(FUZZ_CASES):
+        height, width = int(rng.choice(sizes)), int(rng.choice(sizes))
+        if rng.random() < 0.5:
+            height, width = 48, 64  # the image's size: the mask may be good
+        msg = Image(height=height, width=width, step=width if rng.random() < 0.8 else 3,
+                    encoding='mono8' if rng.random() < 0.9 else 'rgb8')
+        length = height * width if height * width < 10_000 and rng.random() < 0.8 else 17
+        msg.data = rng.integers(0, 2, length, dtype=np.uint8).tobytes() if length else b''
+        try:
+            mask = mask_to_array(msg, backend='own')
+            chw = preprocess_frame(image, encoding='rgb8', mask=mask, roi_margin=-1.0)
+        except MaskError as exc:
+            assert len(str(exc)) < 400
+            continue
+        assert chw.shape == (3, 224, 224) and np.isfinite(chw).all()
+
+
 # ---------------------------------------------------------------- #2 log flood
 
 class _Lines:
