@@ -74,10 +74,11 @@ def refusal(stderr: str) -> str:
     return lines[0]
 
 
-def recording(sets: int, *, glitch_set: int = -1) -> list[tuple[str, int, Any]]:
+def recording(sets: int, *, glitch_set: int = -1, height: int = 48,
+              width: int = 64) -> list[tuple[str, int, Any]]:
     """``sets`` complete sets of three cameras, 0.3 s apart; camera 1 of ``glitch_set`` stamped
     in 2038 (received on time)."""
-    frames = make_frames(3, seed=1)
+    frames = make_frames(3, seed=1, height=height, width=width)
     messages = []
     for k in range(sets):
         stamp = T0 + k * TICK_NS
@@ -136,13 +137,18 @@ def test_a_bad_metadata_value_is_refused_naming_the_file_and_key(
     assert not (tmp_path / 'out').exists()
 
 
+@pytest.fixture
+def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Return an empty folder that is $TMPDIR for this test (for Python's tempfile)."""
+    folder = tmp_path / 'tmpdir'
+    folder.mkdir()
+    monkeypatch.setattr(tempfile, 'tempdir', str(folder))
+    return folder
+
+
 def test_a_file_compressed_bag_is_refused_and_nothing_is_expanded(
-        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture, scratch: Path) -> None:
     # zeros compress ~1000:1; the old tool expanded them into $TMPDIR before anything else
-    scratch = tmp_path / 'tmpdir'
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
     writer = Writer(tmp_path / 'in', version=9, storage_plugin=StoragePlugin.MCAP)
     writer.set_compression(CompressionMode.FILE, CompressionFormat.ZSTD)
     with writer:
@@ -250,9 +256,10 @@ def damage_last_chunk(mcap: Path) -> None:
 
 def test_a_run_that_fails_late_leaves_no_side_files(
         setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    # 150 sets (three 1 MiB chunks); the last chunk is damaged: the tool has written dozens of
-    # PLY/NPY files when reading fails. None of them stays; the user's file in --ply-dir does.
-    bag = write_bag(tmp_path / 'in', recording(150))
+    # 8 sets of 320x240 frames (1 MiB chunks of 1.5 sets); the last chunk is damaged: the tool
+    # has written several PLY/NPY files when reading fails. None of them stays; the user's file
+    # in --ply-dir does.
+    bag = write_bag(tmp_path / 'in', recording(8, height=240, width=320))
     damage_last_chunk(bag / 'in.mcap')
     ply_dir, npy_dir = tmp_path / 'ply', tmp_path / 'results' / 'npy'
     ply_dir.mkdir()
@@ -286,6 +293,31 @@ def test_folders_a_killed_run_left_are_removed(
     assert code == 0, stderr
     assert sorted(os.listdir(tmp_path)) == sorted(['in', 'out', 'ply', running.name])
     assert len(os.listdir(tmp_path / 'ply')) == 2
+
+
+def test_a_killed_run_leaves_nothing_the_next_run_does_not_remove(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import signal
+    import sys
+    import time
+    bag = write_bag(tmp_path / 'in', recording(150))
+    args = [str(bag), '--params', str(setup.params), '--out', str(tmp_path / 'out'), '--quiet',
+            '--batch', '1', '--ply-dir', str(tmp_path / 'ply')]
+    child = subprocess.Popen([sys.executable, '-c', 'import sys; from pix2voxpp_ros.cli.bag '
+                              'import main; sys.exit(main(sys.argv[1:]))', *args],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    stage = tmp_path / f'.ply.partial-{child.pid}'
+    deadline = time.monotonic() + 120.0
+    while not (stage.is_dir() and os.listdir(stage)) and time.monotonic() < deadline:
+        time.sleep(0.1)  # killed once it has written its first PLY file
+    child.send_signal(signal.SIGKILL)
+    child.wait()
+    assert sorted(os.listdir(tmp_path)) == sorted(['in', f'.out.partial-{child.pid}', stage.name])
+    small = write_bag(tmp_path / 'small', recording(1))
+    code, stderr = run_tool(setup, small, tmp_path / 'out', '--ply-dir', str(tmp_path / 'ply'),
+                            capsys=capsys)
+    assert code == 0, stderr
+    assert sorted(os.listdir(tmp_path)) == ['in', 'out', 'ply', 'small']
 
 
 def test_a_recording_without_one_decodable_frame_is_an_error(
@@ -359,13 +391,9 @@ def _mutate_storage(bag: Path, rng: np.random.Generator) -> str:
 
 @pytest.mark.timeout(600)
 def test_random_damage_gives_a_clear_refusal_or_a_result(
-        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture, scratch: Path) -> None:
     import shutil
     import time
-    scratch = tmp_path / 'tmpdir'
-    scratch.mkdir()
-    monkeypatch.setattr(tempfile, 'tempdir', str(scratch))
     valid = {storage: write_bag(tmp_path / f'valid_{storage}', recording(1), storage=storage)
              for storage in ('mcap', 'sqlite3')}
     rng = np.random.default_rng(24)

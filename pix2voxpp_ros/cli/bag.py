@@ -80,7 +80,9 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
              '--clock and use_sim_time)')
     add('--storage', choices=('mcap', 'sqlite3'), default='mcap',
         help='storage of the output bag (default mcap)')
-    add('--overwrite', action='store_true', help='replace an existing OUT_BAG')
+    add('--overwrite', action='store_true',
+        help='replace an existing OUT_BAG written by pix2voxpp (never the input, a file or a '
+             'directory it did not write)')
     add('--ply-dir', type=Path, help='also write one .ply per reconstruction')
     add('--npy-dir', type=Path,
         help='also write one .npy probability grid (ROS axes) per reconstruction')
@@ -130,8 +132,14 @@ class _Output:
         for kind, msgtype in zip(OUTPUT_KINDS, (CLOUD_TYPE, MARKERS_TYPE, CLOUD_TYPE)):
             bag.add_topic(self.topics[kind], msgtype)
         # PLY/NPY files go to a temporary folder first: a run that fails leaves none of them.
-        self.staged = {kind: StagedFolder(folder) for kind, folder in
-                       (('ply', args.ply_dir), ('npy', args.npy_dir)) if folder is not None}
+        self.staged: dict[str, StagedFolder] = {}
+        try:
+            for kind, folder in (('ply', args.ply_dir), ('npy', args.npy_dir)):
+                if folder is not None:
+                    self.staged[kind] = StagedFolder(folder)
+        except BaseException:
+            self.finish(ok=False)
+            raise
 
     def write(self, index: int, stamp_ns: int, grid: np.ndarray) -> None:
         """Write one reconstruction, ``grid`` ``(32, 32, 32)`` probabilities (ShapeNet axes)."""

@@ -149,7 +149,7 @@ def check_replaceable(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
     only its metadata, its storage files and the extra files the mark lists.
 
     :param inputs: paths being read (the input bag): never replaced, nor a folder holding one.
-    :raises BagFileError: ``path`` is an input or holds one, a file, a directory that is not
+    :raises BagFileError: ``path`` is an input or holds one, a file or link, a directory not
         such a bag, or such a bag with files added since.
     """
     target = path.resolve()
@@ -160,7 +160,8 @@ def check_replaceable(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
                                '--overwrite never replaces the input')
     refuse = f'{path}: not replaced, it is not a bag written by pix2voxpp'
     if not path.is_dir() or path.is_symlink():
-        raise BagFileError(f'{refuse} (it is a file); remove it yourself or choose another '
+        kind = 'a link' if path.is_symlink() else 'a file'
+        raise BagFileError(f'{refuse} (it is {kind}); remove it yourself or choose another '
                            'output')
     try:
         info = check_metadata(path)
@@ -224,6 +225,8 @@ class StagedFolder:
 
     def __init__(self, final: Path) -> None:
         self.final = Path(final)
+        if self.final.exists() and not self.final.is_dir():
+            raise BagFileError(f'{self.final}: exists and is not a folder')
         self.path = partial_name(self.final)
         remove_stale_partials(self.final)
         shutil.rmtree(self.path, ignore_errors=True)
