@@ -199,6 +199,40 @@ def test_a_message_compressed_bag_is_read_and_a_bomb_message_refused(
     assert not (tmp_path / 'out2').exists()
 
 
+def records(data: bytes) -> Iterator[tuple[int, int, int]]:
+    """Yield ``(opcode, content start, content length)`` of an mcap file's records."""
+    offset = 8  # after the magic: opcode (1 byte), length (8), content
+    while offset + 9 <= len(data) - 8:
+        length = int.from_bytes(data[offset + 1:offset + 9], 'little')
+        yield data[offset], offset + 9, length
+        offset += 9 + length
+
+
+def test_compressed_chunks_are_read_and_expanded_only_as_far_as_they_declare(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from rosbags.rosbag2 import storage_mcap
+    good = [(topic, stamp, TS.serialize_cdr(msg, IMAGE)) for topic, stamp, msg in recording(2)]
+    writer = Writer(tmp_path / 'in', version=9, storage_plugin=StoragePlugin.MCAP)
+    writer.set_compression(CompressionMode.STORAGE, CompressionFormat.ZSTD)  # zstd chunks
+    with writer:
+        connection = {t: writer.add_connection(t, IMAGE, typestore=TS) for t in CAMERAS}
+        for topic, stamp, raw in good:
+            writer.write(connection[topic], stamp, raw)
+    code, stderr = run_tool(setup, tmp_path / 'in', tmp_path / 'out', capsys=capsys)
+    assert code == 0 and summary_of(tmp_path / 'out')['sets']['reconstructed'] == 2, stderr
+    # A chunk index declaring a terabyte: refused before anything is expanded.
+    mcap = tmp_path / 'in' / 'in.mcap'
+    data = bytearray(mcap.read_bytes())
+    for opcode, start, length in list(records(data)):
+        if opcode == 0x08:  # chunk index: its last field is the uncompressed size
+            data[start + length - 8:start + length] = (1 << 40).to_bytes(8, 'little')
+    mcap.write_bytes(bytes(data))
+    code, stderr = run_tool(setup, tmp_path / 'in', tmp_path / 'out2', capsys=capsys)
+    assert code == 1 and 'a chunk declares 1099511627776 bytes uncompressed' in refusal(stderr)
+    # A chunk declaring 1000 bytes that would expand to 600 MB: expanded to 1000 bytes only.
+    assert len(storage_mcap.decompress(zeros_compressed(600 << 20), 'zstd', 1000, 0)) == 1000
+
+
 def test_one_glitched_stamp_drops_only_that_frame(
         setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     # The node drops a frame stamped in 2038 as future and keeps its clock; so does the tool:

@@ -39,8 +39,9 @@ CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 MARKERS_TYPE = 'visualization_msgs/msg/MarkerArray'
 STRING_TYPE = 'std_msgs/msg/String'
-# A message of a message-compressed bag, expanded: 512 MiB is more than three of the largest
-# images the node takes (50 MP RGB, 150 MB); a zstd frame of zeros could claim terabytes.
+# A message of a message-compressed bag, or a compressed mcap chunk, expanded: 512 MiB is more
+# than three of the largest images the node takes (50 MP RGB, 150 MB) and hundreds of times the
+# chunk size recorders use (768 KiB to a few MiB); a zstd frame of zeros could claim terabytes.
 MAX_MESSAGE_BYTES = 512 << 20
 METADATA_VERSION = 8  # rosbag2 metadata.yaml version of the bags written
 STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
@@ -48,6 +49,32 @@ STORAGES = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 class BagError(Pix2VoxError):
     """A bag cannot be read or written, or lacks what was asked for; the message says which."""
+
+
+def _bound_chunk_expansion() -> None:
+    """Make rosbags expand a compressed mcap chunk to at most its declared, bounded size.
+
+    rosbags expands a zstd or lz4 chunk completely and only then compares the result with the
+    size the chunk declares; a chunk of a few kilobytes could expand to gigabytes first. Its
+    table of chunk decompressors is replaced once by ones that stop at the declared size.
+    """
+    from lz4.frame import LZ4FrameDecompressor
+    from rosbags.rosbag2 import storage_mcap
+
+    def checked(size: int) -> int:
+        if not 0 <= size <= MAX_MESSAGE_BYTES:
+            raise storage_mcap.ReaderError(
+                f'a chunk declares {size} bytes uncompressed, more than the '
+                f'{MAX_MESSAGE_BYTES} this tool expands (no real recorder writes such chunks)')
+        return size
+
+    storage_mcap.DECOMPRESSORS['zstd'] = lambda data, size: zstd.ZstdDecompressor().decompress(
+        data, max_length=checked(size))
+    storage_mcap.DECOMPRESSORS['lz4'] = lambda data, size: LZ4FrameDecompressor().decompress(
+        data, max_length=checked(size))
+
+
+_bound_chunk_expansion()
 
 
 @lru_cache(maxsize=1)
