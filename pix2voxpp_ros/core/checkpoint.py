@@ -19,6 +19,7 @@ files contain. Every metadata value is checked against the network's needs when 
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple, Union
@@ -50,7 +51,7 @@ def _short(value: Any) -> str:
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (isinstance(value, numbers.Real) and not isinstance(value, bool)
             and math.isfinite(value))
 
 
@@ -89,9 +90,13 @@ class WeightsMetadata:
         for name, needed in (('resolution', NETWORK_RESOLUTION),
                              ('input_size', NETWORK_INPUT_SIZE)):
             value = getattr(self, name)
-            if not (isinstance(value, int) and not isinstance(value, bool) and value == needed):
+            if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
+                    and value == needed):
                 raise ValueError(f'{name} {_short(value)}: must be {needed}, what the '
                                  'Pix2Vox++ network takes')
+        for name in ('mean', 'std'):  # lists are taken as tuples, as from_dict gives them
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
         _check_values(self.mean, 'mean', 0.0, 1.0)
         _check_values(self.std, 'std', *STD_RANGE)
         if self.channel_order not in ('BGR', 'RGB'):
