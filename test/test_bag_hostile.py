@@ -137,6 +137,18 @@ def test_a_bad_metadata_value_is_refused_naming_the_file_and_key(
     assert not (tmp_path / 'out').exists()
 
 
+def test_a_metadata_alias_bomb_is_refused_at_once(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    bag = write_bag(tmp_path / 'in', recording(1))
+    lines = ['a0: &a0 [x, x, x, x, x, x, x, x, x]']
+    lines += [f'a{i}: &a{i} [{", ".join([f"*a{i - 1}"] * 9)}]' for i in range(1, 10)]
+    text = (bag / 'metadata.yaml').read_text()
+    (bag / 'metadata.yaml').write_text('\n'.join(lines) + '\n' + text)  # 9^10 values
+    code, stderr = run_tool(setup, bag, tmp_path / 'out', capsys=capsys)
+    assert code == 1 and 'metadata.yaml: not readable YAML' in refusal(stderr)
+    assert 'aliases' in refusal(stderr) and len(refusal(stderr)) < 400
+
+
 @pytest.fixture
 def scratch(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Return an empty folder that is $TMPDIR for this test (for Python's tempfile)."""

@@ -34,7 +34,7 @@ from ..core.metrics import cloud_to_voxels
 from ..core.node_config import (PARAMETER_NAMES, PARAMETERS, NodeConfig, NodeConfigError,
                                 config_from_values)
 from ..core.offline import Batcher, OfflineAssembler, PreparedSet, PreparedViews
-from ..core.params_file import read_params_file
+from ..core.params_file import load_yaml, read_params_file
 from ..core.preprocess import ImageInputError, MaskError
 from ..core.views import Frame, ViewSet
 from ..ros.bag_io import (CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, STRING_TYPE, BagError,
@@ -121,7 +121,7 @@ def _given_values(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not name:
             raise BagUsageError(f'-p {item}: expected NAME:=VALUE')
         try:
-            given[name] = yaml.safe_load(text)
+            given[name] = load_yaml(text)  # safe YAML without aliases: bounded
         except yaml.YAMLError as exc:
             raise BagUsageError(f'-p {item}: the value is not YAML ({exc})') from exc
     named = {'weights': args.weights, 'threshold': args.threshold, 'device': args.device,
@@ -240,7 +240,8 @@ class _Reading:
         try:
             msg = self.reader.decode(raw, self.inputs.image_type)
             image, encoding = frame_to_array(msg, compressed=self.inputs.compressed,
-                                             backend='own')  # rosbags messages: the own path
+                                             backend='own',  # rosbags messages: the own path
+                                             max_pixels=self.config.max_image_pixels)
         except BagError as exc:
             self._count([undecodable_drop(camera, exc)])
             return []
@@ -285,7 +286,8 @@ class _Reading:
                                  f'{topic}: {exc}')
             return []
         try:
-            mask: np.ndarray | MaskError = mask_to_array(msg, backend='own')
+            mask: np.ndarray | MaskError = mask_to_array(
+                msg, backend='own', max_pixels=self.config.max_image_pixels)
         except MaskError as exc:
             mask = exc
         stamp_ns = _stamp_ns(msg.header.stamp)
@@ -351,4 +353,5 @@ def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str
 def prepare_frames(reconstructor: Reconstructor, config: NodeConfig
                    ) -> Callable[[Frame], np.ndarray]:
     """Return what turns a frame into the network's input, with the node's regions of interest."""
-    return frame_preparer(reconstructor, rois=config.camera_rois, roi_margin=config.roi_margin)
+    return frame_preparer(reconstructor, rois=config.camera_rois, roi_margin=config.roi_margin,
+                          max_pixels=config.max_image_pixels)

@@ -25,6 +25,7 @@ import yaml
 
 from ..core.errors import Pix2VoxError
 from ..core.limits import short_repr
+from ..core.params_file import load_yaml
 
 # metadata.yaml of a real bag is kilobytes (a few hundred topics, a few thousand split files);
 # 16 MiB is thousands of times that and still parsed in well under a second.
@@ -51,7 +52,8 @@ def _load_metadata(bag: Path) -> Any:
         if size > MAX_METADATA_BYTES:
             raise BagFileError(f'metadata.yaml: {size} bytes, more than the '
                                f'{MAX_METADATA_BYTES} a metadata file of any real bag needs')
-        return yaml.safe_load(path.read_text(encoding='utf-8', errors='replace'))
+        # safe YAML without aliases (rosbag2 writes none; nested ones can stand for gigabytes)
+        return load_yaml(path.read_text(encoding='utf-8', errors='replace'))
     except FileNotFoundError:
         return None  # rosbags says what is missing
     except (OSError, yaml.YAMLError, RecursionError) as exc:
