@@ -180,3 +180,14 @@ def test_raw_frames_too_large_and_a_log_flood_are_bounded(raw_env: Env) -> None:
     assert len(log) < 100_000
     assert _status_kb(env.node.pid, 'VmHWM') - peak_kb < 1024 * 1024
     assert 'Traceback' not in log
+
+
+def test_huge_time_parameters_are_refused_with_the_reason(compressed_env: Env) -> None:
+    env = compressed_env
+    result, = env.rig.set_parameters(max_rate_hz=1e-300)
+    assert not result.successful
+    assert 'max_rate_hz must be 0 (no limit) or >= 1.16e-05 (one a day' in result.reason
+    result, = env.rig.set_parameters(max_rate_hz=5.0)
+    assert result.successful
+    _cloud_after_good_frame(env)
+    assert 'Traceback' not in env.node.log()
