@@ -346,3 +346,26 @@ def test_non_finite_input_is_refused_by_every_backend(small_weights: Path,
         assert reconstructor.backend == backend
         with pytest.raises(InferenceError, match='input holds 1 NaN or Inf values'):
             reconstructor.infer(views)
+
+
+def test_unsigned_compiled_blobs_are_removed_unread(small_weights: Path, small_cache: Path,
+                                                    tmp_path: Path) -> None:
+    """OpenVINO loads any blob in its cache folder: only the ones this user signed stay."""
+    cache = tmp_path / 'cache'
+    shutil.copytree(small_cache, cache)
+    blobs = cache / 'openvino' / 'blobs'
+    Reconstructor(small_weights, device='cpu', backend='openvino', cache_dir=cache,
+                  warmup_views=0)
+    signed = sorted(p.name for p in blobs.iterdir())
+    assert 'signed.json' in signed and len(signed) > 1
+    for name in signed:
+        if name != 'signed.json':  # a planted blob under the name OpenVINO looks for
+            (blobs / name).write_bytes(b'planted' * 100)
+    (blobs / 'extra.blob').write_bytes(b'planted')
+    reconstructor, notes = _openvino_with_cache_notes(small_weights, cache)
+    assert notes == [] and not (blobs / 'extra.blob').exists()
+    present = sorted(p.name for p in blobs.iterdir() if p.name != 'signed.json')
+    assert all((blobs / name).read_bytes()[:7] != b'planted' for name in present)
+    listed = json.loads((blobs / 'signed.json').read_text())['files']
+    assert sorted(listed) == present  # OpenVINO's new blobs, signed
+    _assert_close_to_pytorch(reconstructor)

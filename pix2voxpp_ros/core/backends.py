@@ -32,8 +32,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .cache_trust import (UntrustedCacheError, check_trusted, sign, signature_holds, user_key,
-                          writable_folder)
+from .cache_trust import (UntrustedCacheError, check_trusted, manifest_signed, prune_unsigned,
+                          sign, sign_folder, user_key, writable_folder)
 from .errors import Pix2VoxError
 from .model import Pix2VoxPP
 from .model.network import MAX_VIEWS
@@ -231,8 +231,10 @@ class OpenVinoRunner:
                                               'nothing cached'), stacklevel=3)
             graphs: dict[str, Any] = self._converted(ov, model, size)
         else:
-            graphs = self._cached_graphs(ov, model, size, cache_dir)
-            core.set_property({'CACHE_DIR': str(cache_dir / 'openvino' / 'blobs')})
+            graphs, key = self._cached_graphs(ov, model, size, cache_dir)
+            blobs = cache_dir / 'openvino' / 'blobs'
+            signed_blobs = prune_unsigned(blobs, key)  # OpenVINO would load any blob found
+            core.set_property({'CACHE_DIR': str(blobs)})
         config: dict[str, Any] = {'INFERENCE_PRECISION_HINT': _OV_PRECISION[precision],
                                   'PERFORMANCE_HINT': 'LATENCY'}
         if num_threads:
@@ -246,31 +248,26 @@ class OpenVinoRunner:
                                    f'compile ({str(exc).splitlines()[0]}); delete '
                                    f'{self.folder} to convert again') from exc
             self._requests[graph] = compiled.create_infer_request()
+        if isinstance(graphs['single'], str) and blobs.is_dir():
+            sign_folder(blobs, key, signed_blobs)  # the blobs OpenVINO just wrote
 
     def _cached_graphs(self, ov: Any, model: Pix2VoxPP, size: int,
-                       cache_dir: Path) -> dict[str, Any]:
+                       cache_dir: Path) -> tuple[dict[str, Any], bytes]:
         """Return the graphs' files in the (trusted) cache, converting them when absent."""
         try:
             key = user_key(cache_dir)
         except OSError as exc:
             raise BackendError(f'cannot keep the cache key in {cache_dir} ({exc})') from exc
-        if (self.folder / 'manifest.json').is_file() and not self._signed(key):
+        if (self.folder / 'manifest.json').is_file() and not manifest_signed(
+                self.folder / 'manifest.json', key, self._tag):
             warnings.warn(CacheRefusedWarning(
                 f'cached OpenVINO model in {self.folder} is not signed with the key of this user '
                 '(planted, or copied from elsewhere); converting it again'), stacklevel=4)
             shutil.rmtree(self.folder, ignore_errors=True)
         if not (self.folder / 'manifest.json').is_file():
             self._convert(ov, model, size, key)
-        return {graph: str(self.folder / f'{graph}.xml') for graph in self._verified_graphs()}
-
-    def _signed(self, key: bytes) -> bool:
-        """Whether the entry's manifest is this user's, for these weights and versions."""
-        try:
-            manifest = json.loads((self.folder / 'manifest.json').read_text())
-            signature = manifest.pop('signature')
-        except (OSError, ValueError, KeyError, AttributeError, TypeError):
-            return False  # unreadable: _verified_graphs names it as corrupt
-        return manifest.get('tag') == self._tag and signature_holds(key, manifest, signature)
+        return {graph: str(self.folder / f'{graph}.xml')
+                for graph in self._verified_graphs()}, key
 
     @staticmethod
     def _converted(ov: Any, model: Pix2VoxPP, size: int) -> dict[str, Any]:

@@ -119,3 +119,61 @@ def sign(key: bytes, manifest: dict[str, Any]) -> str:
 def signature_holds(key: bytes, manifest: dict[str, Any], signature: Any) -> bool:
     """Whether ``signature`` is :func:`sign` of ``manifest`` under ``key`` (constant time)."""
     return isinstance(signature, str) and hmac.compare_digest(sign(key, manifest), signature)
+
+
+def manifest_signed(path: Path, key: bytes, tag: str) -> bool:
+    """Whether a JSON manifest names ``tag`` and carries this key's signature of itself."""
+    try:
+        manifest = json.loads(path.read_text())
+        signature = manifest.pop('signature')
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return False
+    return manifest.get('tag') == tag and signature_holds(key, manifest, signature)
+
+
+SIGNED_LIST = 'signed.json'
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, 'rb') as stream:
+        for block in iter(lambda: stream.read(1 << 22), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def prune_unsigned(folder: Path, key: bytes) -> dict[str, str]:
+    """Delete each file in ``folder`` that its signed list does not name with these bytes.
+
+    For folders another program fills (OpenVINO's compiled blobs): what it wrote is signed
+    afterwards with :func:`sign_folder`, and anything else found there is removed unread.
+
+    :returns: the remaining files' digests, by name.
+    """
+    try:
+        listed = json.loads((folder / SIGNED_LIST).read_text())
+        files = listed['files'] if signature_holds(key, {'files': listed['files']},
+                                                   listed.get('signature')) else {}
+    except (OSError, ValueError, KeyError, TypeError):
+        files = {}
+    kept = {}
+    for path in folder.iterdir() if folder.is_dir() else ():
+        if path.name == SIGNED_LIST or not path.is_file() or path.is_symlink():
+            continue
+        digest = _digest(path)
+        if isinstance(files, dict) and files.get(path.name) == digest:
+            kept[path.name] = digest
+        else:
+            path.unlink()
+    return kept
+
+
+def sign_folder(folder: Path, key: bytes, known: dict[str, str]) -> None:
+    """Sign the files now in ``folder`` (``known``: digests already computed, by name)."""
+    files = {path.name: known.get(path.name) or _digest(path) for path in folder.iterdir()
+             if path.name != SIGNED_LIST and path.is_file() and not path.is_symlink()}
+    if files == known and (folder / SIGNED_LIST).exists():
+        return
+    temporary = folder / f'.{SIGNED_LIST}.{os.getpid()}'
+    temporary.write_text(json.dumps({'files': files, 'signature': sign(key, {'files': files})}))
+    temporary.replace(folder / SIGNED_LIST)
