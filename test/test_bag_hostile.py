@@ -285,6 +285,18 @@ def test_overwrite_replaces_only_a_bag_the_tool_wrote(
     assert len(read_bag(out)['/pix2voxpp/occupancy']) == 2
 
 
+def test_a_folder_that_appears_during_the_run_is_kept(tmp_path: Path) -> None:
+    from std_msgs.msg import String
+    path = tmp_path / 'out'
+    with pytest.raises(BagError, match='appeared while the bag was written'):
+        with BagWriter(path) as bag:
+            bag.add_topic('/t', 'std_msgs/msg/String')
+            bag.write('/t', String(data='x'), T0)
+            path.mkdir()
+            (path / 'mine.txt').write_text('mine')  # another program made it meanwhile
+    assert os.listdir(tmp_path) == ['out'] and os.listdir(path) == ['mine.txt']
+
+
 def damage_last_chunk(mcap: Path) -> None:
     """Give the file chunk checksums, then flip a byte inside its last chunk."""
     assert add_chunk_crcs(mcap) >= 3

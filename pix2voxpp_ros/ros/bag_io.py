@@ -277,6 +277,9 @@ class BagWriter:
             for mcap in written.glob('*.mcap'):
                 add_chunk_crcs(mcap)
             if self.path.exists() or self.path.is_symlink():
+                if not self.overwrite:
+                    raise BagError(f'{self.path}: appeared while the bag was written; it is '
+                                   'kept and the new bag discarded')
                 self._check_replaceable()  # again: it may have changed during the run
                 shutil.rmtree(self.path)
             os.replace(written, self.path)
