@@ -49,7 +49,7 @@ def _peak_rss_mb() -> float:
 
 
 def bomb_jpeg(width: int = 30000, height: int = 30000) -> bytes:
-    """A small valid JPEG whose frame header is patched to declare ``width`` × ``height``."""
+    """Return a small JPEG whose frame header is patched to declare ``width`` × ``height``."""
     ok, data = cv2.imencode('.jpg', np.full((8, 8, 3), 128, np.uint8))
     data = bytearray(data.tobytes())
     sof = data.index(b'\xff\xc0')
@@ -58,7 +58,7 @@ def bomb_jpeg(width: int = 30000, height: int = 30000) -> bytes:
 
 
 def bomb_png(width: int = 30000, height: int = 30000) -> bytes:
-    """A small PNG whose IHDR is patched to declare ``width`` × ``height``."""
+    """Return a small PNG whose IHDR is patched to declare ``width`` × ``height``."""
     ok, data = cv2.imencode('.png', np.zeros((8, 8), np.uint8))
     data = bytearray(data.tobytes())
     data[16:24] = width.to_bytes(4, 'big') + height.to_bytes(4, 'big')
