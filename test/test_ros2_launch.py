@@ -45,7 +45,9 @@ def launch(tmp_path: Path) -> Iterator:
             except ProcessLookupError:
                 break
             try:
-                wait_for(lambda: not _group_alive(process.pid), timeout=30,
+                # poll() reaps ros2 launch itself: a zombie would keep the group alive.
+                wait_for(lambda: process.poll() is not None and not _group_alive(process.pid),
+                         timeout=30,
                          what='the launched processes to end')
                 break
             except TimeoutError:
