@@ -337,7 +337,7 @@ def test_planted_cache_entry_is_not_used(small_weights: Path, small_cache: Path,
 
 def test_non_finite_input_is_refused_by_every_backend(small_weights: Path,
                                                       small_cache: Path) -> None:
-    """PyTorch gives NaN, OpenVINO a finite grid: both refuse the input itself."""
+    """NaN input: PyTorch gives NaN, OpenVINO a finite grid; both refuse the input itself."""
     views = _views(1)
     views[0, 0, 0, 0, 0] = np.nan
     for backend in ('torch', 'openvino'):
@@ -350,7 +350,7 @@ def test_non_finite_input_is_refused_by_every_backend(small_weights: Path,
 
 def test_unsigned_compiled_blobs_are_removed_unread(small_weights: Path, small_cache: Path,
                                                     tmp_path: Path) -> None:
-    """OpenVINO loads any blob in its cache folder: only the ones this user signed stay."""
+    """Any blob in OpenVINO's cache folder is loaded: only the ones this user signed stay."""
     cache = tmp_path / 'cache'
     shutil.copytree(small_cache, cache)
     blobs = cache / 'openvino' / 'blobs'

@@ -91,7 +91,7 @@ def test_ply_round_trip(tmp_path) -> None:
 
 
 def _runs_file(path, dims: str, data_bytes: int) -> None:
-    """A binvox file declaring ``dims`` whose data is ``data_bytes`` of (1, 255) runs."""
+    """Write a binvox file declaring ``dims`` whose data is ``data_bytes`` of (1, 255) runs."""
     header = f'#binvox 1\ndim {dims}\ntranslate 0 0 0\nscale 1\ndata\n'.encode()
     path.write_bytes(header + bytes([1, 255]) * (data_bytes // 2))
 
