@@ -337,7 +337,7 @@ def test_planted_cache_entry_is_not_used(small_weights: Path, small_cache: Path,
 
 def test_non_finite_input_is_refused_by_every_backend(small_weights: Path,
                                                       small_cache: Path) -> None:
-    """NaN input: PyTorch gives NaN, OpenVINO a finite grid; both refuse the input itself."""
+    """Refuse non-finite input on both backends (PyTorch gave NaN, OpenVINO a finite grid)."""
     views = _views(1)
     views[0, 0, 0, 0, 0] = np.nan
     for backend in ('torch', 'openvino'):
