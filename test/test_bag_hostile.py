@@ -67,7 +67,7 @@ def run_tool(setup: Setup, bag: Path, out: Path, *extra: str,
 
 
 def refusal(stderr: str) -> str:
-    """Return the one line of the tool's refusal (the 'frames on' progress line aside)."""
+    """Return the one line the tool refused with, the 'frames on' progress line aside."""
     lines = [line for line in stderr.splitlines()
              if line.startswith('pix2voxpp-bag: ') and 'frames on' not in line]
     assert len(lines) == 1, stderr
@@ -76,8 +76,10 @@ def refusal(stderr: str) -> str:
 
 def recording(sets: int, *, glitch_set: int = -1, height: int = 48,
               width: int = 64) -> list[tuple[str, int, Any]]:
-    """``sets`` complete sets of three cameras, 0.3 s apart; camera 1 of ``glitch_set`` stamped
-    in 2038 (received on time)."""
+    """Build ``sets`` complete sets of three cameras, 0.3 s apart.
+
+    Camera 1 of ``glitch_set`` is stamped in 2038 (and received on time).
+    """
     frames = make_frames(3, seed=1, height=height, width=width)
     messages = []
     for k in range(sets):
@@ -177,8 +179,10 @@ def test_a_file_compressed_bag_is_refused_and_nothing_is_expanded(
 
 
 def message_compressed_bag(path: Path, messages: list[tuple[str, int, bytes]]) -> Path:
-    """Write ``messages`` (CDR already zstd-compressed) as ``ros2 bag record
-    --compression-mode message`` stores them."""
+    """Write ``messages`` (CDR already zstd-compressed) as a message-compressed bag.
+
+    As ``ros2 bag record --compression-mode message`` stores them.
+    """
     write_bag(path, messages)
     edit_metadata(path, lambda m: m.update(compression_mode='MESSAGE', compression_format='zstd'))
     return path
