@@ -12,6 +12,9 @@ from typing import Iterator
 def within(*, seconds: float, grown_mib: float) -> Iterator[None]:
     """Fail unless the block runs under ``seconds`` and grows peak RSS by under ``grown_mib``.
 
+    ``seconds`` is a bound against hangs and unbounded work (an old decoder took minutes), not
+    a speed target: keep it many times the expected time, so a busy machine cannot fail it.
+
     An exception from the block passes through unchecked (wrap ``pytest.raises`` inside).
     """
     before_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss

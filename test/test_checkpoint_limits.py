@@ -34,7 +34,7 @@ def test_zip_bomb_is_refused_naming_the_record_and_the_limit(tmp_path: Path) -> 
     """6 GiB of deflated zeros in a 6 MB file: refused from the zip directory alone."""
     bomb = write_zip_bomb(tmp_path / 'bomb.pth')
     assert bomb.stat().st_size < 8 << 20
-    with within(seconds=1.0, grown_mib=100), pytest.raises(
+    with within(seconds=20.0, grown_mib=100), pytest.raises(
             CheckpointError, match=r"bomb\.pth: record 'archive/data/0' declares 6144 MiB, "
                                    r'more than the 1024 MiB limit'):
         read_checkpoint(bomb)

@@ -74,7 +74,7 @@ def test_a_small_file_declaring_30000x30000_is_refused_before_decoding(make: Any
     before, start = _peak_rss_mb(), time.perf_counter()
     with pytest.raises(ImageTooLargeError, match='30000×30000.*max_image_pixels 50000000'):
         decode_image(data)
-    assert time.perf_counter() - start < 0.5  # the old code decoded for 15 s
+    assert time.perf_counter() - start < 5  # a bound, not a speed: the old code decoded 15 s
     assert _peak_rss_mb() - before < 100  # ... and grew by 5 GB
 
 
@@ -121,7 +121,7 @@ def test_a_roi_crop_of_gigabytes_beyond_the_image_is_refused() -> None:
     start = time.perf_counter()
     with pytest.raises(ImageInputError, match='max_image_pixels'):
         preprocess_frame(image, encoding='rgb8', roi=(0, 0, 32768, 32768), roi_margin=0.75)
-    assert time.perf_counter() - start < 0.5
+    assert time.perf_counter() - start < 5  # a bound against unbounded work, not a speed
     assert preprocess_frame(image, encoding='rgb8', roi=(0, 0, 200, 200)).shape == (3, 224, 224)
 
 
@@ -317,7 +317,7 @@ def test_a_yaml_alias_bomb_params_file_is_refused_in_one_bounded_line(
     code = bag_cli.main([str(tmp_path / 'no.bag'), '--params', str(bomb), '--out',
                          str(tmp_path / 'out'), '--quiet'])
     err = capsys.readouterr().err
-    assert code != 0 and time.perf_counter() - start < 5
+    assert code != 0 and time.perf_counter() - start < 30  # the old tool ran 65 s, then OOM
     assert err.count('\n') == 1 and len(err) < 400 and 'alias' in err, err
 
 
@@ -327,7 +327,7 @@ def test_huge_nested_values_are_shown_short() -> None:
         shared = [shared] * 9  # 9^10 strings by reference, as YAML builds aliases
     start = time.perf_counter()
     problems = find_problems({'camera_topics': shared})
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 10  # a bound: expanding would take minutes
     assert problems and all(len(p) < 400 for p in problems)
     assert len(short_repr('x' * 10**6)) < 400
 
