@@ -451,6 +451,7 @@ def _mutate_storage(bag: Path, rng: np.random.Generator) -> str:
     return f'{data_file.name} {length} random bytes at {start}'
 
 
+@pytest.mark.first_tier  # 200 damaged bags, about a minute
 @pytest.mark.timeout(600)
 def test_random_damage_gives_a_clear_refusal_or_a_result(
         setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture, scratch: Path) -> None:

@@ -19,7 +19,7 @@ from ros_helpers import (NodeProcess, Rig, isolate_ros_domain, wait_for, write_c
                          write_params)
 from zip_bombs import write_zip_bomb
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.first_tier]
 
 STARTUP_S = 120.0  # importing torch and rclpy on a loaded 2-core machine
 NODE = 'pix2voxpp_hostile_weights'

@@ -66,8 +66,7 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodeProcess]:
     assert code == 0, f'the node exited with {code} on Ctrl-C'
 
 
-def test_ros2_node_list_and_info_show_the_node_and_its_topics(node: NodeProcess) -> None:
-    ros2('node', 'list', *SPIN, expect=f'^/{NODE}$')
+def test_ros2_node_info_shows_the_node_and_its_topics(node: NodeProcess) -> None:
     info = ros2('node', 'info', f'/{NODE}', *SPIN,
                 expect=r'/occupancy: sensor_msgs/msg/PointCloud2')
     assert f'{CAMERA}: sensor_msgs/msg/Image' in info  # its subscription
@@ -86,13 +85,11 @@ def test_ros2_service_call_reconstruct_says_why_not(node: NodeProcess) -> None:
 def test_ros2_param_get_and_set(node: NodeProcess) -> None:
     ros2('param', 'get', f'/{NODE}', 'threshold', *SPIN, expect=r'Double value is: 0\.4\b')
     ros2('param', 'set', f'/{NODE}', 'threshold', '0.6', *SPIN, expect='Set parameter successful')
-    ros2('param', 'get', f'/{NODE}', 'threshold', *SPIN, expect=r'Double value is: 0\.6\b')
     # An invalid value is refused with the node's reason, and the old value stays.
     refused = ros2('param', 'set', f'/{NODE}', 'threshold', '1.5', *SPIN,
                    expect='Setting parameter failed')
     assert 'threshold' in refused.split('Setting parameter failed', 1)[1]
     ros2('param', 'get', f'/{NODE}', 'threshold', *SPIN, expect=r'Double value is: 0\.6\b')
-    ros2('param', 'get', f'/{NODE}', 'camera_topics', *SPIN, expect=re.escape(CAMERA))
 
 
 def test_ros2_param_dump_lists_every_declared_parameter(node: NodeProcess, tmp_path: Path
@@ -101,11 +98,11 @@ def test_ros2_param_dump_lists_every_declared_parameter(node: NodeProcess, tmp_p
     dump = ros2('param', 'dump', f'/{NODE}', *SPIN, expect='ros__parameters')
     for name in PARAMETER_NAMES:
         assert re.search(rf'^\s+{name}:', dump, re.MULTILINE), f'{name} missing from the dump'
+    assert CAMERA in dump  # the values too, e.g. the parameters file's camera topic
 
 
 def test_ros2_lifecycle_drives_the_node(node: NodeProcess) -> None:
     ros2('lifecycle', 'nodes', '--no-daemon', '--spin-time', '3.5', expect=f'^/{NODE}$')
-    ros2('lifecycle', 'get', f'/{NODE}', *SPIN, expect=r'^active \[3\]')
     ros2('lifecycle', 'set', f'/{NODE}', 'deactivate', *SPIN, expect='Transitioning successful')
     ros2('lifecycle', 'get', f'/{NODE}', *SPIN, expect=r'^inactive \[2\]')
     # A structural parameter changes only unconfigured, as the refusal says.

@@ -14,7 +14,7 @@ import pytest
 
 from ros_helpers import REPO_ROOT, isolate_ros_domain
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(400)]
+pytestmark = [pytest.mark.slow, pytest.mark.first_tier, pytest.mark.timeout(400)]
 
 
 def test_two_minutes_at_full_rate_keep_memory_flat_and_raise_no_errors(tmp_path) -> None:
