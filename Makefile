@@ -47,18 +47,22 @@ demo: venv
 # checkpoints and converted models, and pytest's own /tmp folders keep three runs of each kind,
 # which filled a small disk during CI.
 PYTEST_TMP = build/pytest-tmp
+# Two worker processes (pytest-xdist), one test file each at a time: most tests wait on nodes,
+# DDS discovery and child processes rather than on the CPU, and a file's module fixtures (a
+# running node, a built model) are set up once. Each worker gets a DDS domain of its own.
+PARALLEL = -n 2 --dist loadfile
 # test/robot_tools.sh adds the robot's own ROS tools (tf2_ros, ros2 launch, ros2cli,
 # sensor_msgs_py) from ../shared/ros-kit when it is there, into build/ros-kit-<distro>, and then
 # requires the tests that need them to run; without the kit those tests skip.
 test: venv
 	mkdir -p $(dir $(PYTEST_TMP))
-	test/robot_tools.sh $(VENV) kilted $(PY) -m pytest -q --basetemp=$(PYTEST_TMP) test
+	test/robot_tools.sh $(VENV) kilted $(PY) -m pytest -q $(PARALLEL) --basetemp=$(PYTEST_TMP) test
 	$(PY) -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 
 test-jazzy: venv-jazzy
 	$(JAZZY)/bin/python -c 'import numpy, cv2, rclpy; print("test-jazzy: numpy", numpy.__version__, "OpenCV", cv2.__version__)'
 	mkdir -p $(dir $(PYTEST_TMP))
-	test/robot_tools.sh $(JAZZY) jazzy $(JAZZY)/bin/python -m pytest -q \
+	test/robot_tools.sh $(JAZZY) jazzy $(JAZZY)/bin/python -m pytest -q $(PARALLEL) \
 		--basetemp=$(PYTEST_TMP) $(JAZZY_TESTS) test
 	$(JAZZY)/bin/python -m pytest -q --basetemp=$(PYTEST_TMP) training/tests
 

@@ -35,11 +35,20 @@ def isolate_ros_domain() -> int:
     :returns: the domain id, derived from the process id (Fast DDS allows 0 .. 232).
     """
     # Children that call this again (a benchmark's helper process) join their parent's domain.
-    domain = int(os.environ.get('PIX2VOXPP_TEST_DOMAIN_ID', 0)) or 1 + os.getpid() % 200
+    domain = int(os.environ.get('PIX2VOXPP_TEST_DOMAIN_ID', 0)) or _own_domain()
     os.environ['PIX2VOXPP_TEST_DOMAIN_ID'] = os.environ['ROS_DOMAIN_ID'] = str(domain)
     os.environ['ROS_AUTOMATIC_DISCOVERY_RANGE'] = 'LOCALHOST'
     os.environ.setdefault('RCUTILS_COLORIZED_OUTPUT', '0')
     return domain
+
+
+def _own_domain() -> int:
+    """Return a domain id in 1 .. 200 that no other test process of this run has."""
+    worker = os.environ.get('PYTEST_XDIST_WORKER', '')  # 'gw0', 'gw1', ... under pytest -n
+    if worker.startswith('gw') and worker[2:].isdigit():
+        # Workers of one run have one parent and numbers 0 .. n-1: distinct ids for n <= 8.
+        return 1 + (os.getppid() * 8 + int(worker[2:])) % 200
+    return 1 + os.getpid() % 200
 
 
 def wait_for(predicate: Callable[[], T], *, timeout: float, interval: float = 0.05,
