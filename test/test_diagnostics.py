@@ -6,7 +6,8 @@ from diagnostic_msgs.msg import DiagnosticStatus
 
 from pix2voxpp_ros.ros.diagnostics import NodeStats
 
-CONFIG = SimpleNamespace(trigger='auto', weights='demo.pth', max_frame_age_s=2.0)
+CONFIG = SimpleNamespace(trigger='auto', weights='demo.pth', max_frame_age_s=2.0,
+                         placement='canonical')
 RECONSTRUCTOR = SimpleNamespace(device='cpu', precision='fp32', backend='torch')
 
 

@@ -38,8 +38,15 @@ class DropReason(str, enum.Enum):
     NO_MASK = 'no_mask'  # no mask of the frame's stamp came within mask_timeout_s
     EMPTY_MASK = 'empty_mask'  # the mask marks no pixel
     BAD_MASK = 'bad_mask'  # the mask has another size or encoding than mono8 of the image's size
+    # With placement: calibrated: the frame's calibration.
+    NO_CAMERA_INFO = 'no_camera_info'  # no camera_info of its camera received yet
+    BAD_CAMERA_INFO = 'bad_camera_info'  # K zero or non-finite, or for another image size
+    NO_TRANSFORM = 'no_transform'  # no camera pose in fixed_frame at its stamp within tf_timeout_s
     # A whole view set, offline: replaced by a newer one before max_rate_hz allowed it to run.
     RATE = 'rate'
+    # A whole view set: its reconstruction could not be placed (or fitted below
+    # min_placement_iou) and was not published.
+    PLACEMENT_FAILED = 'placement_failed'
 
     def __str__(self) -> str:
         return self.value
@@ -51,9 +58,12 @@ class DropReason(str, enum.Enum):
 BUFFER_DROP_REASONS = (DropReason.OUT_OF_ORDER, DropReason.FUTURE, DropReason.STALE,
                        DropReason.UNKNOWN_CAMERA)
 MASK_DROP_REASONS = (DropReason.NO_MASK, DropReason.EMPTY_MASK, DropReason.BAD_MASK)
+CALIBRATION_DROP_REASONS = (DropReason.NO_CAMERA_INFO, DropReason.BAD_CAMERA_INFO,
+                            DropReason.NO_TRANSFORM)
 # Every reason a single frame is counted under, in the order diagnostics list them.
 FRAME_DROP_REASONS = ((DropReason.ENCODING, DropReason.BAD_IMAGE) + BUFFER_DROP_REASONS
-                      + MASK_DROP_REASONS + (DropReason.UNDECODABLE, DropReason.TOO_LARGE))
+                      + MASK_DROP_REASONS + (DropReason.UNDECODABLE, DropReason.TOO_LARGE)
+                      + CALIBRATION_DROP_REASONS)
 
 _CLOCK_HINT = 'are the clocks synchronised, and use_sim_time set alike on camera and node?'
 _BUFFER_HINTS = {

@@ -79,3 +79,31 @@ def invert_pose(pose: np.ndarray) -> np.ndarray:
     inverse[:3, :3] = rotation.T
     inverse[:3, 3] = -rotation.T @ translation
     return inverse
+
+
+def matrix_to_quaternion(rotation: np.ndarray) -> tuple[float, float, float, float]:
+    """Quaternion ``(x, y, z, w)`` of a ``(3, 3)`` rotation matrix, with ``w >= 0``.
+
+    Computed from the largest of the four diagonal combinations (the numerically safe choice
+    for any rotation, half turns included).
+    """
+    m = np.asarray(rotation, dtype=np.float64)
+    trace = float(np.trace(m))
+    candidates = [trace, m[0, 0], m[1, 1], m[2, 2]]
+    largest = int(np.argmax(candidates))
+    if largest == 0:
+        w = 0.5 * np.sqrt(1.0 + trace)
+        x, y, z = (m[2, 1] - m[1, 2]) / (4 * w), (m[0, 2] - m[2, 0]) / (4 * w), \
+            (m[1, 0] - m[0, 1]) / (4 * w)
+    else:
+        i = largest - 1
+        j, k = (i + 1) % 3, (i + 2) % 3
+        q = np.empty(3)
+        q[i] = 0.5 * np.sqrt(max(1.0 + m[i, i] - m[j, j] - m[k, k], 0.0))
+        q[j] = (m[j, i] + m[i, j]) / (4 * q[i])
+        q[k] = (m[k, i] + m[i, k]) / (4 * q[i])
+        w = (m[k, j] - m[j, k]) / (4 * q[i])
+        x, y, z = q
+    if w < 0:
+        x, y, z, w = -x, -y, -z, -w
+    return float(x), float(y), float(z), float(w)

@@ -37,6 +37,9 @@ MAX_ROI_PX = 32_768
 MAX_ROI_MARGIN = 10.0
 # object_size_m: a reconstruction cube 1 km wide; the grid of 32 voxels means nothing beyond.
 MAX_OBJECT_SIZE_M = 1_000.0
+# An image's frame_id as kept for the TF look-up: TF frame names are short; a longer one is cut
+# (its look-up then fails as no_transform) so a sender cannot make every frame carry megabytes.
+MAX_FRAME_ID_CHARS = 256
 # Characters of a user value shown in a message (log line, refusal).
 MAX_SHOWN_CHARS = 80
 

@@ -13,6 +13,9 @@ from typing import Sequence
 
 import numpy as np
 
+from .placement import ObjectPose
+from .voxels import SHAPENET_TO_ROS
+
 RESOLUTION = 32  # the network's grid edge in voxels
 
 
@@ -88,3 +91,78 @@ def format_score(name: str, value: float, points: int, truth_voxels: int, *,
     """One line of the IoU table (the demo's and ``pix2voxpp-bag --truth-topic``'s)."""
     return (f'  {name:<14} IoU {value:.3f}  ({points} voxels reconstructed, {truth_voxels} '
             f'true{detail})')
+
+
+# --- placed reconstructions: scores in the fixed frame ------------------------------------------
+
+def _occupied_at(grid: np.ndarray, pose: ObjectPose, points: np.ndarray) -> np.ndarray:
+    """Whether fixed-frame ``points (N, 3)`` fall in an occupied voxel of a placed grid."""
+    local = (points - np.asarray(pose.position)) @ pose.rotation() / pose.size_m  # ROS axes
+    index = np.floor((local @ SHAPENET_TO_ROS + 0.5) * grid.shape[0]).astype(np.int64)
+    inside = ((index >= 0) & (index < grid.shape[0])).all(axis=1)
+    hit = np.zeros(len(points), dtype=bool)
+    hit[inside] = grid[tuple(index[inside].T)]
+    return hit
+
+
+def _corners(pose: ObjectPose) -> np.ndarray:
+    signs = np.array([[x, y, z] for x in (-.5, .5) for y in (-.5, .5) for z in (-.5, .5)])
+    return pose.to_fixed(signs)
+
+
+def world_iou(grid: np.ndarray, pose: ObjectPose, truth: np.ndarray, truth_pose: ObjectPose,
+              *, samples: int = 96) -> float:
+    """Return the IoU of two placed grids in the fixed frame, sampled on a common lattice.
+
+    The lattice spans both grids' bounding boxes with ``samples`` points along its longest
+    side, so it is finer than the smaller grid's voxels when the sizes are alike.
+
+    :param grid: ``(D, D, D)`` bool, ShapeNet axes, placed at ``pose``.
+    :param truth: ``(D', D', D')`` bool, ShapeNet axes, placed at ``truth_pose``.
+    """
+    corners = np.concatenate([_corners(pose), _corners(truth_pose)])
+    low, high = corners.min(axis=0), corners.max(axis=0)
+    step = float((high - low).max()) / samples
+    axes = [np.arange(lo + step / 2, hi, step) for lo, hi in zip(low, high)]
+    lattice = np.stack(np.meshgrid(*axes, indexing='ij'), axis=-1).reshape(-1, 3)
+    a = _occupied_at(np.asarray(grid, dtype=bool), pose, lattice)
+    b = _occupied_at(np.asarray(truth, dtype=bool), truth_pose, lattice)
+    return float(_ratio(np.count_nonzero(a & b), np.count_nonzero(a | b)))
+
+
+def heading_symmetries(truth: np.ndarray, *, min_iou: float = 0.98,
+                       round_iou: float = 0.85) -> tuple[float, ...] | None:
+    """Return the headings (radians) under which an object looks the same, from its true grid.
+
+    The grid is turned about the vertical line through its voxels' centroid (resampled, as
+    :func:`world_iou` compares placed grids): each quarter turn whose IoU with the grid is at
+    least ``min_iou`` is a symmetry. An object the same under a quarter turn whose eighth turn
+    still has an IoU of ``round_iou`` counts as round: None, its heading is undefined (a
+    bottle; a mug is not, by its handle).
+
+    :param truth: ``(D, D, D)`` bool, ShapeNet axes (y up).
+    :returns: the symmetric headings, 0 included; None for a rotationally symmetric object.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    centre = ((np.argwhere(truth) + 0.5) / truth.shape[0] - 0.5).mean(axis=0) @ SHAPENET_TO_ROS.T
+    centre[2] = 0.0
+    origin = ObjectPose((0.0, 0.0, 0.0), 0.0, 1.0)
+
+    def turned(angle: float) -> float:
+        pose = ObjectPose((0.0, 0.0, 0.0), angle, 1.0)
+        moved = ObjectPose(tuple(centre - pose.rotation() @ centre), angle, 1.0)
+        return world_iou(truth, origin, truth, moved, samples=64)
+    turns = [0.0] + [k * np.pi / 2 for k in (1, 2, 3) if turned(k * np.pi / 2) >= min_iou]
+    if len(turns) == 4 and turned(np.pi / 4) >= round_iou:
+        return None
+    return tuple(turns)
+
+
+def heading_error_deg(heading_rad: float, truth_rad: float,
+                      symmetries: Sequence[float] | None) -> float | None:
+    """Smallest angle between two headings, modulo the object's symmetries; None if round."""
+    if symmetries is None:
+        return None
+    errors = [abs(np.remainder(heading_rad - truth_rad - s + np.pi, 2 * np.pi) - np.pi)
+              for s in symmetries]
+    return float(np.degrees(min(errors)))

@@ -11,6 +11,7 @@ import os
 import re
 from typing import Any, Callable, Optional
 
+from .geometry import POSE_NUMBERS, PoseError, poses_from_numbers
 from .limits import (MAX_DURATION_S, MAX_RATE_HZ, MAX_ROI_MARGIN, MAX_ROI_PX, MAX_VIEWS,
                      MIN_RATE_HZ, short_repr)
 
@@ -122,11 +123,23 @@ def check_roi_margin(v: float) -> Optional[str]:
     return None
 
 
-def check_mask_topics(topics: tuple[str, ...]) -> Optional[str]:
-    """Refuse a topic listed twice (their number is checked against the cameras')."""
+def check_no_duplicates(topics: tuple[str, ...]) -> Optional[str]:
+    """Refuse a topic listed twice (mask, camera_info topics; the count is checked elsewhere)."""
     return 'lists a topic twice' if len(set(topics)) != len(topics) else None
 
 
 def non_empty(v: str) -> Optional[str]:
     """Refuse an empty or blank string."""
     return None if v.strip() else 'must not be empty'
+
+
+def check_camera_poses(values: tuple[float, ...]) -> Optional[str]:
+    """Every group of 7 numbers must be a rigid pose (their count is checked with the cameras)."""
+    if len(values) % POSE_NUMBERS:
+        return (f'must hold {POSE_NUMBERS} numbers per camera (x y z qx qy qz qw), got '
+                f'{len(values)}')
+    try:
+        poses_from_numbers(list(values), len(values) // POSE_NUMBERS)
+    except PoseError as exc:
+        return str(exc)
+    return None

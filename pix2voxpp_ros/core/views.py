@@ -46,6 +46,9 @@ class Frame:
     :param encoding: image encoding (``rgb8``, ``bgr8``, ``rgba8``, ``bgra8``, ``mono8``).
     :param received_ns: monotonic arrival time in nanoseconds, for latency measurements.
     :param mask: the object's mask (``(H, W)`` uint8, nonzero on the object), or None.
+    :param frame_id: the image's ``header.frame_id`` (its camera's optical frame, for TF).
+    :param intrinsics: ``(3, 3)`` K from the camera's ``camera_info`` (``placement:
+        calibrated``), or None.
     """
 
     camera: int
@@ -54,6 +57,8 @@ class Frame:
     encoding: str = 'rgb8'
     received_ns: int = 0
     mask: Optional[np.ndarray] = None
+    frame_id: str = ''
+    intrinsics: Optional[np.ndarray] = None
 
 
 @dataclass(frozen=True, eq=False)

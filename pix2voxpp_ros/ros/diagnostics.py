@@ -8,6 +8,7 @@ keeps a flood of bad frames from flooding the log.
 
 from __future__ import annotations
 
+import math
 import statistics
 import threading
 import time
@@ -65,6 +66,10 @@ class RunStats:
     last_breakdown: dict = field(default_factory=dict)  # where the latency went, ms
     last_done_s: Optional[float] = None  # monotonic
     latencies_ms: deque = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
+    placements_failed: int = 0  # view sets whose result could not be placed (not published)
+    last_placement: str = ''  # x y z heading_deg of the last placed result
+    last_placement_iou: str = ''
+    last_size_m: str = ''
     models_ms: deque = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
 
 
@@ -192,6 +197,21 @@ class NodeStats:
             run.models_ms.append(model_ms)
         return first
 
+    def placed(self, pose: Any, silhouette_iou: float) -> None:
+        """Record the placement of a published reconstruction (an ``ObjectPose``)."""
+        with self.lock:
+            run = self.run
+            run.last_placement = ' '.join(f'{v:.4f}' for v in pose.position) + \
+                f' {math.degrees(pose.heading_rad):.2f}'
+            run.last_placement_iou = f'{silhouette_iou:.3f}'
+            run.last_size_m = f'{pose.size_m:.4f}'
+
+    def placement_failed(self, message: str) -> None:
+        """Count a view set whose reconstruction could not be placed (placement_failed)."""
+        with self.lock:
+            self.run.placements_failed += 1
+            self.run.last_message = message
+
     def failed(self, message: str) -> None:
         """Record a failed reconstruction."""
         with self.lock:
@@ -249,6 +269,11 @@ class NodeStats:
                 'latency_ms_median': f'{latency_med:.2f}',
                 'model_ms_median': f'{model_med:.2f}',
                 'sets_dropped': str(run.sets_dropped_before + pending_dropped),
+                'placement': config.placement if config else '',
+                'sets_dropped.placement_failed': str(run.placements_failed),
+                'placement_iou': run.last_placement_iou,
+                'placed_size_m': run.last_size_m,
+                'placed_pose': run.last_placement,
             }
             values.update({f'frames_dropped.{r}': str(sum(c.drops[r] for c in self.cameras))
                            for r in FRAME_DROP_REASONS})

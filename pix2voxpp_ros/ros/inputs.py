@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import numpy as np
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -24,7 +24,7 @@ from ..core import intake as core_intake
 from ..core.drops import FrameDrop, bad_image_drop, encoding_drop
 from ..core.inference import Reconstructor
 from ..core.intake import FrameIntake, Intake
-from ..core.limits import shorten
+from ..core.limits import MAX_FRAME_ID_CHARS, shorten
 from ..core.masks import MaskedFrames
 from ..core.node_config import NodeConfig
 from ..core.pending_slot import PendingSlot
@@ -33,6 +33,7 @@ from ..core.views import NS_PER_S, Frame, ViewBuffer
 from .conversions import (ImageConversionError, UnsupportedEncodingError, compressed_topic,
                           frame_to_array, mask_to_array, stamp_to_ns)
 from .diagnostics import NodeStats, ThrottledLog
+from .placement_io import CalibrationInputs
 from .worker import Job, ViewPreparer, Worker
 
 
@@ -64,14 +65,18 @@ class CameraInputs:
     :param stats: the node's counters.
     :param log: the node's throttled log.
     :param is_active: False once the node deactivates (callbacks then ignore late frames).
+    :param calibration: with ``placement: calibrated``, the camera infos each frame is checked
+        against (``no_camera_info``, ``bad_camera_info``) before it is buffered.
     :raises Exception: whatever ``create_subscription`` raises (e.g. an invalid topic name);
         subscriptions already made are destroyed first.
     """
 
     def __init__(self, node: Any, config: NodeConfig, *, buffer: ViewBuffer,
                  slot: PendingSlot[Job], worker: Worker, preparer: ViewPreparer,
-                 stats: NodeStats, log: ThrottledLog, is_active: Callable[[], bool]) -> None:
+                 stats: NodeStats, log: ThrottledLog, is_active: Callable[[], bool],
+                 calibration: Optional[CalibrationInputs] = None) -> None:
         self._node = node
+        self._calibration = calibration
         self._config = config
         self._buffer = buffer
         self._slot = slot
@@ -123,6 +128,10 @@ class CameraInputs:
     def _topic(self, camera: int) -> str:
         return self.topics[camera] if camera < len(self.topics) else str(camera)
 
+    def report_drop(self, drop: FrameDrop) -> None:
+        """Log (throttled) and count a dropped frame; the worker calls it for frames left out."""
+        self._drop(drop)
+
     def _drop(self, drop: FrameDrop) -> None:
         camera = drop.camera
         self._stats.dropped(camera, drop.reason)
@@ -148,7 +157,14 @@ class CameraInputs:
             self._drop(bad_image_drop(camera, exc))
             return
         frame = Frame(camera=camera, stamp_ns=stamp_to_ns(msg.header.stamp), image=image,
-                      encoding=encoding, received_ns=received_ns)
+                      encoding=encoding, received_ns=received_ns,
+                      frame_id=shorten(msg.header.frame_id, MAX_FRAME_ID_CHARS))
+        if self._calibration is not None:
+            calibrated = self._calibration.infos.calibrate(frame)
+            if isinstance(calibrated, FrameDrop):
+                self._drop(calibrated)
+                return
+            frame = calibrated
         now_ns = self._now_ns()
         self._handle(self._intake.add_frame(frame, now_ns=now_ns, wait_ns=received_ns), now_ns)
 

@@ -8,9 +8,11 @@ watches, and the latched topic never shows a late viewer markers of an older clo
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 import traceback
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -19,12 +21,16 @@ from sensor_msgs.msg import PointCloud2
 from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
+from ..core.calibration import PlacementFailedError, PoseSource, place_view_set
+from ..core.drops import FrameDrop
 from ..core.inference import InferenceError, Reconstructor
 from ..core.node_config import NodeConfig
+from ..core.placement import ObjectPose
 from ..core.preprocess import ImageInputError
 from ..core.views import NS_PER_S
 from .conversions import clear_markers, grid_to_markers, ns_to_stamp, reconstruction_messages
 from .diagnostics import NodeStats, ThrottledLog
+from .placement_io import PlacementPublisher
 from .worker import Job, Outcome, ViewPreparer
 
 MARKER_CHECK_PERIOD_S = 0.1  # how soon a new marker viewer gets markers of the latest cloud
@@ -34,7 +40,22 @@ OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
 
-Output = tuple[np.ndarray, float, float, Header]  # grid, threshold, object_size_m, header
+# grid, threshold, object_size_m, header, placement (None: canonical)
+Output = tuple[np.ndarray, float, float, Header, Optional[ObjectPose]]
+
+
+@dataclass(frozen=True)
+class Placing:
+    """What the worker needs to place results (``placement: calibrated``).
+
+    :ivar poses: camera poses (TF or ``camera_poses``).
+    :ivar publisher: ``~/object_pose`` and the object's TF frame.
+    :ivar report_drop: logs and counts a frame left out (``no_transform``), as the inputs do.
+    """
+
+    poses: PoseSource
+    publisher: PlacementPublisher
+    report_drop: Callable[[FrameDrop], None]
 
 
 class ResultPublisher:
@@ -56,18 +77,18 @@ class ResultPublisher:
         node.create_timer(MARKER_CHECK_PERIOD_S, self._refresh_markers)
 
     def publish(self, grid: np.ndarray, *, threshold: float, object_size_m: float,
-                header: Header) -> tuple[PointCloud2, int]:
-        """Publish cloud, grid and (when watched) markers.
+                header: Header, pose: Optional[ObjectPose] = None) -> tuple[PointCloud2, int]:
+        """Publish cloud, grid and (when watched) markers, placed at ``pose`` when given.
 
         :returns: the cloud and the monotonic time in ns when it was published.
         """
         messages = reconstruction_messages(
             grid, threshold=threshold, object_size_m=object_size_m, header=header,
-            markers=self._marker_pub.get_subscription_count() > 0)
+            markers=self._marker_pub.get_subscription_count() > 0, pose=pose)
         self._cloud_pub.publish(messages.cloud)
         published_ns = time.monotonic_ns()
         self._grid_pub.publish(messages.grid)
-        self._publish_markers(messages.markers, (grid, threshold, object_size_m, header))
+        self._publish_markers(messages.markers, (grid, threshold, object_size_m, header, pose))
         return messages.cloud, published_ns
 
     def _publish_markers(self, markers: Optional[MarkerArray], output: Output) -> None:
@@ -92,9 +113,10 @@ class ResultPublisher:
             with self._marker_lock:
                 if self._markers_current or self._last_output is None:
                     return
-                grid, threshold, object_size_m, header = self._last_output
+                grid, threshold, object_size_m, header, pose = self._last_output
                 self._marker_pub.publish(grid_to_markers(
-                    grid, threshold=threshold, object_size_m=object_size_m, header=header))
+                    grid, threshold=threshold, object_size_m=object_size_m, header=header,
+                    pose=pose))
                 self._markers_current = True
         except Exception as exc:  # noqa: BLE001 - a timer callback never kills the spin
             self._log.warn('markers', f'markers failed: {type(exc).__name__}: {exc}')
@@ -110,8 +132,10 @@ def describe_views(job: Job, topics: list[str]) -> str:
 
 def reconstruct_and_publish(job: Job, *, reconstructor: Reconstructor, preparer: ViewPreparer,
                             config: NodeConfig, threshold: float, publisher: ResultPublisher,
-                            stats: NodeStats, topics: list[str], logger: Any) -> Outcome:
-    """Reconstruct one view set, publish the results and count them (the worker's job)."""
+                            stats: NodeStats, topics: list[str], logger: Any,
+                            log: Optional[ThrottledLog] = None,
+                            placing: Optional[Placing] = None) -> Outcome:
+    """Reconstruct one view set, place it (``placing``), publish the results and count them."""
     frames = job.views.frames
     started_ns = time.monotonic_ns()
     # What Reconstructor.reconstruct does, with each frame preprocessed once, maybe early.
@@ -120,20 +144,46 @@ def reconstruct_and_publish(job: Job, *, reconstructor: Reconstructor, preparer:
     grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
     inferred_ns = time.monotonic_ns()
     model_ms = reconstructor.last_model_time_s * 1e3
-    header = Header(stamp=ns_to_stamp(job.views.newest_stamp_ns), frame_id=config.frame_id)
-    cloud, published_ns = publisher.publish(grid, threshold=threshold,
-                                            object_size_m=config.object_size_m, header=header)
+    names = describe_views(job, topics)
+    pose, size, frame_id, quality = None, config.object_size_m, config.frame_id, ''
+    if placing is not None:
+        try:
+            placed = place_view_set(grid, job.views, threshold=threshold, poses=placing.poses,
+                                    settings=config.placement_settings())
+        except PlacementFailedError as exc:
+            for drop in exc.drops:
+                placing.report_drop(drop)
+            message = (f'placement of {len(frames)} view(s) ({names}, stamp '
+                       f'{job.views.newest_stamp_ns / NS_PER_S:.3f}) failed: {exc}')
+            stats.placement_failed(message)
+            if log is not None:
+                log.warn(('placement',), message + '; result not published')
+            return Outcome(False, message)
+        for drop in placed.drops:
+            placing.report_drop(drop)
+        grid, pose, size, frame_id = placed.grid, placed.pose, placed.pose.size_m, \
+            config.fixed_frame
+        quality = (f'; placed in {frame_id} at ({", ".join(f"{v:.3f}" for v in pose.position)}) '
+                   f'm, heading {math.degrees(pose.heading_rad):.1f} deg, size {size:.3f} m, '
+                   f'silhouette IoU {placed.silhouette_iou:.2f}')
+    placed_ns = time.monotonic_ns()
+    header = Header(stamp=ns_to_stamp(job.views.newest_stamp_ns), frame_id=frame_id)
+    cloud, published_ns = publisher.publish(grid, threshold=threshold, object_size_m=size,
+                                            header=header, pose=pose)
+    if placing is not None and pose is not None:
+        placing.publisher.publish(pose, header, object_frame=config.frame_id)
+        stats.placed(pose, placed.silhouette_iou)
     latency_ms = (published_ns - job.views.newest_received_ns) / 1e6
     breakdown = {'queue_ms': (started_ns - job.views.newest_received_ns) / 1e6,
                  'prepare_ms': (prepared_ns - started_ns) / 1e6,
                  'infer_ms': (inferred_ns - prepared_ns) / 1e6,
-                 'publish_ms': (published_ns - inferred_ns) / 1e6}
-    names = describe_views(job, topics)
+                 'place_ms': (placed_ns - inferred_ns) / 1e6,
+                 'publish_ms': (published_ns - placed_ns) / 1e6}
     first = stats.succeeded(stamp_ns=job.views.newest_stamp_ns, views=names, points=cloud.width,
                             latency_ms=latency_ms, model_ms=model_ms, breakdown=breakdown)
     summary = (f'{len(frames)} view(s) ({names}), stamp '
                f'{job.views.newest_stamp_ns / NS_PER_S:.3f}: {cloud.width} occupied voxels at '
-               f'threshold {threshold:.2f}; model {model_ms:.1f} ms, frame to cloud '
+               f'threshold {threshold:.2f}{quality}; model {model_ms:.1f} ms, frame to cloud '
                f'{latency_ms:.1f} ms')
     if first:
         logger.info(f'first reconstruction published: {summary}')

@@ -20,8 +20,10 @@ callbacks, diagnostics (:mod:`.diagnostics`) or lifecycle services. This module 
 lifecycle and the parameters; the modules named hold the rest.
 
 Topics: ``~/occupancy`` (PointCloud2), ``~/markers`` (MarkerArray), ``~/grid`` (dense
-PointCloud2 of every voxel), ``/diagnostics``. Services: ``~/reconstruct`` and ``~/reset``
-(std_srvs/Trigger), plus the standard lifecycle services.
+PointCloud2 of every voxel), ``/diagnostics``; with ``placement: calibrated``
+(:mod:`.placement_io`) also ``~/object_pose`` (PoseStamped) and the object's TF frame, the
+outputs in ``fixed_frame``. Services: ``~/reconstruct`` and ``~/reset`` (std_srvs/Trigger), plus
+the standard lifecycle services.
 """
 
 from __future__ import annotations
@@ -53,8 +55,9 @@ from ..core.node_config import (PARAMETER_NAMES, NodeConfig, NodeConfigError, ch
 from ..core.pending_slot import PendingSlot
 from ..core.views import NS_PER_S, ViewBuffer
 from .diagnostics import NodeStats, ThrottledLog
-from .inputs import CameraInputs, frame_preparer
-from .outputs import ResultPublisher, failed_outcome, reconstruct_and_publish
+from .inputs import CameraInputs, frame_preparer, image_qos
+from .outputs import OUTPUT_QOS, Placing, ResultPublisher, failed_outcome, reconstruct_and_publish
+from .placement_io import CalibrationInputs, PlacementPublisher
 from .params import declare_parameters, read_values
 from .services import SERVICE_TIMEOUT_S, NodeServices, Snapshot, waiting_for_views
 from .worker import Job, Outcome, ViewPreparer, Worker, WorkerHandle, merge_jobs
@@ -94,6 +97,8 @@ class ReconstructionNode(LifecycleNode):
         self._stats = NodeStats(self.get_name())
         self._log = ThrottledLog(self.get_logger())
         self._outputs = ResultPublisher(self, self._log)
+        self._placement_outputs = PlacementPublisher(self, OUTPUT_QOS)
+        self._calibration: Optional[CalibrationInputs] = None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
         self.add_on_set_parameters_callback(self._on_set_parameters)
@@ -197,19 +202,26 @@ class ReconstructionNode(LifecycleNode):
             self._worker = self._workers.start(self._slot, self._process,
                                                on_error=self._on_worker_error)
             self._active = True
+            if config.calibrated:
+                self._calibration = CalibrationInputs(
+                    self, config, qos=image_qos(config.qos_reliability))
             self._inputs = CameraInputs(
                 self, config, buffer=self._buffer, slot=self._slot, worker=self._worker,
                 preparer=self._preparer, stats=self._stats, log=self._log,
-                is_active=lambda: self._active)
+                is_active=lambda: self._active, calibration=self._calibration)
             self._topics = self._inputs.topics
         except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name
             self.get_logger().error(f'activate failed: {type(exc).__name__}: {exc}')
             self._stop_worker()
             return TransitionCallbackReturn.FAILURE
         self._stats.rename(self._topics)
+        calibration = self._calibration
+        where = (f'placed in {config.fixed_frame} (camera_info on '
+                 f'{", ".join(calibration.topics)}, camera poses from {calibration.source}), '
+                 f'object frame {config.frame_id}' if calibration is not None
+                 else f'in frame {config.frame_id}')
         self.get_logger().info(f'active: listening to {", ".join(self._topics)} '
-                               f'({config.qos_reliability}); publishing '
-                               f'~/occupancy in frame {config.frame_id}')
+                               f'({config.qos_reliability}); publishing ~/occupancy {where}')
         self._state = 'active'
         return super().on_activate(state)
 
@@ -256,6 +268,9 @@ class ReconstructionNode(LifecycleNode):
         inputs, self._inputs = self._inputs, None
         if inputs is not None:
             inputs.close()
+        calibration, self._calibration = self._calibration, None
+        if calibration is not None:
+            calibration.close()
         slot = self._slot
         self._worker = None
         if not self._workers.stop(timeout=SERVICE_TIMEOUT_S):
@@ -316,10 +331,16 @@ class ReconstructionNode(LifecycleNode):
         reconstructor, config, preparer = self._reconstructor, self._config, self._preparer
         if reconstructor is None or config is None or preparer is None:
             return Outcome(False, 'the node is not configured')
+        calibration, inputs = self._calibration, self._inputs
+        placing = None
+        if config.calibrated:
+            if calibration is None or inputs is None:
+                return Outcome(False, 'the node is not active')
+            placing = Placing(calibration.poses, self._placement_outputs, inputs.report_drop)
         return reconstruct_and_publish(
             job, reconstructor=reconstructor, preparer=preparer, config=config,
             threshold=self._threshold(), publisher=self._outputs, stats=self._stats,
-            topics=self._topics, logger=self.get_logger())
+            topics=self._topics, logger=self.get_logger(), log=self._log, placing=placing)
 
     def _on_worker_error(self, job: Job, exc: Exception) -> Outcome:
         return failed_outcome(job, exc, stats=self._stats, log=self._log, topics=self._topics,

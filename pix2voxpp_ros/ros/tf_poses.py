@@ -13,12 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import Pix2VoxError
+from ..core.calibration import PoseUnavailableError
 from ..core.geometry import PoseError, pose_matrix
+from ..core.views import Frame
 
-
-class PoseUnavailableError(Pix2VoxError, LookupError):
-    """TF has no transform between the frames at that time (yet, or at all)."""
+__all__ = ['PoseUnavailableError', 'TfPoses', 'tf_available', 'transform_to_matrix']
 
 
 def tf_available() -> bool:
@@ -71,6 +70,9 @@ class TfPoses:
                                        f'{stamp_ns / 1e9:.3f}: {exc}') from exc
         except PoseError as exc:
             raise PoseUnavailableError(f'transform {self.fixed_frame} -> {frame}: {exc}') from exc
+
+    def frame_pose(self, frame: Frame, *, timeout_s: float) -> np.ndarray:
+        """Look a frame's camera up at its stamp (:class:`~..core.calibration.PoseSource`)."""
 
     def close(self) -> None:
         """Unsubscribe from ``/tf`` and ``/tf_static``."""

@@ -6,11 +6,15 @@ same with identical bytes (the tests compare both paths).
 
 Geometry follows :mod:`pix2voxpp_ros.core.voxels`: voxel centres in metres, the grid of edge
 ``object_size_m`` centred on the origin of ``frame_id``, ROS axes (x forward, y left, z up).
+With a ``pose`` (``placement: calibrated``) the grid stands where that
+:class:`~pix2voxpp_ros.core.placement.ObjectPose` puts it in ``frame_id`` (the fixed frame), at
+its metric size: ``object_size_m`` is then the estimated one.
 """
 
 from __future__ import annotations
 
 import array
+import math
 import sys
 from dataclasses import dataclass
 from typing import Optional
@@ -21,6 +25,7 @@ from sensor_msgs.msg import PointCloud2, PointField
 from std_msgs.msg import ColorRGBA, Header
 from visualization_msgs.msg import Marker, MarkerArray
 
+from ...core.placement import ObjectPose
 from ...core.voxels import grid_to_points, grid_to_ros_axes, voxel_centres
 from .libraries import point_cloud2, use_library
 
@@ -67,6 +72,13 @@ def points_to_cloud(
     return cloud
 
 
+def placed(points: np.ndarray, pose: Optional[ObjectPose]) -> np.ndarray:
+    """Move ``(N, 3)`` points of the grid frame (metres, ROS axes) to where ``pose`` puts it."""
+    if pose is None:
+        return points
+    return (points @ pose.rotation().T + np.asarray(pose.position)).astype(np.float32)
+
+
 def grid_to_cloud(
     grid: np.ndarray,
     *,
@@ -74,14 +86,16 @@ def grid_to_cloud(
     object_size_m: float,
     header: Header,
     backend: str = 'auto',
+    pose: Optional[ObjectPose] = None,
 ) -> PointCloud2:
     """Occupied voxel centres (probability >= threshold) as a PointCloud2, ROS axes, metres.
 
     :param grid: ``(D, D, D)`` probabilities indexed (x, y, z), ShapeNet axes (core convention).
+    :param pose: where the grid stands in ``header.frame_id`` (None: centred on its origin).
     """
     points, values = grid_to_points(grid, threshold=threshold, object_size_m=object_size_m,
                                     ros_axes=True)
-    return points_to_cloud(points, values, header=header, backend=backend)
+    return points_to_cloud(placed(points, pose), values, header=header, backend=backend)
 
 
 def probability_colours(values: np.ndarray, *, threshold: float = 0.0) -> np.ndarray:
@@ -112,10 +126,12 @@ def grid_to_markers(
     threshold: float,
     object_size_m: float,
     header: Header,
+    pose: Optional[ObjectPose] = None,
 ) -> MarkerArray:
     """One CUBE_LIST marker of the occupied voxels, coloured by probability.
 
     With nothing occupied the array holds a single DELETEALL marker, so RViz clears the old one.
+    With a ``pose`` the marker's own pose is the grid's, so the cubes turn with the object.
     """
     points, values = grid_to_points(grid, threshold=threshold, object_size_m=object_size_m,
                                     ros_axes=True)
@@ -125,6 +141,10 @@ def grid_to_markers(
     marker = Marker(header=header, ns=MARKER_NAMESPACE, id=0, type=Marker.CUBE_LIST,
                     action=Marker.ADD)
     marker.pose.orientation.w = 1.0
+    if pose is not None:
+        marker.pose.position = Point(x=pose.position[0], y=pose.position[1], z=pose.position[2])
+        half = 0.5 * pose.heading_rad  # a turn about z
+        marker.pose.orientation.z, marker.pose.orientation.w = math.sin(half), math.cos(half)
     marker.scale.x = marker.scale.y = marker.scale.z = voxel
     marker.color = ColorRGBA(r=1.0, g=1.0, b=1.0, a=1.0)
     marker.points = [Point(x=x, y=y, z=z) for x, y, z in points.tolist()]
@@ -138,6 +158,7 @@ def grid_to_dense_cloud(
     *,
     object_size_m: float,
     header: Header,
+    pose: Optional[ObjectPose] = None,
 ) -> PointCloud2:
     """Return the whole probability grid as a dense, organized PointCloud2 for planners.
 
@@ -147,14 +168,16 @@ def grid_to_dense_cloud(
     Layout: ``height = D * D`` rows, ``width = D`` columns; voxel ``(a, b, c)`` along ROS
     x, y, z is point ``a * D * D + b * D + c`` (row ``a * D + b``, column ``c``). Point 0 is the
     centre of the corner voxel at ``-object_size_m / 2 + voxel / 2`` on every axis, and
-    neighbouring points are one voxel (``object_size_m / D``) apart.
+    neighbouring points are one voxel (``object_size_m / D``) apart. With a ``pose`` every
+    centre is moved where it puts the grid (the axes turn with its heading).
 
     :param grid: ``(D, D, D)`` probabilities indexed (x, y, z), ShapeNet axes (core convention).
     """
     ordered = grid_to_ros_axes(grid).astype(np.float32, copy=False)  # (D, D, D), ROS axes
     size = ordered.shape[0]
     rows = np.empty((size, size, size, 4), dtype=np.float32)
-    rows[..., :3] = voxel_centres(size, edge_length=float(object_size_m))  # same axes as index
+    centres = voxel_centres(size, edge_length=float(object_size_m))  # same axes as index
+    rows[..., :3] = placed(centres.reshape(-1, 3), pose).reshape(centres.shape)
     rows[..., 3] = ordered
     cloud = PointCloud2(header=header, height=size * size, width=size,
                         fields=occupancy_fields(), is_bigendian=sys.byteorder != 'little',
@@ -181,7 +204,7 @@ def dense_cloud_to_grid(cloud: PointCloud2) -> tuple[np.ndarray, float, np.ndarr
                          f'{cloud.height}x{cloud.width} points, point_step {cloud.point_step}')
     rows = np.frombuffer(bytes(cloud.data), dtype=np.float32).reshape(size, size, size, 4)
     origin = rows[0, 0, 0, :3].copy()
-    voxel = float(rows[1, 0, 0, 0] - rows[0, 0, 0, 0])
+    voxel = float(np.linalg.norm(rows[1, 0, 0, :3] - rows[0, 0, 0, :3]))  # placed grids turn
     return rows[..., 3].copy(), voxel, origin
 
 
@@ -206,15 +229,17 @@ def reconstruction_messages(
     object_size_m: float,
     header: Header,
     markers: bool = True,
+    pose: Optional[ObjectPose] = None,
 ) -> ReconstructionMessages:
     """Build every output message of one reconstruction with one header.
 
     :param grid: ``(D, D, D)`` probabilities, ShapeNet axes (as the network returns them).
     :param markers: build the MarkerArray (the costly one: ~10 ms per 1,000 voxels).
+    :param pose: the placement in ``header.frame_id`` (``object_size_m`` its size), or None.
     """
     return ReconstructionMessages(
         cloud=grid_to_cloud(grid, threshold=threshold, object_size_m=object_size_m,
-                            header=header),
+                            header=header, pose=pose),
         markers=grid_to_markers(grid, threshold=threshold, object_size_m=object_size_m,
-                                header=header) if markers else None,
-        grid=grid_to_dense_cloud(grid, object_size_m=object_size_m, header=header))
+                                header=header, pose=pose) if markers else None,
+        grid=grid_to_dense_cloud(grid, object_size_m=object_size_m, header=header, pose=pose))

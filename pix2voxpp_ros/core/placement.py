@@ -1,0 +1,524 @@
+"""Placing a reconstruction in the robot's world: position, heading and metric size.
+
+Pix2Vox++ returns a 32³ grid in the object's canonical frame, centred and of unit edge, whatever
+the view. With each view's intrinsics ``K``, the pose of its camera (OpenCV optical frame) in a
+fixed frame and the object's mask, :func:`place_object` finds where that grid stands in the fixed
+frame by making the grid's silhouettes agree with the masks.
+
+Model of the world (REP 103): the fixed frame has z up and the object stands upright on a
+support, so its canonical up axis (ShapeNet y) is the fixed z axis. What is unknown is an
+:class:`ObjectPose`: the grid's centre, its heading (a rotation about z) and the grid's edge in
+metres. The grid's own frame has the project's ROS axes (:data:`~.voxels.SHAPENET_TO_ROS`:
+x = the canonical front, z = up), so the heading is the angle of the object's front.
+
+Method (every step measured on the held-out scenes, README "Placement"):
+
+1. **Start**: the rays through the masks' centroids meet (least squares, two views or more) near
+   the object; the masks' extents at that depth give a first size.
+2. **Heading search**: for each of :data:`HEADINGS` headings the grid's silhouettes are rendered
+   (occupied voxels projected into each view, at a coarse resolution) and the size and position
+   aligned to the masks' areas and centroids; the headings with the best silhouette IoU go on.
+3. **Refinement**: a pattern search over position, heading and log size at a finer resolution
+   maximizes the mean silhouette IoU over the views.
+
+Pixels outside an image are unknown: a voxel projected there counts neither way. The fit's mean
+silhouette IoU is the placement's quality. :func:`carve` removes the voxels that project outside
+a (slightly dilated) mask in a view that sees them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import cv2
+import numpy as np
+
+from .errors import Pix2VoxError
+from .geometry import invert_pose
+from .voxels import SHAPENET_TO_ROS
+
+#: Headings tried in the search (10° apart).
+HEADINGS = 36
+#: Headings refined after the search.
+REFINED_HEADINGS = 3
+#: Longest side, in pixels, of a mask's window in the search and in the refinement.
+COARSE_PX = 40
+FINE_PX = 128
+#: Pattern-search iterations of the refinement: of the best headings coarsely, then of the best.
+COARSE_STEPS = 5
+REFINE_STEPS = 12
+#: How far outline points move into the solid, pixels of the window (see :func:`surface_points`).
+INSET_PX = 0.5
+#: Fewest mask pixels for a view to take part.
+MIN_MASK_PIXELS = 16
+#: Most voxels projected per candidate (a random, fixed subset of the surface above this).
+MAX_POINTS = 3000
+
+
+class PlacementError(Pix2VoxError, ValueError):
+    """Placement is impossible: too few views with a mask, an empty grid, degenerate cameras."""
+
+
+@dataclass(frozen=True)
+class CalibratedView:
+    """One view for placement: intrinsics, camera pose and the object's mask.
+
+    :ivar intrinsics: ``(3, 3)`` K of the image (OpenCV pixel convention, no distortion).
+    :ivar camera_to_fixed: ``(4, 4)`` pose of the camera's optical frame (x right, y down,
+        z forward) in the fixed frame.
+    :ivar mask: ``(H, W)`` bool or uint8, nonzero on the object; its size is the image's.
+    """
+
+    intrinsics: np.ndarray
+    camera_to_fixed: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class ObjectPose:
+    """Where the reconstruction grid stands in the fixed frame.
+
+    :ivar position: ``(3,)`` the grid's centre, metres.
+    :ivar heading_rad: rotation of the grid about the fixed z axis; 0 = the canonical front
+        (the grid frame's +x) along the fixed +x.
+    :ivar size_m: the grid's edge in metres (a voxel is ``size_m / 32``).
+    """
+
+    position: tuple[float, float, float]
+    heading_rad: float
+    size_m: float
+
+    def rotation(self) -> np.ndarray:
+        """``(3, 3)`` rotation of the grid frame (ROS axes) in the fixed frame."""
+        return _rotation_z(np.array([self.heading_rad]))[0]
+
+    def grid_to_fixed(self) -> np.ndarray:
+        """Return the ``(4, 4)`` rigid pose of the grid frame (ROS axes, metres), fixed frame."""
+        pose = np.eye(4)
+        pose[:3, :3] = self.rotation()
+        pose[:3, 3] = self.position
+        return pose
+
+    def to_fixed(self, points_grid: np.ndarray) -> np.ndarray:
+        """Map ``(N, 3)`` points in grid-edge units, ROS axes, into the fixed frame (metres)."""
+        points = np.asarray(points_grid, dtype=np.float64).reshape(-1, 3)
+        return points * self.size_m @ self.rotation().T + np.asarray(self.position)
+
+    def canonical_to_fixed(self) -> np.ndarray:
+        """``(4, 4)`` similarity from the canonical frame (ShapeNet axes, grid-edge units)."""
+        pose = self.grid_to_fixed()
+        pose[:3, :3] = pose[:3, :3] @ SHAPENET_TO_ROS * self.size_m
+        return pose
+
+
+@dataclass(frozen=True)
+class Placement:
+    """The result of :func:`place_object`.
+
+    :ivar pose: the grid's pose and size in the fixed frame.
+    :ivar silhouette_iou: mean over the views of the IoU of the placed grid's silhouette and
+        the mask (fine resolution): the fit's quality.
+    :ivar view_ious: that IoU per view, in the order the views were given (NaN: view unused).
+    """
+
+    pose: ObjectPose
+    silhouette_iou: float
+    view_ious: tuple[float, ...]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A view's mask cut to the object and resampled: the image the silhouettes are drawn in."""
+
+    mask: np.ndarray       # (h, w) bool
+    intrinsics: np.ndarray  # (3, 3) K of the window's pixels
+    rotation: np.ndarray   # (3, 3) fixed -> camera
+    translation: np.ndarray  # (3,) fixed -> camera
+    close: bool  # fill gaps between projected corners (fine windows)
+    # The points' projection split by heading (see _project), each (P, 3) float32.
+    along: np.ndarray
+    across: np.ndarray
+    upward: np.ndarray
+
+
+@dataclass
+class _MaskView:
+    """What the start needs of a view: its mask's centroid, area and extent."""
+
+    index: int
+    view: CalibratedView
+    centre: np.ndarray        # (3,) camera centre in the fixed frame
+    fixed_to_camera: np.ndarray  # (4, 4)
+    centroid_uv: np.ndarray   # (2,)
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the mask's pixels
+
+
+def _rotation_z(angles: np.ndarray) -> np.ndarray:
+    """``(B, 3, 3)`` rotations about z by ``angles (B,)``."""
+    c, s = np.cos(angles), np.sin(angles)
+    rot = np.zeros((len(angles), 3, 3))
+    rot[:, 0, 0], rot[:, 0, 1], rot[:, 1, 0], rot[:, 1, 1] = c, -s, s, c
+    rot[:, 2, 2] = 1.0
+    return rot
+
+
+@dataclass(frozen=True)
+class _Outline:
+    """A grid's outline points: corners of its surface voxels and their inward directions."""
+
+    corners: np.ndarray  # (N, 3) grid-edge units, ROS axes
+    inward: np.ndarray   # (N, 3) unit vectors, ROS axes
+    resolution: int
+
+    def points(self, inset_voxels: float) -> np.ndarray:
+        """Return the corners moved ``inset_voxels`` into the solid, ``(N, 3)``."""
+        return self.corners + self.inward * (inset_voxels / self.resolution)
+
+
+def _outline(occupied: np.ndarray) -> _Outline:
+    grid = np.pad(occupied, 1)
+    inner = grid[1:-1, 1:-1, 1:-1]
+    closed = inner.copy()
+    for axis in range(3):
+        for shift in (-1, 1):
+            closed &= np.roll(grid, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+    surface = inner & ~closed
+    size = occupied.shape[0]
+    corners = np.zeros((size + 1,) * 3, dtype=bool)
+    pull = np.zeros((size + 1,) * 3 + (3,))  # sum over occupied voxels of (centre - corner)
+    solid = occupied.astype(np.float64)
+    for d in np.ndindex(2, 2, 2):
+        span = tuple(slice(k, k + size) for k in d)
+        corners[span] |= surface
+        # voxel v touches corner v + d; its centre lies (0.5 - d) from that corner
+        pull[span] += solid[..., None] * (0.5 - np.array(d, dtype=np.float64))
+    index = np.argwhere(corners)
+    direction = pull[tuple(index.T)]
+    direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
+    return _Outline((index / size - 0.5) @ SHAPENET_TO_ROS.T, direction @ SHAPENET_TO_ROS.T,
+                    size)
+
+
+def surface_points(occupied: np.ndarray, *, inset: float = 0.0) -> np.ndarray:
+    """Outline points of a grid: corners of its surface voxels, moved ``inset`` voxels inwards.
+
+    The silhouette of a solid is that of its surface, so the inside need not be projected; the
+    corners reach the solid's outline. A point drawn into the pixel it falls in covers up to
+    half a pixel more than the pixel centres inside the outline (what a mask holds), so each
+    window moves the corners inwards (towards the occupied voxels around them) by half of its
+    pixel (:data:`INSET_PX`).
+
+    :param occupied: ``(D, D, D)`` bool, ShapeNet axes.
+    :returns: ``(N, 3)`` float64 in grid-edge units, ROS axes, each corner once.
+    """
+    return _outline(np.asarray(occupied, dtype=bool)).points(inset)
+
+
+def _close(images: np.ndarray) -> np.ndarray:
+    """Morphological closing (3×3) of ``(B, h, w)`` silhouettes: fills the gaps between points."""
+    def shifted(a: np.ndarray, combine: np.ufunc, fill: bool) -> np.ndarray:
+        padded = np.pad(a, ((0, 0), (1, 1), (1, 1)), constant_values=fill)
+        out = padded[:, 1:-1, 1:-1].copy()
+        h, w = a.shape[1:]
+        for dv in (0, 1, 2):
+            for du in (0, 1, 2):
+                combine(out, padded[:, dv:dv + h, du:du + w], out=out)
+        return out
+    return shifted(shifted(images, np.logical_or, False), np.logical_and, True)
+
+
+def _check_view(index: int, view: CalibratedView) -> None:
+    k = np.asarray(view.intrinsics, dtype=np.float64)
+    pose = np.asarray(view.camera_to_fixed, dtype=np.float64)
+    mask = np.asarray(view.mask)
+    if k.shape != (3, 3) or not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0:
+        raise PlacementError(f'view {index}: intrinsics must be a finite (3, 3) K with positive '
+                             f'focal lengths')
+    if pose.shape != (4, 4) or not np.isfinite(pose).all():
+        raise PlacementError(f'view {index}: camera pose must be a finite (4, 4) matrix')
+    if mask.ndim != 2:
+        raise PlacementError(f'view {index}: mask must be (H, W), got shape {mask.shape}')
+
+
+def _mask_views(views: Sequence[CalibratedView]) -> list[_MaskView]:
+    usable = []
+    for index, view in enumerate(views):
+        _check_view(index, view)
+        mask = np.asarray(view.mask) != 0
+        if int(mask.sum()) < MIN_MASK_PIXELS:
+            continue
+        moments = cv2.moments(mask.astype(np.uint8), binaryImage=True)
+        x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+        pose = np.asarray(view.camera_to_fixed, dtype=np.float64)
+        usable.append(_MaskView(index, view, pose[:3, 3].copy(), invert_pose(pose),
+                                np.array([moments['m10'] / moments['m00'],
+                                          moments['m01'] / moments['m00']]),
+                                (x, y, x + w, y + h)))
+    return usable
+
+
+def _ray(view: _MaskView, uv: np.ndarray) -> np.ndarray:
+    """Return the unit direction (fixed frame) of the ray through pixel ``uv``."""
+    k = np.asarray(view.view.intrinsics, dtype=np.float64)
+    direction = np.linalg.solve(k, np.array([uv[0], uv[1], 1.0]))
+    direction = np.asarray(view.view.camera_to_fixed, dtype=np.float64)[:3, :3] @ direction
+    return direction / np.linalg.norm(direction)
+
+
+def _start(views: list[_MaskView]) -> tuple[np.ndarray, float]:
+    """First position (rays through the centroids, least squares) and size (mask extents)."""
+    normal = np.zeros((3, 3))
+    rhs = np.zeros(3)
+    for view in views:
+        d = _ray(view, view.centroid_uv)
+        projector = np.eye(3) - np.outer(d, d)
+        normal += projector
+        rhs += projector @ view.centre
+    eigen = np.linalg.eigvalsh(normal)
+    # Rays within ~3° of each other cannot fix the depth along them.
+    if eigen[0] < 1e-3 * eigen[-1]:
+        raise PlacementError("the views look along (nearly) the same line: the object's "
+                             'position along it is unknown')
+    position = np.linalg.solve(normal, rhs)
+    sizes = []
+    for view in views:
+        depth = float((view.fixed_to_camera[:3, :3] @ position + view.fixed_to_camera[:3, 3])[2])
+        if depth <= 0.0:
+            raise PlacementError(f'view {view.index}: the object would lie behind the camera')
+        k = np.asarray(view.view.intrinsics, dtype=np.float64)
+        x0, y0, x1, y1 = view.box
+        sizes.append(max((x1 - x0) / k[0, 0], (y1 - y0) / k[1, 1]) * depth)
+    return position, float(np.median(sizes))
+
+
+def _window(view: _MaskView, longest_px: int, outline: _Outline, position: np.ndarray,
+            size: float) -> _Window:
+    """Cut the mask to its box plus a margin, resampled so its longest side is ``longest_px``.
+
+    The outline's points are moved :data:`INSET_PX` of this window's pixels inwards, for a voxel
+    of the object at ``position`` and ``size`` (the start).
+    """
+    mask = np.asarray(view.view.mask) != 0
+    height, width = mask.shape
+    x0, y0, x1, y1 = view.box
+    margin = 0.35 * max(x1 - x0, y1 - y0) + 2
+    x0, y0 = max(int(x0 - margin), 0), max(int(y0 - margin), 0)
+    x1, y1 = min(int(x1 + margin), width), min(int(y1 + margin), height)
+    scale = min(1.0, longest_px / max(x1 - x0, y1 - y0))  # never upsample
+    w, h = max(int(round((x1 - x0) * scale)), 1), max(int(round((y1 - y0) * scale)), 1)
+    crop = mask[y0:y1, x0:x1].astype(np.float32)
+    small = cv2.resize(crop, (w, h), interpolation=cv2.INTER_AREA) >= 0.5
+    sx, sy = w / (x1 - x0), h / (y1 - y0)
+    k = np.asarray(view.view.intrinsics, dtype=np.float64)
+    # Pixel centres: u' = (u - x0 + 0.5) * sx - 0.5 maps the crop onto the resampled window.
+    window_k = np.array([[k[0, 0] * sx, k[0, 1] * sx, (k[0, 2] - x0 + 0.5) * sx - 0.5],
+                         [0.0, k[1, 1] * sy, (k[1, 2] - y0 + 0.5) * sy - 0.5],
+                         [0.0, 0.0, 1.0]])
+    kw = window_k @ view.fixed_to_camera[:3, :3]  # (3, 3) fixed directions -> pixels
+    depth = float(view.fixed_to_camera[2, :3] @ position + view.fixed_to_camera[2, 3])
+    voxel_px = window_k[0, 0] * size / outline.resolution / max(depth, 1e-9)
+    points = outline.points(min(INSET_PX / max(voxel_px, 1e-9), 0.5))
+    px, py, pz = points[:, :1], points[:, 1:2], points[:, 2:]
+    return _Window(small, window_k, view.fixed_to_camera[:3, :3], view.fixed_to_camera[:3, 3],
+                   close=longest_px > COARSE_PX,
+                   along=(px * kw[:, 0] + py * kw[:, 1]).astype(np.float32),
+                   across=(px * kw[:, 1] - py * kw[:, 0]).astype(np.float32),
+                   upward=(pz * kw[:, 2]).astype(np.float32))
+
+
+def _project(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
+             window: _Window) -> tuple[np.ndarray, np.ndarray]:
+    """Pixel indices of the window's points for B candidate poses: ``(u, v)`` each ``(B, P)``.
+
+    A grid point p goes to ``K (W (s R_z p + c) + t)``; ``R_z p`` mixes only x and y, so the
+    projection is ``s (cos along + sin across + upward) + K (W c + t)`` with the three parts
+    computed once per window. Points behind the camera or outside the window get -1.
+    """
+    cos = np.cos(headings).astype(np.float32)[:, None, None]
+    sin = np.sin(headings).astype(np.float32)[:, None, None]
+    offset = (positions @ window.rotation.T + window.translation) @ window.intrinsics.T  # (B, 3)
+    h = (cos * window.along + sin * window.across + window.upward) \
+        * sizes.astype(np.float32)[:, None, None] + offset.astype(np.float32)[:, None, :]
+    z = h[..., 2]  # (B, P) depth
+    with np.errstate(divide='ignore', invalid='ignore'):
+        u = np.rint(h[..., 0] / z)
+        v = np.rint(h[..., 1] / z)
+    rows, cols = window.mask.shape
+    inside = (z > 0) & (u >= 0) & (u < cols) & (v >= 0) & (v < rows)
+    return np.where(inside, u, -1).astype(np.int64), np.where(inside, v, -1).astype(np.int64)
+
+
+def _silhouettes(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
+                 window: _Window) -> np.ndarray:
+    """``(B, h, w)`` bool silhouettes of the grid at B candidate poses.
+
+    In a fine window the corners can lie more than a pixel apart: a closing fills the gaps.
+    """
+    u, v = _project(positions, headings, sizes, window)
+    h, w = window.mask.shape
+    batch = len(positions)
+    flat = np.zeros(batch * h * w + 1, dtype=bool)  # the last cell takes the points outside
+    index = np.arange(batch)[:, None] * (h * w) + v * w + u
+    flat[np.where(u >= 0, index, batch * h * w)] = True
+    images = flat[:-1].reshape(batch, h, w)
+    return _close(images) if window.close else images
+
+
+def _ious(silhouettes: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(B,)`` IoU of each silhouette with the mask."""
+    inter = np.count_nonzero(silhouettes & mask, axis=(1, 2))
+    union = np.count_nonzero(silhouettes | mask, axis=(1, 2))
+    return inter / np.maximum(union, 1)
+
+
+def _mean_iou(params: np.ndarray, windows: list[_Window]) -> np.ndarray:
+    """Mean silhouette IoU over the views of candidates ``params (B, 5)`` (x y z heading log s)."""
+    total = np.zeros(len(params))
+    for window in windows:
+        total += _ious(_silhouettes(params[:, :3], params[:, 3], np.exp(params[:, 4]),
+                                    window), window.mask)
+    return total / len(windows)
+
+
+def _align(params: np.ndarray, windows: list[_Window],
+           rounds: int = 3) -> np.ndarray:
+    """Move and scale each candidate so its silhouettes' areas and centroids match the masks'."""
+    params = params.copy()
+    for _ in range(rounds):
+        ratios, rows, residuals = [], [], []
+        for window in windows:
+            sil = _silhouettes(params[:, :3], params[:, 3], np.exp(params[:, 4]),
+                               window)  # (B, h, w)
+            area = sil.sum(axis=(1, 2)).astype(np.float64)
+            mask_area = float(window.mask.sum())
+            ratios.append(mask_area / np.maximum(area, 1.0))
+            h, w = window.mask.shape
+            vs, us = np.mgrid[0:h, 0:w]
+            render_uv = np.stack([(sil * us).sum(axis=(1, 2)), (sil * vs).sum(axis=(1, 2))],
+                                 axis=1) / np.maximum(area, 1.0)[:, None]
+            mask_uv = np.array([(window.mask * us).sum(), (window.mask * vs).sum()]) / mask_area
+            # Jacobian of the pixel position of the candidate's centre w.r.t. a fixed-frame move.
+            cam = params[:, :3] @ window.rotation.T + window.translation  # (B, 3)
+            k = window.intrinsics
+            x, y, z = cam[:, 0], cam[:, 1], np.maximum(cam[:, 2], 1e-6)
+            jac = np.zeros((len(params), 2, 3))
+            jac[:, 0, 0], jac[:, 0, 2] = k[0, 0] / z, -k[0, 0] * x / z ** 2
+            jac[:, 1, 1], jac[:, 1, 2] = k[1, 1] / z, -k[1, 1] * y / z ** 2
+            rows.append(jac @ window.rotation)  # (B, 2, 3)
+            residuals.append(np.where(area[:, None] > 0, mask_uv - render_uv, 0.0))
+        ratio = np.median(np.stack(ratios, axis=1), axis=1)
+        params[:, 4] += 0.5 * np.log(np.clip(ratio, 0.25, 4.0))
+        a = np.concatenate(rows, axis=1)  # (B, 2V, 3)
+        b = np.concatenate(residuals, axis=1).reshape(len(params), -1)  # (B, 2V)
+        # Least squares per candidate, lightly damped: (AᵀA + λI) δ = Aᵀb.
+        ata = np.einsum('bki,bkj->bij', a, a)
+        damping = 1e-6 * np.trace(ata, axis1=1, axis2=2)[:, None, None] * np.eye(3)
+        step = np.linalg.solve(ata + damping, np.einsum('bki,bk->bi', a, b)[..., None])[..., 0]
+        params[:, :3] += step
+    return params
+
+
+def _refine(params: np.ndarray, windows: list[_Window], size: float, *,
+            steps_n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pattern search over ``(x, y, z, heading, log size)`` for each candidate, batched."""
+    steps = np.tile([0.04 * size, 0.04 * size, 0.04 * size, math.radians(5.0), 0.04],
+                    (len(params), 1))
+    best = params.copy()
+    scores = _mean_iou(best, windows)
+    moves = np.concatenate([np.eye(5), -np.eye(5)])  # (10, 5)
+    for _ in range(steps_n):
+        trials = best[:, None, :] + moves[None] * steps[:, None, :]  # (B, 10, 5)
+        trial_scores = _mean_iou(trials.reshape(-1, 5), windows).reshape(len(best), -1)
+        pick = trial_scores.argmax(axis=1)
+        gain = trial_scores[np.arange(len(best)), pick] > scores + 1e-9
+        best[gain] = trials[np.flatnonzero(gain), pick[gain]]
+        scores[gain] = trial_scores[np.flatnonzero(gain), pick[gain]]
+        steps[~gain] *= 0.5
+    return best, scores
+
+
+def place_object(occupied: np.ndarray, views: Sequence[CalibratedView], *,
+                 seed: int = 0) -> Placement:
+    """Find the pose and metric size of a reconstruction from calibrated, masked views.
+
+    :param occupied: ``(D, D, D)`` bool grid in ShapeNet axes (the network's output at its
+        threshold).
+    :param views: the views the grid was reconstructed from (two or more with a mask).
+    :param seed: chooses the subset of surface voxels projected when there are very many.
+    :returns: the placement and its silhouette IoU.
+    :raises PlacementError: an empty grid, fewer than two views with a mask, a bad K or pose,
+        views that cannot fix the position.
+    """
+    occupied = np.asarray(occupied, dtype=bool)
+    if occupied.ndim != 3 or not occupied.any():
+        raise PlacementError('the reconstruction is empty: nothing to place')
+    usable = _mask_views(views)
+    if len(usable) < 2:
+        raise PlacementError(f'placement needs two views or more with a mask of at least '
+                             f'{MIN_MASK_PIXELS} pixels, got {len(usable)}')
+    outline = _outline(occupied)
+    if len(outline.corners) > MAX_POINTS:
+        keep = np.random.default_rng(seed).choice(len(outline.corners), MAX_POINTS,
+                                                  replace=False)
+        outline = _Outline(outline.corners[keep], outline.inward[keep], outline.resolution)
+    position, size = _start(usable)
+    coarse = [_window(view, COARSE_PX, outline, position, size) for view in usable]
+    headings = np.arange(HEADINGS) * (2.0 * math.pi / HEADINGS)
+    candidates = np.concatenate([np.tile(position, (HEADINGS, 1)), headings[:, None],
+                                 np.full((HEADINGS, 1), math.log(size))], axis=1)
+    candidates = _align(candidates, coarse)
+    scores = _mean_iou(candidates, coarse)
+    chosen = candidates[np.argsort(-scores)[:REFINED_HEADINGS]]
+    # The best headings refined coarsely, then the best of them finely.
+    chosen, scores = _refine(chosen, coarse, size, steps_n=COARSE_STEPS)
+    best_coarse = chosen[int(np.argmax(scores))]
+    fine = [_window(view, FINE_PX, outline, best_coarse[:3], math.exp(best_coarse[4]))
+            for view in usable]
+    refined, _ = _refine(best_coarse[None], fine, size, steps_n=REFINE_STEPS)
+    best = refined[0]
+    view_ious = [math.nan] * len(views)
+    for view, window in zip(usable, fine):
+        view_ious[view.index] = float(_mean_iou(best[None], [window])[0])
+    pose = ObjectPose(position=tuple(float(v) for v in best[:3]),
+                      heading_rad=float(math.remainder(best[3], 2.0 * math.pi)),
+                      size_m=float(math.exp(best[4])))
+    return Placement(pose=pose, silhouette_iou=float(np.nanmean(view_ious)),
+                     view_ious=tuple(view_ious))
+
+
+def carve(occupied: np.ndarray, pose: ObjectPose, views: Sequence[CalibratedView], *,
+          dilate_px: int = 2) -> np.ndarray:
+    """Empty the voxels that a view sees outside its mask (silhouette carving).
+
+    A voxel whose centre projects into an image outside the object's mask, dilated by
+    ``dilate_px`` pixels against calibration and mask errors, cannot be part of the object.
+    Voxels behind a camera or outside its image are kept (that view knows nothing of them).
+
+    :param occupied: ``(D, D, D)`` bool, ShapeNet axes.
+    :returns: the carved grid, same shape.
+    """
+    occupied = np.asarray(occupied, dtype=bool)
+    n = occupied.shape[0]
+    index = np.argwhere(occupied)  # (N, 3) ShapeNet indices
+    centres = ((index + 0.5) / n - 0.5) @ SHAPENET_TO_ROS.T
+    fixed = pose.to_fixed(centres)
+    keep = np.ones(len(index), dtype=bool)
+    kernel = np.ones((2 * dilate_px + 1, 2 * dilate_px + 1), np.uint8)
+    for view in views:
+        mask = cv2.dilate((np.asarray(view.mask) != 0).astype(np.uint8), kernel) > 0
+        to_camera = invert_pose(np.asarray(view.camera_to_fixed, dtype=np.float64))
+        cam = fixed @ to_camera[:3, :3].T + to_camera[:3, 3]
+        k = np.asarray(view.intrinsics, dtype=np.float64)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            u = np.rint(k[0, 0] * cam[:, 0] / cam[:, 2] + k[0, 2])
+            v = np.rint(k[1, 1] * cam[:, 1] / cam[:, 2] + k[1, 2])
+        h, w = mask.shape
+        seen = (cam[:, 2] > 0) & (u >= 0) & (u < w) & (v >= 0) & (v < h)
+        outside = np.zeros(len(index), dtype=bool)
+        outside[seen] = ~mask[v[seen].astype(np.int64), u[seen].astype(np.int64)]
+        keep &= ~outside
+    carved = np.zeros_like(occupied)
+    carved[tuple(index[keep].T)] = True
+    return carved
