@@ -240,3 +240,57 @@ def test_frames_without_their_camera_pose_are_left_out_via_tf(env: Env) -> None:
     _check_on_the_object(env, cloud)
     rig.wait_for_diagnostics(lambda s: int(s[name][2]['frames_dropped.no_transform']) > 0,
                              what='the frame without a transform counted')
+
+
+@pytest.mark.robot_tools('tf2_ros')
+def test_the_rig_and_the_node_place_the_object_over_real_tf(tmp_path: Path,
+                                                            monkeypatch: pytest.MonkeyPatch
+                                                            ) -> None:
+    """The simulated rig (its own process) poses its cameras as TF; the node places from them.
+
+    The rig (tabletop scene, a placed car) publishes images, masks, camera_info, the cameras'
+    static TF and the true placement; a second node process, configured as a robot would be
+    (placement calibrated, TF, fixed_frame world), must publish its cloud on the true object.
+    """
+    import os
+    import subprocess
+    import sys
+    from visualization_msgs.msg import Marker
+    from pix2voxpp_ros.ros.rig_topics import image_topic, mask_topic, true_placement_topic
+    monkeypatch.setenv('FASTDDS_DEFAULT_PROFILES_FILE', str(PROFILE))
+    rig_process = subprocess.Popen(
+        [sys.executable, '-m', 'pix2voxpp_ros.ros.sim_camera_rig', '--ros-args', '-r',
+         '__ns:=/rig', '-p', 'scene:=tabletop', '-p', 'rate_hz:=2.0',
+         '-p', 'object_switch_s:=0.0', '-p', 'categories:=[car]'],
+        env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    params = write_params(tmp_path / 'params.yaml', {
+        'weights': str(WEIGHTS), 'camera_topics': [image_topic(i) for i in range(3)],
+        'mask_topics': [mask_topic(i) for i in range(3)], 'placement': 'calibrated',
+        'fixed_frame': 'world', 'tf_timeout_s': 0.5, 'sync_slop_s': 0.05, 'max_rate_hz': 1.0,
+        'device': 'cpu', 'backend': 'torch', 'num_threads': 1, 'qos_reliability': 'reliable',
+        'mask_timeout_s': 2.0, 'max_frame_age_s': 5.0}, node_name='placer')
+    node = NodeProcess(params, log_path=tmp_path / 'placer.log', node_name='placer')
+    rig = Rig([], node='/placer')
+    try:
+        truths = rig.subscribe(Marker, true_placement_topic())
+        cloud = wait_for(lambda: (rig.clouds_since(0) or [None])[-1], timeout=180,
+                         what='a placed cloud from the rig')
+        wait_for(lambda: truths, timeout=30, what='the true placement')
+        truth = truths[-1]
+        assert cloud.header.frame_id == 'world'
+        points = cloud_to_array(cloud)[:, :3]
+        centre = np.array([truth.pose.position.x, truth.pose.position.y, truth.pose.position.z])
+        size = truth.scale.x
+        # Every voxel within the true cube (grown by 10 %), and they spread over most of it.
+        heading = 2 * np.arctan2(truth.pose.orientation.z, truth.pose.orientation.w)
+        local = (points - centre) @ ObjectPose(tuple(centre), float(heading), size).rotation()
+        assert np.abs(local).max() < 0.55 * size, np.abs(local).max() / size
+        assert np.ptp(local, axis=0).max() > 0.6 * size
+        assert 'camera poses from TF' in node.log()
+    finally:
+        rig.close()
+        code = node.stop()
+        rig_process.terminate()
+        rig_process.wait(20)
+        print(node.log()[-3000:])
+    assert code == 0

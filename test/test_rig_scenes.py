@@ -53,6 +53,44 @@ def test_rig_parameters_are_param_specs_that_accept_their_defaults() -> None:
     assert rig_config_from_values(rig_defaults()).cameras()[0].width == 640
 
 
+def test_placed_scenes_pose_their_cameras_and_truth_in_the_fixed_frame() -> None:
+    from builtin_interfaces.msg import Time
+    from std_msgs.msg import Header
+    from pix2voxpp_ros.core.geometry import pose_matrix
+    from pix2voxpp_ros.core.placement import CalibratedView, place_object
+    from pix2voxpp_ros.core.synthetic import dataset_object
+    from pix2voxpp_ros.core.synthetic.voxelize import voxelize
+    from pix2voxpp_ros.core.synthetic.world import CATEGORY_SIZES_M, camera_to_fixed
+    from pix2voxpp_ros.ros.sim_camera_rig import (camera_info, camera_transforms,
+                                                  true_placement_marker)
+    assert render_scene(_config(width=64, height=48), _config().cameras(), 0).pose is None
+    config = _config(scene='tabletop')
+    cameras = config.cameras()
+    scene = render_scene(config, cameras, 4)
+    pose = scene.pose
+    category, index = scene.name.split('/')
+    low, high = CATEGORY_SIZES_M[category]
+    assert low <= pose.size_m <= high
+    assert render_scene(config, cameras, 4).pose == pose  # the same object, the same placement
+    transforms = camera_transforms(config, cameras, pose, Time(sec=5))
+    views = []
+    for i, (camera, tf, mask) in enumerate(zip(cameras, transforms, scene.masks)):
+        assert tf.header.frame_id == 'world' and tf.child_frame_id == f'rig/camera_{i}_optical'
+        t, q = tf.transform.translation, tf.transform.rotation
+        matrix = pose_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+        np.testing.assert_allclose(matrix, camera_to_fixed(camera, pose), atol=1e-9)
+        k = np.reshape(camera_info(camera, Header()).k, (3, 3))
+        views.append(CalibratedView(k, matrix, mask))
+    marker = true_placement_marker(config, pose, Time(sec=5))
+    assert marker.header.frame_id == 'world' and marker.scale.x == pytest.approx(pose.size_m)
+    assert (marker.pose.position.x, marker.pose.position.y) == pytest.approx(pose.position[:2])
+    # What the rig publishes is enough to place the true shape where it stands.
+    truth = voxelize(dataset_object(category, int(index), seed=config.seed))
+    found = place_object(truth, views).pose
+    assert np.linalg.norm(np.subtract(found.position, pose.position)) < 0.03 * pose.size_m
+    assert abs(found.size_m / pose.size_m - 1) < 0.05
+
+
 def test_plain_masks_are_the_rendered_silhouette() -> None:
     config = _config(width=160, height=120)
     scene = render_scene(config, config.cameras(), 0)

@@ -53,6 +53,13 @@ class RigConfig:
     scene: str = 'plain'
     compressed: bool = False
     wrist_period_s: float = 12.0
+    fixed_frame: str = 'world'
+    place_objects: bool = True
+
+    @property
+    def placed(self) -> bool:
+        """Whether each target stands at a random pose and real size in ``fixed_frame``."""
+        return self.place_objects and self.scene != 'plain'
 
     def cameras(self) -> list[Camera]:
         """Build the rig's cameras, evenly spaced in azimuth unless azimuths are given.
@@ -117,6 +124,13 @@ RIG_PARAMETERS: tuple[ParamSpec, ...] = (
               'instead of raw images'),
     ParamSpec('wrist_period_s', 12.0, 'float',
               'wrist scene: seconds per orbit of the camera around the object'),
+    ParamSpec('fixed_frame', 'world', 'str',
+              'tabletop and wrist scenes: the frame the cameras are posed in (TF) and the '
+              "truth is given in; the table's surface is its plane z = 0"),
+    ParamSpec('place_objects', True, 'bool',
+              'tabletop and wrist scenes: stand each target at a random position and heading '
+              'on the table at a real size of its category (core/synthetic/world.py), publish '
+              'the cameras as TF in fixed_frame and the true placement on ~/true_placement'),
 )
 RIG_PARAMETER_NAMES = frozenset(spec.name for spec in RIG_PARAMETERS)
 
@@ -173,4 +187,5 @@ def rig_config_from_values(values: Mapping[str, Any]) -> RigConfig:
         object_frame_id=str(values['object_frame_id']),
         object_size_m=float(values['object_size_m']), scene=str(values['scene']),
         compressed=bool(values['compressed']),
-        wrist_period_s=float(values['wrist_period_s']))
+        wrist_period_s=float(values['wrist_period_s']),
+        fixed_frame=str(values['fixed_frame']), place_objects=bool(values['place_objects']))

@@ -42,5 +42,11 @@ def object_topic(namespace: str = NAMESPACE) -> str:
     return _under(namespace, f'{RIG_NODE_NAME}/object') if namespace else '~/object'
 
 
+def true_placement_topic(namespace: str = NAMESPACE) -> str:
+    """Return the true placement's topic (visualization_msgs/Marker CUBE, private)."""
+    return _under(namespace, f'{RIG_NODE_NAME}/true_placement') if namespace \
+        else '~/true_placement'
+
+
 TRUTH_TOPIC = truth_topic()
 OBJECT_TOPIC = object_topic()

@@ -28,11 +28,20 @@ Topics (relative to the node's namespace; private ones under the node name):
 * ``~/ground_truth`` (sensor_msgs/PointCloud2): centres of the true grid's occupied voxels in
   the same frame, size and axes as the reconstruction node's ``~/occupancy`` (occupancy 1),
   stamped exactly like the images of that tick, so a scorer pairs them by stamp;
-* ``~/object`` (std_msgs/String): ``<category>/<index> <stamp in ns>`` at every tick.
+* ``~/object`` (std_msgs/String): ``<category>/<index> <stamp in ns>`` at every tick;
+* tabletop and wrist scenes with ``place_objects`` (the default): the target stands at a random
+  position and heading on the table at a real size of its category
+  (:mod:`pix2voxpp_ros.core.synthetic.world`); the cameras' optical frames are published as TF in
+  ``fixed_frame`` where ``tf2_ros`` imports (static for fixed cameras, sent again when the
+  object changes; at every tick for the wrist camera), and ``~/true_placement``
+  (visualization_msgs/Marker, a translucent CUBE: the true grid's pose in ``fixed_frame`` and its
+  edge in ``scale``) is stamped like the images. The scene and its cameras are scaled together,
+  so the images are those of the unplaced scene.
 """
 
 from __future__ import annotations
 
+import math
 import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -45,16 +54,22 @@ from rclpy.executors import ExternalShutdownException
 from rclpy.node import Node
 from builtin_interfaces.msg import Time
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
+from geometry_msgs.msg import TransformStamped
 from std_msgs.msg import Header, String
+from visualization_msgs.msg import Marker
 
+from ..core.geometry import matrix_to_quaternion
+from ..core.placement import ObjectPose
 from ..core.rig_config import RIG_PARAMETERS, RigConfig, rig_config_from_values
 from ..core.synthetic import Camera, dataset_object, render_view
 from ..core.synthetic.scenes import TabletopScene, make_tabletop_scene, render_scene_view
 from ..core.synthetic.voxelize import voxelize
+from ..core.synthetic.world import camera_to_fixed, random_object_pose
 from .conversions import (array_to_compressed, array_to_image, compressed_topic, grid_to_cloud,
                           ns_to_stamp)
 from .rig_topics import (RIG_NODE_NAME, image_topic, info_topic, mask_topic, object_topic,
-                         truth_topic)
+                         true_placement_topic, truth_topic)
+from .tf_poses import tf_available
 
 
 @dataclass(frozen=True)
@@ -70,6 +85,7 @@ class Scene:
     truth_cloud: PointCloud2
     masks: list[np.ndarray] = field(default_factory=list)
     layout: Optional[TabletopScene] = None
+    pose: Optional[ObjectPose] = None  # where the scene stands in fixed_frame (placed scenes)
 
 
 def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
@@ -79,7 +95,7 @@ def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
     index = config.first_index + count // len(categories)
     obj = dataset_object(category, index, seed=config.seed)
     background = np.asarray(config.background_rgb, dtype=np.float32)
-    views, masks, layout = [], [], None
+    views, masks, layout, pose = [], [], None, None
     if config.scene == 'plain':
         for camera in cameras:
             rgba = render_view(obj, camera, supersample=2).astype(np.float32)
@@ -96,11 +112,42 @@ def render_scene(config: RigConfig, cameras: list[Camera], count: int) -> Scene:
             view, mask = scene_view(layout, camera)
             views.append(view)
             masks.append(mask)
+        if config.placed:
+            pose = random_object_pose(np.random.default_rng([config.seed, count, 31]),
+                                      category, layout.table_y)
     truth = grid_to_cloud(voxelize(obj).astype(np.float32), threshold=0.5,
                           object_size_m=config.object_size_m,
                           header=Header(frame_id=config.object_frame_id))
     return Scene(name=f'{category}/{index}', views=views, truth_cloud=truth, masks=masks,
-                 layout=layout)
+                 layout=layout, pose=pose)
+
+
+def camera_transforms(config: RigConfig, cameras: list[Camera], pose: ObjectPose,
+                      stamp: Time) -> list[TransformStamped]:
+    """Return the TF of each camera's optical frame in ``fixed_frame`` (a placed scene)."""
+    transforms = []
+    for i, camera in enumerate(cameras):
+        matrix = camera_to_fixed(camera, pose)
+        msg = TransformStamped(child_frame_id=f'{config.frame_prefix}/camera_{i}_optical')
+        msg.header.stamp, msg.header.frame_id = stamp, config.fixed_frame
+        t, q = msg.transform.translation, msg.transform.rotation
+        t.x, t.y, t.z = (float(v) for v in matrix[:3, 3])
+        q.x, q.y, q.z, q.w = matrix_to_quaternion(matrix[:3, :3])
+        transforms.append(msg)
+    return transforms
+
+
+def true_placement_marker(config: RigConfig, pose: ObjectPose, stamp: Time) -> Marker:
+    """Show the true grid as a translucent cube in ``fixed_frame``: its pose, edge as scale."""
+    marker = Marker(header=Header(stamp=stamp, frame_id=config.fixed_frame), ns='true_placement',
+                    id=0, type=Marker.CUBE, action=Marker.ADD)
+    marker.pose.position.x, marker.pose.position.y, marker.pose.position.z = \
+        (float(v) for v in pose.position)
+    marker.pose.orientation.z = math.sin(0.5 * pose.heading_rad)
+    marker.pose.orientation.w = math.cos(0.5 * pose.heading_rad)
+    marker.scale.x = marker.scale.y = marker.scale.z = float(pose.size_m)
+    marker.color.r, marker.color.g, marker.color.b, marker.color.a = 0.2, 0.8, 0.2, 0.15
+    return marker
 
 
 def scene_view(layout: TabletopScene, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
@@ -177,6 +224,13 @@ class SimCameraRig(Node):
                                 for i in range(count)]
         self.truth_publisher = self.create_publisher(PointCloud2, truth_topic(''), 5)
         self.object_publisher = self.create_publisher(String, object_topic(''), 5)
+        self.placement_publisher = self.create_publisher(Marker, true_placement_topic(''), 5)
+        self._static_tf = self._moving_tf = None
+        if self.config.placed and tf_available():
+            from tf2_ros import StaticTransformBroadcaster, TransformBroadcaster
+            self._static_tf = StaticTransformBroadcaster(self)
+            self._moving_tf = TransformBroadcaster(self)
+        self.pose: Optional[ObjectPose] = None
         self.object_count = 0
         self.object_started_ns = 0
         self.views: list[np.ndarray] = []
@@ -212,6 +266,10 @@ class SimCameraRig(Node):
         self.views = scene.views
         self.masks = scene.masks
         self.layout = scene.layout
+        self.pose = scene.pose
+        if self.pose is not None and self._static_tf is not None and self.config.scene != 'wrist':
+            self._static_tf.sendTransform(camera_transforms(
+                self.config, self.rig_cameras, self.pose, self.get_clock().now().to_msg()))
         self.truth_cloud = scene.truth_cloud  # built once per object; each tick restamps it
         self.object_name = scene.name
         self.object_count = count
@@ -234,11 +292,17 @@ class SimCameraRig(Node):
                                             (now_ns - self.started_ns) / 1e9)
             self.rig_cameras, self.views, self.masks = [camera], [view], [mask]
         stamp = ns_to_stamp(now_ns)
+        if self.pose is not None and self._moving_tf is not None and self.config.scene == 'wrist':
+            # Sent before the image, so a node looking the pose up at its stamp finds it.
+            self._moving_tf.sendTransform(camera_transforms(self.config, self.rig_cameras,
+                                                            self.pose, stamp))
         for i, messages in enumerate(camera_messages(self.config, self.rig_cameras, self.views,
                                                      self.masks, stamp)):
             self.image_publishers[i].publish(messages.image)
             self.mask_publishers[i].publish(messages.mask)
             self.info_publishers[i].publish(messages.info)
+        if self.pose is not None:
+            self.placement_publisher.publish(true_placement_marker(self.config, self.pose, stamp))
         self.truth_cloud.header.stamp = stamp
         self.truth_publisher.publish(self.truth_cloud)
         self.object_publisher.publish(String(data=f'{self.object_name} {now_ns}'))

@@ -73,6 +73,7 @@ class TfPoses:
 
     def frame_pose(self, frame: Frame, *, timeout_s: float) -> np.ndarray:
         """Look a frame's camera up at its stamp (:class:`~..core.calibration.PoseSource`)."""
+        return self.pose(frame.frame_id, frame.stamp_ns, timeout_s=timeout_s)
 
     def close(self) -> None:
         """Unsubscribe from ``/tf`` and ``/tf_static``."""
