@@ -395,6 +395,9 @@ def test_the_node_parameters_file_of_the_package_is_accepted(setup: Setup) -> No
     assert bag_input.resolve_topic(config.camera_topics[0], 'pix2voxpp') == '/camera/image_raw'
     assert bag_input.resolve_topic('~/x', 'n') == '/n/x'
     shutil.rmtree(setup.tmp / 'never', ignore_errors=True)
+    Args.param = ['placement:=calibrated', 'mask_topics:=[/camera/mask]']
+    with pytest.raises(bag_input.BagUsageError, match='placement:=canonical'):
+        bag_input.load_config(Args())  # its outputs would not be the live node's
 
 
 # ------------------------------------------------------------------ the node's robot inputs

@@ -153,6 +153,12 @@ def load_config(args: argparse.Namespace) -> tuple[NodeConfig, list[str]]:
         config = config_from_values(values)
     except NodeConfigError as exc:
         raise BagUsageError('invalid parameters: ' + '; '.join(exc.problems)) from exc
+    if config.calibrated:
+        # Outputs in frame_id where the node would publish in fixed_frame would differ from the
+        # live node's: refused until recorded camera_info and TF are read (core/transforms.py).
+        raise BagUsageError('placement: calibrated is not supported by pix2voxpp-bag yet (it '
+                            'reads no camera_info or TF from recordings); give -p '
+                            'placement:=canonical for the unplaced outputs')
     return config, notes
 
 
