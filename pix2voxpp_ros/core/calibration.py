@@ -212,10 +212,10 @@ def place_view_set(grid: np.ndarray, view_set: ViewSet, *, threshold: float,
         raise PlacementFailedError(
             f'the placed silhouettes match the masks with IoU {placement.silhouette_iou:.2f}, '
             f'below min_placement_iou {settings.min_placement_iou:g}', drops)
+    if not math.isfinite(placement.pose.size_m):
+        raise PlacementFailedError('the placement gave no finite size', drops)
     placed = np.asarray(grid, dtype=np.float32)
     if settings.carve:
         removed = occupied & ~carve(occupied, placement.pose, views)
         placed = np.where(removed, np.float32(0.0), placed)
-    if not math.isfinite(placement.pose.size_m):
-        raise PlacementFailedError('the placement gave no finite size', drops)
     return PlacedGrid(placed, placement.pose, placement.silhouette_iou, drops)

@@ -49,7 +49,7 @@ FINE_PX = 128
 #: Pattern-search iterations of the refinement: of the best headings coarsely, then of the best.
 COARSE_STEPS = 5
 REFINE_STEPS = 12
-#: How far outline points move into the solid, pixels of the window (see :func:`surface_points`).
+#: How far outline points move into the solid, pixels of the window (see :func:`_outline`).
 INSET_PX = 0.5
 #: Fewest mask pixels for a view to take part.
 MIN_MASK_PIXELS = 16
@@ -178,6 +178,13 @@ class _Outline:
 
 
 def _outline(occupied: np.ndarray) -> _Outline:
+    """Corners of the occupied voxels that have an empty 6-neighbour, with inward directions.
+
+    The silhouette of a solid is that of its surface, so the inside need not be projected; the
+    corners reach the solid's outline. A point drawn into the pixel it falls in covers up to half
+    a pixel more than the pixel centres inside the outline (what a mask holds), so each window
+    moves the corners inwards (towards the occupied voxels around them) by :data:`INSET_PX`.
+    """
     grid = np.pad(occupied, 1)
     inner = grid[1:-1, 1:-1, 1:-1]
     closed = inner.copy()
@@ -199,21 +206,6 @@ def _outline(occupied: np.ndarray) -> _Outline:
     direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
     return _Outline((index / size - 0.5) @ SHAPENET_TO_ROS.T, direction @ SHAPENET_TO_ROS.T,
                     size)
-
-
-def surface_points(occupied: np.ndarray, *, inset: float = 0.0) -> np.ndarray:
-    """Outline points of a grid: corners of its surface voxels, moved ``inset`` voxels inwards.
-
-    The silhouette of a solid is that of its surface, so the inside need not be projected; the
-    corners reach the solid's outline. A point drawn into the pixel it falls in covers up to
-    half a pixel more than the pixel centres inside the outline (what a mask holds), so each
-    window moves the corners inwards (towards the occupied voxels around them) by half of its
-    pixel (:data:`INSET_PX`).
-
-    :param occupied: ``(D, D, D)`` bool, ShapeNet axes.
-    :returns: ``(N, 3)`` float64 in grid-edge units, ROS axes, each corner once.
-    """
-    return _outline(np.asarray(occupied, dtype=bool)).points(inset)
 
 
 def _close(images: np.ndarray) -> np.ndarray:
