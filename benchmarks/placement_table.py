@@ -27,7 +27,8 @@ import numpy as np
 
 import pix2voxpp_ros
 from pix2voxpp_ros.core.inference import Reconstructor
-from pix2voxpp_ros.core.metrics import heading_error_deg, heading_symmetries, iou, world_iou
+from pix2voxpp_ros.core.metrics import (PlacementScore, iou, placement_summary,
+                                        score_placement, world_iou)
 from pix2voxpp_ros.core.placement import CalibratedView, PlacementError, carve, place_object
 from pix2voxpp_ros.core.rig_config import rig_config_from_values, rig_defaults
 from pix2voxpp_ros.core.synthetic import dataset_object
@@ -36,6 +37,7 @@ from pix2voxpp_ros.core.synthetic.voxelize import voxelize
 from pix2voxpp_ros.core.synthetic.world import camera_to_fixed, random_object_pose
 
 WRIST_TIMES_S = (0.0, 4.0, 8.0)
+PLACEMENT_FIELDS = tuple(PlacementScore.__dataclass_fields__)
 DEFAULT_WEIGHTS = Path(pix2voxpp_ros.__file__).parent / 'weights' / 'pix2voxpp_f_synthetic.pth'
 
 
@@ -46,10 +48,6 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--weights', type=Path, help='checkpoint (default: the demo weights)')
     parser.add_argument('--out', type=Path, default=Path('out/placement'))
     return parser.parse_args(argv)
-
-
-def _percentile(values: list[float], q: float) -> float:
-    return float(np.percentile(np.asarray(values), q)) if values else float('nan')
 
 
 def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
@@ -80,21 +78,13 @@ def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
     start = time.perf_counter()
     carved = carve(occupied, placement.pose, views)
     carve_s = time.perf_counter() - start
-    pose, size = placement.pose, truth_pose.size_m
-    symmetries = heading_symmetries(truth)
+    score = score_placement(occupied, placement.pose, truth, truth_pose)
     return {
         'name': f'{category}/{index}',
-        'size_m': size,
+        **vars(score),  # size_m, world_iou, position/size/heading errors (core.metrics)
         'iou': iou(occupied, truth),
         'carved_iou': iou(carved, truth),
-        'world_iou': world_iou(occupied, pose, truth, truth_pose),
-        'world_iou_carved': world_iou(carved, pose, truth, truth_pose),
-        'position_error_m': float(np.linalg.norm(np.subtract(pose.position,
-                                                             truth_pose.position))),
-        'size_error': pose.size_m / size - 1.0,
-        'heading_error_deg': heading_error_deg(pose.heading_rad, truth_pose.heading_rad,
-                                               symmetries),
-        'symmetric_headings': None if symmetries is None else len(symmetries),
+        'world_iou_carved': world_iou(carved, placement.pose, truth, truth_pose),
         'silhouette_iou': placement.silhouette_iou,
         'place_ms': 1000.0 * place_s,
         'carve_ms': 1000.0 * carve_s,
@@ -102,25 +92,18 @@ def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
 
 
 def summary(objects: list[dict]) -> dict:
-    """Means, medians and p90s of the per-object scores."""
-    relative = [o['position_error_m'] / o['size_m'] for o in objects]
-    size_errors = [abs(o['size_error']) for o in objects]
-    headings = [o['heading_error_deg'] for o in objects if o['heading_error_deg'] is not None]
+    """Means, medians and p90s of the per-object scores (the world ones: core.metrics)."""
     place = [o['place_ms'] for o in objects]
+    scores = [PlacementScore(**{name: o[name] for name in PLACEMENT_FIELDS}) for o in objects]
     return {
         'objects': len(objects),
         'mean_iou': statistics.fmean(o['iou'] for o in objects),
         'mean_carved_iou': statistics.fmean(o['carved_iou'] for o in objects),
         'mean_world_iou': statistics.fmean(o['world_iou'] for o in objects),
         'mean_world_iou_carved': statistics.fmean(o['world_iou_carved'] for o in objects),
-        'position_error_rel': {'median': statistics.median(relative),
-                               'p90': _percentile(relative, 90)},
-        'size_error_abs': {'median': statistics.median(size_errors),
-                           'p90': _percentile(size_errors, 90)},
-        'heading_error_deg': {'median': statistics.median(headings) if headings else None,
-                              'p90': _percentile(headings, 90), 'objects': len(headings)},
+        **placement_summary(scores),
         'silhouette_iou_mean': statistics.fmean(o['silhouette_iou'] for o in objects),
-        'place_ms': {'median': statistics.median(place), 'p95': _percentile(place, 95)},
+        'place_ms': {'median': statistics.median(place), 'p95': float(np.percentile(place, 95))},
         'carve_ms_median': statistics.median(o['carve_ms'] for o in objects),
     }
 

@@ -17,11 +17,17 @@ import sys
 
 import cv2
 import numpy as np
+import pytest
 import yaml
 
 from ros_helpers import REPO_ROOT, isolate_ros_domain, write_checkpoint
 from pix2voxpp_ros.ros.demo import demo_setup, start_demo_processes, stop_processes
+from pix2voxpp_ros.core.geometry import quaternion_to_matrix
+from pix2voxpp_ros.core.metrics import ros_grid_to_shapenet, score_placement
+from pix2voxpp_ros.core.placement import ObjectPose
 from pix2voxpp_ros.core.scoring import StampScorer
+from pix2voxpp_ros.ros.demo.report import project
+from pix2voxpp_ros.ros.tf_poses import tf_available
 from pix2voxpp_ros.core.synthetic import dataset_object
 from pix2voxpp_ros.core.synthetic.voxelize import voxelize
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
@@ -82,6 +88,34 @@ def test_demo_scores_the_cloud_the_node_published(tmp_path) -> None:
     assert picture is not None and picture.shape[0] > 300 and picture.shape[1] > 600
 
 
+def test_placed_tabletop_demo_scores_in_the_world(tmp_path) -> None:
+    """The shipped weights place the rig's first tabletop object where the rig put it."""
+    domain = isolate_ros_domain()
+    out = tmp_path / 'placed'
+    demo = subprocess.run(
+        [sys.executable, '-m', 'pix2voxpp_ros.ros.demo', '--scene', 'tabletop', '--objects', '1',
+         '--out', str(out), '--domain-id', str(domain), '--device', 'cpu', '--timeout-s', '240',
+         '--object-switch-s', '0'],  # one object: the rig renders no next one meanwhile
+        capture_output=True, text=True, timeout=300)
+    assert demo.returncode == 0, demo.stdout + demo.stderr
+    summary = json.loads((out / 'summary.json').read_text())
+    assert (summary['placement'], summary['fixed_frame']) == ('calibrated', 'world')
+    # With tf2_ros the rig's cameras come over TF; without, as the node's camera_poses.
+    assert ('TF' if tf_available() else 'camera_poses') in summary['placement_note']
+    [scored] = summary['objects']
+    assert scored['name'] == 'table/0'
+    # Measured: world IoU 0.78, position 0.5 % and size +0.4 % of the table's 1.59 m.
+    assert scored['size_m'] == (pytest.approx(1.59, abs=0.01) if tf_available() else 0.5)
+    assert scored['world_iou'] > 0.6 and scored['iou'] > 0.6
+    assert scored['position_error_m'] < 0.05 * scored['size_m']
+    assert abs(scored['size_error']) < 0.1
+    assert scored['heading_error_deg'] is None  # a round table: no heading (core.metrics)
+    assert summary['world']['world_iou']['mean'] == scored['world_iou']
+    assert re.search(r'world IoU \d\.\d{3}\s+position', demo.stdout), demo.stdout
+    picture = cv2.imread(str(out / '00_table_0.png'))
+    assert picture is not None and picture.shape[0] > 300
+
+
 def test_scene_flags_set_the_rig_and_node_parameters() -> None:
     plain = demo_setup()
     assert plain.rig_parameters == plain.node_parameters == ()
@@ -98,6 +132,34 @@ def test_scene_flags_set_the_rig_and_node_parameters() -> None:
     assert wrist.cameras == 1 and wrist.settle_s > 0
     assert "camera_topics:=['/rig/camera_0/image_raw']" in wrist.node_parameters
     assert "mask_topics:=['/rig/camera_0/object_mask']" in wrist.node_parameters
+    assert (plain.placement, table.placement, wrist.placement) == ('canonical',) * 3
+
+
+def test_calibrated_scenes_use_tf_or_the_fixed_cameras() -> None:
+    with_tf = demo_setup('tabletop', placement='calibrated', tf=True)
+    assert with_tf.placed and with_tf.fixed_frame == 'world' and with_tf.true_pose is None
+    assert {'placement:=calibrated', 'fixed_frame:=world'} <= set(with_tf.node_parameters)
+    assert not any(p.startswith('camera_poses') for p in with_tf.node_parameters)
+    assert with_tf.rig_parameters == ('scene:=tabletop',)
+    # Without TF: a fixed camera cell, the rig's cameras given to the node as camera_poses.
+    cell = demo_setup('tabletop', placement='calibrated', tf=False)
+    assert cell.placed and 'place_objects:=false' in cell.rig_parameters
+    assert cell.true_pose == ObjectPose((0.0, 0.0, 0.0), 0.0, 0.5)
+    [poses] = [p for p in cell.node_parameters if p.startswith('camera_poses:=')]
+    numbers = yaml.safe_load(poses.partition(':=')[2])
+    assert len(numbers) == 21 and all(isinstance(v, float) for v in numbers)
+    matrices = cell.camera_pose_matrices()
+    for matrix in matrices:  # every optical axis (z) looks at the object, 0.5 m wide
+        centre = matrix[:3, 3]
+        assert np.dot(matrix[:3, 2], -centre) / np.linalg.norm(centre) > 0.9
+    np.testing.assert_allclose(matrices[0][:3, :3], quaternion_to_matrix(numbers[3:7]), atol=1e-8)
+    # What cannot be placed stays canonical, saying why.
+    for setup, why in ((demo_setup('wrist', placement='calibrated', tf=False), 'wrist'),
+                       (demo_setup('tabletop', masks=False, placement='calibrated'), 'masks'),
+                       (demo_setup('plain', placement='calibrated'), 'plain')):
+        assert setup.placement == 'canonical' and why in setup.note
+        assert not any(p.startswith('placement') for p in setup.node_parameters)
+    assert demo_setup('wrist', placement='calibrated', tf=True).placed
 
 
 def test_the_rig_starts_only_once_the_node_is_ready(tmp_path) -> None:
@@ -188,3 +250,59 @@ def test_rig_topic_names_follow_the_namespace() -> None:
     assert image_topic(2, '') == 'camera_2/image_raw'  # relative, as the rig publishes it
     assert truth_topic('') == '~/ground_truth' and object_topic('/rig/') == OBJECT_TOPIC
     assert TRUTH_TOPIC == '/rig/sim_camera_rig/ground_truth'
+
+
+# Placed clouds: in the fixed frame, scored once the node's and the true placement are known.
+
+def test_a_placed_cloud_is_scored_in_the_world_against_the_true_placement() -> None:
+    truth_pose = ObjectPose((2.0, -1.0, 0.3), 0.5, 1.2)
+    placed = ObjectPose((2.012, -1.0, 0.3), 0.5, 1.2 * 1.05)
+    truth = [(a, b, c) for a in range(10, 20) for b in range(12, 16) for c in range(0, 20)]
+    scores = StampScorer(object_size_m=SIZE_M, cameras=1, placed=True)
+    # The node's cloud: the grid's voxel centres at its size, turned and moved to its pose.
+    local = _centres(truth) / SIZE_M * placed.size_m
+    cloud = _cloud(truth)
+    cloud[:, :3] = local @ placed.rotation().T + np.asarray(placed.position)
+    scores.add_cloud(100, cloud, 0.5)
+    scores.add_name(100, 'sofa/0')
+    scores.add_truth(100, _centres(truth))
+    scores.add_view(100, 0, _view())
+    scores.add_object_pose(100, placed.position, placed.heading_rad)
+    scores.add_true_pose(100, truth_pose)
+    assert scores.score() == []  # the grid's size (from ~/grid) has not come yet
+    scores.add_object_size(100, placed.size_m)
+    [scored] = scores.score()
+    assert scored.iou == 1.0  # the grid recovered in the object frame is the truth's
+    assert scored.pose == placed and scored.true_pose == truth_pose
+    world = scored.placement
+    assert world == score_placement(ros_grid_to_shapenet(scored.prediction), placed,
+                                    ros_grid_to_shapenet(scored.truth), truth_pose)
+    assert world.size_m == 1.2 and world.size_error == pytest.approx(0.05)
+    assert world.position_error_m == pytest.approx(0.012)
+    assert world.heading_error_deg == pytest.approx(0.0, abs=1e-9)  # a box: 2 headings alike
+    assert world.symmetric_headings == 2
+    assert 0.8 < world.world_iou < 1.0  # 5 % larger and 1 % off: most voxels still overlap
+
+
+def test_a_fixed_true_pose_serves_a_rig_that_publishes_none() -> None:
+    cell = ObjectPose((0.0, 0.0, 0.0), 0.0, SIZE_M)
+    scores = StampScorer(object_size_m=SIZE_M, cameras=1, placed=True, true_pose=cell)
+    voxels = [(5, 5, 5), (5, 6, 5), (6, 5, 5)]
+    scores.add_cloud(7, _cloud(voxels), 0.0)  # placed exactly where the cell stands
+    scores.add_name(7, 'mug/0')
+    scores.add_truth(7, _centres(voxels))
+    scores.add_view(7, 0, _view())
+    scores.add_object_pose(7, cell.position, cell.heading_rad)
+    scores.add_object_size(7, cell.size_m)
+    [scored] = scores.score()
+    assert scored.placement.world_iou == 1.0 and scored.placement.position_error_m == 0.0
+
+
+def test_project_puts_points_where_the_camera_sees_them() -> None:
+    intrinsics = np.array([[100.0, 0.0, 32.0], [0.0, 100.0, 24.0], [0.0, 0.0, 1.0]])
+    pose = np.eye(4)
+    pose[:3, 3] = (1.0, 0.0, 0.0)  # the optical frame 1 m along x, looking along +z
+    pixels, depths = project(np.array([[1.0, 0.0, 2.0], [1.2, -0.1, 1.0], [1.0, 0.0, -1.0]]),
+                             intrinsics, pose)
+    np.testing.assert_allclose(pixels, [[32.0, 24.0], [52.0, 14.0]])  # behind: left out
+    np.testing.assert_allclose(depths, [2.0, 1.0])

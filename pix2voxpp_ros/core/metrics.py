@@ -4,12 +4,18 @@ IoU follows the released test code: a grid is occupied where ``p >= threshold``,
 ``|pred ∧ gt| / |pred ∨ gt|``, and an empty prediction of an empty truth scores 1. This module
 owns that formula (:func:`iou`, :func:`iou_at` and the batched :func:`iou_per_threshold` that
 training averages), turning published voxel-centre points back into a grid to score
-(:func:`cloud_to_voxels`) and the printed line of a score (:func:`format_score`). numpy only.
+(:func:`cloud_to_voxels`) and the printed line of a score (:func:`format_score`). Placed
+reconstructions are scored in the fixed frame (:func:`score_placement`: world IoU, position, size
+and heading errors; :func:`placement_summary` their means, medians and p90s), as the demo and
+``benchmarks/placement_table.py`` report them. numpy only.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -84,6 +90,26 @@ def cloud_to_voxels(points: np.ndarray, object_size_m: float) -> np.ndarray:
         index = np.clip(index, 0, RESOLUTION - 1)
         grid[index[:, 0], index[:, 1], index[:, 2]] = True
     return grid
+
+
+def placed_cloud_to_voxels(points: np.ndarray, pose: ObjectPose) -> np.ndarray:
+    """Turn a placed cloud's voxel centres (fixed frame, metres) back into its grid.
+
+    The inverse of publishing a grid at ``pose`` (``placement: calibrated``): each point is moved
+    into the grid frame and indexed as :func:`cloud_to_voxels` does at the pose's size.
+
+    :param points: ``(N, 3)`` centres in the fixed frame.
+    :returns: ``(32, 32, 32)`` bool; index ``[a, b, c]`` runs along the grid's ROS x, y, z.
+    """
+    local = (np.asarray(points, dtype=np.float64).reshape(-1, 3)
+             - np.asarray(pose.position)) @ pose.rotation()  # (N, 3) grid frame, metres
+    return cloud_to_voxels(local, pose.size_m)
+
+
+def ros_grid_to_shapenet(grid: np.ndarray) -> np.ndarray:
+    """Invert :func:`pix2voxpp_ros.core.voxels.grid_to_ros_axes` (a transpose, no resampling)."""
+    order = [int(np.argmax(row)) for row in SHAPENET_TO_ROS]  # ROS axis i reads ShapeNet order[i]
+    return np.ascontiguousarray(grid.transpose(np.argsort(order)))
 
 
 def format_score(name: str, value: float, points: int, truth_voxels: int, *,
@@ -166,3 +192,90 @@ def heading_error_deg(heading_rad: float, truth_rad: float,
     errors = [abs(np.remainder(heading_rad - truth_rad - s + np.pi, 2 * np.pi) - np.pi)
               for s in symmetries]
     return float(np.degrees(min(errors)))
+
+
+@dataclass(frozen=True)
+class PlacementScore:
+    """A placed reconstruction against the truth, in the fixed frame.
+
+    :ivar size_m: the true edge of the object's 32³ grid, metres (its largest extent); relative
+        errors are relative to it.
+    :ivar world_iou: IoU of the placed grid and the true grid at the true placement
+        (:func:`world_iou`).
+    :ivar position_error_m: distance between the grids' centres, metres.
+    :ivar size_error: estimated edge / true edge − 1.
+    :ivar heading_error_deg: smallest heading error modulo the object's symmetries; None for a
+        rotationally symmetric object (:func:`heading_symmetries`).
+    :ivar symmetric_headings: how many quarter turns look alike (1: none); None when round.
+    """
+
+    size_m: float
+    world_iou: float
+    position_error_m: float
+    size_error: float
+    heading_error_deg: Optional[float]
+    symmetric_headings: Optional[int]
+
+    @property
+    def position_error_rel(self) -> float:
+        """Position error as a fraction of the true size."""
+        return self.position_error_m / self.size_m
+
+    def as_dict(self, digits: int = 4) -> dict[str, Any]:
+        """Return the fields rounded to ``digits`` (None stays None), for JSON."""
+        return round_floats(dict(vars(self)), digits)
+
+
+def score_placement(grid: np.ndarray, pose: ObjectPose, truth: np.ndarray,
+                    truth_pose: ObjectPose) -> PlacementScore:
+    """Score a placed grid against the true grid at its true placement.
+
+    :param grid: ``(D, D, D)`` bool, ShapeNet axes, placed at ``pose``.
+    :param truth: ``(D', D', D')`` bool, ShapeNet axes, standing at ``truth_pose``.
+    """
+    truth = np.asarray(truth, dtype=bool)
+    symmetries = heading_symmetries(truth)
+    return PlacementScore(
+        size_m=float(truth_pose.size_m),
+        world_iou=world_iou(grid, pose, truth, truth_pose),
+        position_error_m=float(np.linalg.norm(np.subtract(pose.position, truth_pose.position))),
+        size_error=float(pose.size_m / truth_pose.size_m - 1.0),
+        heading_error_deg=heading_error_deg(pose.heading_rad, truth_pose.heading_rad,
+                                            symmetries),
+        symmetric_headings=None if symmetries is None else len(symmetries))
+
+
+def _spread(values: Sequence[float]) -> dict[str, Optional[float]]:
+    """Mean, median and 90th percentile (linear) of ``values``; None each when empty."""
+    if not values:
+        return {'mean': None, 'median': None, 'p90': None}
+    return {'mean': statistics.fmean(values), 'median': statistics.median(values),
+            'p90': float(np.percentile(np.asarray(values, dtype=np.float64), 90))}
+
+
+def placement_summary(scores: Sequence[PlacementScore]) -> dict[str, Any]:
+    """Means, medians and p90s of placement scores (relative errors: of the true size).
+
+    :returns: ``world_iou``, ``position_error_rel``, ``size_error_abs`` (of ``|size_error|``)
+        and ``heading_error_deg`` (over the objects that have one; ``objects`` counts them),
+        each ``{'mean', 'median', 'p90'}``; ``position_error_m`` likewise.
+    """
+    headings = [s.heading_error_deg for s in scores if s.heading_error_deg is not None]
+    return {
+        'world_iou': _spread([s.world_iou for s in scores]),
+        'position_error_m': _spread([s.position_error_m for s in scores]),
+        'position_error_rel': _spread([s.position_error_rel for s in scores]),
+        'size_error_abs': _spread([abs(s.size_error) for s in scores]),
+        'heading_error_deg': dict(_spread(headings), objects=len(headings)),
+    }
+
+
+def round_floats(value: Any, digits: int = 4) -> Any:
+    """Round every float in nested dicts and lists (for JSON); NaN becomes None."""
+    if isinstance(value, dict):
+        return {k: round_floats(v, digits) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [round_floats(v, digits) for v in value]
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, digits)
+    return value

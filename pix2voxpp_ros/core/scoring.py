@@ -5,16 +5,25 @@ name) and the reconstruction node stamps a cloud like the newest frame it used, 
 scored once the messages of its stamp are known. :class:`StampScorer` keeps what has arrived,
 from any thread, and scores the first cloud of each object (IoU, :func:`.metrics.iou`). The demo's
 ROS collector feeds it; no ROS here.
+
+Placed clouds (``placement: calibrated``, ``placed=True``) are in the fixed frame: such a cloud is
+scored once the node's placement of its stamp (``~/object_pose`` and the grid's size) and the
+rig's true placement of that stamp are known too. Its grid is recovered in the object frame for
+the canonical IoU and scored in the fixed frame against the truth
+(:func:`.metrics.score_placement`).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import Optional
 
 import numpy as np
 
-from .metrics import cloud_to_voxels, iou
+from .metrics import (PlacementScore, cloud_to_voxels, iou, placed_cloud_to_voxels,
+                      ros_grid_to_shapenet, score_placement)
+from .placement import ObjectPose
 
 KEPT_TICKS = 64  # views and masks of this many recent stamps are kept: only recent ticks matter
 
@@ -34,6 +43,12 @@ class ScoredObject:
     views: list[np.ndarray] = field(repr=False)
     cloud: np.ndarray = field(repr=False)  # (N, 4) x, y, z, occupancy as published
     masks: list[np.ndarray] = field(default_factory=list, repr=False)  # mono8, when the rig has
+    # Placed clouds: the node's and the true placement, the world scores.
+    pose: Optional[ObjectPose] = None
+    true_pose: Optional[ObjectPose] = None
+    placement: Optional[PlacementScore] = None
+    # Per view, when known (pictures): (K (3, 3), camera pose (4, 4) in the fixed frame).
+    calibration: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
 
 
 class StampScorer:
@@ -43,12 +58,19 @@ class StampScorer:
     :param cameras: views a stamp needs before its cloud is scored.
     :param settle_s: score only clouds stamped at least this long after their object's first
         tick (a moving camera's first clouds of an object still hold key frames of the one before).
+    :param placed: clouds are placed in the fixed frame; each also needs its placement and the
+        true placement of its stamp.
+    :param true_pose: the truth's placement at every stamp (a rig that publishes none: its grid
+        fixed in the fixed frame); None: from :meth:`add_true_pose`.
     """
 
-    def __init__(self, *, object_size_m: float, cameras: int, settle_s: float = 0.0) -> None:
+    def __init__(self, *, object_size_m: float, cameras: int, settle_s: float = 0.0,
+                 placed: bool = False, true_pose: Optional[ObjectPose] = None) -> None:
         self.object_size_m = object_size_m
         self.cameras = cameras
         self.settle_ns = int(settle_s * 1e9)
+        self.placed = placed
+        self.fixed_true_pose = true_pose
         self.lock = threading.Lock()
         self.names: dict[int, str] = {}  # tick stamp -> object name
         self.truths: dict[int, np.ndarray] = {}  # tick stamp -> truth grid (ROS axes)
@@ -57,6 +79,9 @@ class StampScorer:
         self.clouds: list[tuple[int, np.ndarray, float]] = []  # not yet scored clouds
         self.latencies: list[float] = []
         self.scored: dict[str, ScoredObject] = {}  # object name -> its first scored cloud
+        self.true_poses: dict[int, ObjectPose] = {}  # tick stamp -> true placement
+        # cloud stamp -> what the node said of its placement: position and heading, size
+        self.placements: dict[int, dict[str, object]] = {}
 
     def add_name(self, stamp_ns: int, name: str) -> None:
         """Record the name of the object the rig showed at ``stamp_ns``."""
@@ -81,6 +106,26 @@ class StampScorer:
             _keep_recent(self.masks)
             self.masks.setdefault(stamp_ns, {})[camera] = mask
 
+    def add_true_pose(self, stamp_ns: int, pose: ObjectPose) -> None:
+        """Record where the rig's target stood at ``stamp_ns`` (its grid's pose and size)."""
+        with self.lock:
+            _keep_recent(self.true_poses)
+            self.true_poses[stamp_ns] = pose
+
+    def add_object_pose(self, stamp_ns: int, position: tuple[float, float, float],
+                        heading_rad: float) -> None:
+        """Record the placed grid's centre and heading of the cloud of ``stamp_ns``."""
+        with self.lock:
+            _keep_recent(self.placements)
+            self.placements.setdefault(stamp_ns, {}).update(position=position,
+                                                            heading_rad=heading_rad)
+
+    def add_object_size(self, stamp_ns: int, size_m: float) -> None:
+        """Record the placed grid's edge (metres) of the cloud of ``stamp_ns``."""
+        with self.lock:
+            _keep_recent(self.placements)
+            self.placements.setdefault(stamp_ns, {})['size_m'] = size_m
+
     def add_cloud(self, stamp_ns: int, cloud: np.ndarray, latency_s: float) -> None:
         """Record a reconstruction: ``(N, 4)`` x, y, z, occupancy, and how late it arrived."""
         with self.lock:
@@ -100,7 +145,8 @@ class StampScorer:
                 if name in self.scored or self._settling(stamp, name):
                     continue
                 if name is None or stamp not in self.truths or len(
-                        self.views.get(stamp, {})) < self.cameras:
+                        self.views.get(stamp, {})) < self.cameras or (
+                        self.placed and not self._placements(stamp)):
                     if not self.views or stamp >= min(self.views):
                         waiting.append((stamp, cloud, latency))  # its messages may come
                     continue
@@ -113,20 +159,36 @@ class StampScorer:
         return name is not None and bool(self.settle_ns) and stamp - min(
             s for s, n in self.names.items() if n == name) < self.settle_ns
 
+    def _placements(self, stamp: int) -> Optional[tuple[ObjectPose, ObjectPose]]:
+        """Return the node's and the true placement of a placed cloud's stamp, once known."""
+        parts = self.placements.get(stamp, {})
+        truth = self.fixed_true_pose or self.true_poses.get(stamp)
+        if truth is None or len(parts) < 3:
+            return None
+        return ObjectPose(**parts), truth
+
     def _scored(self, name: str, stamp: int, cloud: np.ndarray,
                 latency: float) -> ScoredObject:
         truth = self.truths[stamp]
         views = self.views[stamp]
-        prediction = cloud_to_voxels(cloud[:, :3], self.object_size_m)
         masks = self.masks.get(stamp, {})
+        pose = true_pose = placement = None
+        if self.placed:
+            pose, true_pose = self._placements(stamp)
+            prediction = placed_cloud_to_voxels(cloud[:, :3], pose)  # the grid frame's voxels
+            placement = score_placement(ros_grid_to_shapenet(prediction), pose,
+                                        ros_grid_to_shapenet(truth), true_pose)
+        else:
+            prediction = cloud_to_voxels(cloud[:, :3], self.object_size_m)
         return ScoredObject(
             name=name, stamp_ns=stamp, iou=iou(prediction, truth), points=len(cloud),
             truth_voxels=int(truth.sum()), latency_s=latency, prediction=prediction,
             truth=truth, views=[views[i] for i in range(self.cameras)], cloud=cloud,
-            masks=[masks[i] for i in range(self.cameras)] if len(masks) == self.cameras else [])
+            masks=[masks[i] for i in range(self.cameras)] if len(masks) == self.cameras else [],
+            pose=pose, true_pose=true_pose, placement=placement)
 
 
-def _keep_recent(by_stamp: dict[int, dict[int, np.ndarray]]) -> None:
+def _keep_recent(by_stamp: dict[int, object]) -> None:
     """Forget the oldest stamp once more than :data:`KEPT_TICKS` are kept (memory bound)."""
     if len(by_stamp) > KEPT_TICKS:
         del by_stamp[min(by_stamp)]

@@ -45,7 +45,7 @@ import math
 import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import rclpy
@@ -227,8 +227,8 @@ class SimCameraRig(Node):
         self.placement_publisher = self.create_publisher(Marker, true_placement_topic(''), 5)
         self._static_tf = self._moving_tf = None
         if self.config.placed and tf_available():
-            from tf2_ros import StaticTransformBroadcaster, TransformBroadcaster
-            self._static_tf = StaticTransformBroadcaster(self)
+            from tf2_ros import TransformBroadcaster
+            self._static_tf = self._static_tf_publisher()
             self._moving_tf = TransformBroadcaster(self)
         self.pose: Optional[ObjectPose] = None
         self.object_count = 0
@@ -249,6 +249,21 @@ class SimCameraRig(Node):
             f'{self.config.rate_hz:g} Hz{" (JPEG)" if self.config.compressed else ""}, objects '
             f'from {", ".join(self.config.categories)} (seed {self.config.seed})')
 
+    def _static_tf_publisher(self) -> Callable[[list[TransformStamped]], None]:
+        """Publish ``/tf_static`` as a static broadcaster does (latched, depth 1).
+
+        Not ``tf2_ros.StaticTransformBroadcaster``: where it keeps every frame it has sent
+        (Jazzy, Kilted), sending a frame again re-sends its first transform, but the fixed
+        cameras move with every object (the scene is scaled with its target). Each message here
+        holds every camera's current transform, so it replaces the one before.
+        """
+        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
+        from tf2_msgs.msg import TFMessage
+        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
+                         history=HistoryPolicy.KEEP_LAST)
+        publisher = self.create_publisher(TFMessage, '/tf_static', qos)
+        return lambda transforms: publisher.publish(TFMessage(transforms=transforms))
+
     def _read_config(self) -> RigConfig:
         return rig_config_from_values({spec.name: self.get_parameter(spec.name).value
                                        for spec in RIG_PARAMETERS})
@@ -268,7 +283,7 @@ class SimCameraRig(Node):
         self.layout = scene.layout
         self.pose = scene.pose
         if self.pose is not None and self._static_tf is not None and self.config.scene != 'wrist':
-            self._static_tf.sendTransform(camera_transforms(
+            self._static_tf(camera_transforms(
                 self.config, self.rig_cameras, self.pose, self.get_clock().now().to_msg()))
         self.truth_cloud = scene.truth_cloud  # built once per object; each tick restamps it
         self.object_name = scene.name

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from ...cli.options import add_inference_options
-from .scene_setup import DEFAULT_WEIGHTS, SCENES
+from .scene_setup import DEFAULT_WEIGHTS, PLACEMENTS, SCENES
 
 DESCRIPTION = ('``pix2voxpp-demo``: the simulated rig and the reconstruction node end to end, '
                'scored.')
@@ -44,6 +44,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     parser.add_argument('--no-masks', dest='masks', action='store_false',
                         help='tabletop and wrist: crop around the image centre instead of the '
                              "rig's object masks (plain never uses masks)")
+    parser.add_argument('--placement', choices=PLACEMENTS, default=None,
+                        help="calibrated: the node places each reconstruction in the rig's "
+                             'fixed frame (camera_info, camera poses from TF, masks) and the demo '
+                             'scores it there against the true placement; canonical: in the '
+                             "object's frame (default: calibrated for tabletop and wrist, "
+                             'canonical for plain and with --no-masks)')
     parser.add_argument('--compressed', action='store_true',
                         help='the rig publishes JPEG CompressedImage and the node subscribes '
                              'with image_transport compressed')

@@ -1,8 +1,11 @@
 """What the demo writes once it has scored: per object a picture and a PLY, and ``summary.json``.
 
 The picture shows the camera views (and masks) above the reconstruction and the ground truth;
-the PLY is the scored cloud as the node published it; the summary holds every object's IoU and
-the end-to-end latencies. No ROS here.
+for a placed cloud (``placement: calibrated``) each view shows the cloud projected into it with
+that camera's calibration, the cloud in the fixed frame drawn over the image. The PLY is the
+scored cloud as the node published it; the summary holds every object's IoU (and, placed, its
+world scores: :class:`~pix2voxpp_ros.core.metrics.PlacementScore`) and the end-to-end
+latencies. No ROS here.
 """
 
 from __future__ import annotations
@@ -15,18 +18,56 @@ from typing import Any
 import cv2
 import numpy as np
 
+from ...core.metrics import placement_summary, round_floats, ros_grid_to_shapenet
 from ...core.scoring import ScoredObject
 from ...core.visualize import render_grid_views
-from ...core.voxels import SHAPENET_TO_ROS, write_ply
+from ...core.voxels import write_ply
 from .scene_setup import DemoSetup
 
 PICTURE_ROW_PX = 200  # height of the row of camera views
+CLOUD_RGB = (0, 230, 255)  # the projected cloud's colour, and its outline's
+OUTLINE_RGB = (0, 0, 150)
+CLOUD_ALPHA = 0.6  # how much of the view the projected cloud covers
 
 
-def ros_grid_to_shapenet(grid: np.ndarray) -> np.ndarray:
-    """Invert :func:`pix2voxpp_ros.core.voxels.grid_to_ros_axes` (for pictures)."""
-    order = [int(np.argmax(row)) for row in SHAPENET_TO_ROS]  # ROS axis i reads ShapeNet order[i]
-    return np.ascontiguousarray(grid.transpose(np.argsort(order)))
+def project(points: np.ndarray, intrinsics: np.ndarray,
+            camera_pose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Project fixed-frame points into a camera: pixels and depths of those in front of it.
+
+    :param points: ``(N, 3)`` metres in the fixed frame.
+    :param intrinsics: ``(3, 3)`` K.
+    :param camera_pose: ``(4, 4)`` the optical frame (z forward) in the fixed frame.
+    :returns: ``(M, 2)`` pixel coordinates and ``(M,)`` depths, metres (M ≤ N, depth > 0).
+    """
+    local = (np.asarray(points, dtype=np.float64) - camera_pose[:3, 3]) @ camera_pose[:3, :3]
+    local = local[local[:, 2] > 1e-6]  # (M, 3) optical frame
+    pixels = local @ np.asarray(intrinsics, dtype=np.float64).T  # (M, 3)
+    return pixels[:, :2] / pixels[:, 2:], local[:, 2]
+
+
+def overlay_cloud(view: np.ndarray, points: np.ndarray, voxel_m: float, intrinsics: np.ndarray,
+                  camera_pose: np.ndarray) -> np.ndarray:
+    """Draw the voxels of a placed cloud over a camera's rgb view ``(H, W, 3)``, blended."""
+    pixels, depths = project(points, intrinsics, camera_pose)
+    radii = np.maximum(1, np.rint(0.5 * intrinsics[0, 0] * voxel_m / depths)).astype(int)
+    covered = np.zeros(view.shape[:2], np.uint8)  # (H, W) where a projected voxel lands
+    for (u, v), radius in zip(np.rint(pixels).astype(int), radii):
+        cv2.circle(covered, (int(u), int(v)), int(radius), 255, -1)
+    filled = np.where(covered[..., None] > 0, np.asarray(CLOUD_RGB, np.uint8), view)
+    drawn = cv2.addWeighted(filled, CLOUD_ALPHA, view, 1.0 - CLOUD_ALPHA, 0.0)
+    contours, _ = cv2.findContours(covered, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # The outline stays about 2 px wide once the row scales the view to its height.
+    thickness = max(1, round(2 * view.shape[0] / PICTURE_ROW_PX))
+    return cv2.drawContours(drawn, contours, -1, OUTLINE_RGB, thickness)
+
+
+def _views(item: ScoredObject) -> list[np.ndarray]:
+    """Return the camera views, the placed cloud drawn over each where its calibration is known."""
+    if item.pose is None or len(item.calibration) != len(item.views):
+        return item.views
+    voxel_m = item.pose.size_m / item.prediction.shape[0]
+    return [overlay_cloud(view, item.cloud[:, :3], voxel_m, k, pose)
+            for view, (k, pose) in zip(item.views, item.calibration)]
 
 
 def _row(images: list[np.ndarray]) -> np.ndarray:
@@ -37,16 +78,23 @@ def _row(images: list[np.ndarray]) -> np.ndarray:
 
 
 def picture(item: ScoredObject) -> np.ndarray:
-    """Camera views (and their masks) on top; reconstruction and ground truth below (BGR)."""
-    top = cv2.cvtColor(_row(item.views), cv2.COLOR_RGB2BGR)
+    """Camera views (and their masks) on top; reconstruction and ground truth below (BGR).
+
+    A placed cloud is drawn over the views, and the titles give its world scores.
+    """
+    top = cv2.cvtColor(_row(_views(item)), cv2.COLOR_RGB2BGR)
     if item.masks:
         masks = cv2.cvtColor(_row(item.masks), cv2.COLOR_GRAY2BGR)
         top = np.vstack([top, np.full((4, top.shape[1], 3), 255, np.uint8), masks])
     recon = render_grid_views(ros_grid_to_shapenet(item.prediction).astype(np.float32),
                               threshold=0.5, cell_px=5,
-                              title=f'reconstruction  IoU {item.iou:.3f}')
+                              title=f'reconstruction  IoU {item.iou:.3f}' + (
+                                  '' if item.placement is None else
+                                  f'  world IoU {item.placement.world_iou:.3f}'))
     truth = render_grid_views(ros_grid_to_shapenet(item.truth).astype(np.float32),
-                              threshold=0.5, cell_px=5, title=f'ground truth  {item.name}')
+                              threshold=0.5, cell_px=5, title=f'ground truth  {item.name}' + (
+                                  '' if item.placement is None else
+                                  f'  {item.placement.size_m:.2f} m'))
     bottom = np.hstack([recon, np.full((recon.shape[0], 10, 3), 255, np.uint8), truth])
     width = max(top.shape[1], bottom.shape[1])
 
@@ -61,21 +109,64 @@ def mean_iou(scored: list[ScoredObject]) -> float:
     return statistics.fmean(item.iou for item in scored)
 
 
+def world_line(item: ScoredObject) -> str:
+    """Return the printed line of a placed object's world scores (relative: of its true size)."""
+    score = item.placement
+    heading = ('– (round)' if score.heading_error_deg is None
+               else f'{score.heading_error_deg:.1f} deg')
+    return (f'  {"":<14} world IoU {score.world_iou:.3f}  position '
+            f'{100 * score.position_error_rel:.1f} % of {score.size_m:.2f} m  size '
+            f'{100 * score.size_error:+.1f} %  heading {heading}')
+
+
+def world_summary_line(content: dict[str, Any]) -> str:
+    """Return the printed line of ``summary.json``'s world means and medians."""
+    world = content['world']
+    heading = world['heading_error_deg']
+    return (f'mean world IoU {world["world_iou"]["mean"]:.3f}; position error median '
+            f'{100 * world["position_error_rel"]["median"]:.1f} % of the size, size error '
+            f'median {100 * world["size_error_abs"]["median"]:.1f} %, heading error median '
+            + ('–' if heading['median'] is None else f'{heading["median"]:.1f} deg')
+            + f' ({heading["objects"]} objects with a heading)')
+
+
+def _object_entry(item: ScoredObject) -> dict[str, Any]:
+    """One object of ``summary.json``."""
+    entry = {'name': item.name, 'iou': round(item.iou, 4), 'stamp_ns': item.stamp_ns,
+             'points': item.points, 'truth_voxels': item.truth_voxels,
+             'latency_s': round(item.latency_s, 4)}
+    if item.placement is not None:
+        entry.update(item.placement.as_dict(),
+                     position_error_rel=round(item.placement.position_error_rel, 4),
+                     placed_size_m=round(item.pose.size_m, 4))
+    return entry
+
+
 def summary(scored: list[ScoredObject], latencies: list[float], *, weights: Path,
             setup: DemoSetup) -> dict[str, Any]:
-    """Return ``summary.json``'s content: each object's score, the mean IoU, the latencies."""
+    """Return ``summary.json``'s content: each object's score, the mean IoU, the latencies.
+
+    Placed scenes add per object ``size_m``, ``world_iou``, ``position_error_m``,
+    ``size_error``, ``heading_error_deg`` (:class:`~..core.metrics.PlacementScore`), and
+    ``world``: their means, medians and p90s (:func:`~..core.metrics.placement_summary`).
+    """
     latencies = sorted(latencies)
-    return {
-        'objects': [{'name': s.name, 'iou': round(s.iou, 4), 'stamp_ns': s.stamp_ns,
-                     'points': s.points, 'truth_voxels': s.truth_voxels,
-                     'latency_s': round(s.latency_s, 4)} for s in scored],
+    content = {
+        'objects': [_object_entry(s) for s in scored],
         'mean_iou': round(mean_iou(scored), 4),
         'latency_s': {'median': round(statistics.median(latencies), 4),
                       'p95': round(latencies[int(0.95 * (len(latencies) - 1))], 4),
                       'clouds': len(latencies)},
         'weights': str(weights), 'cameras': setup.cameras,
         'scene': setup.scene, 'masks': setup.masks, 'compressed': setup.compressed,
+        'placement': setup.placement,
     }
+    placed = [s.placement for s in scored if s.placement is not None]
+    if setup.placed:
+        content.update(fixed_frame=setup.fixed_frame, placement_note=setup.note,
+                       world=round_floats(placement_summary(placed)))
+        content['mean_world_iou'] = content['world']['world_iou']['mean']
+    return content
 
 
 def write_report(out: Path, scored: list[ScoredObject], latencies: list[float], *,

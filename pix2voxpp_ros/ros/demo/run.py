@@ -15,14 +15,16 @@ import time
 from subprocess import Popen
 from typing import Optional
 
+from ...core.errors import Pix2VoxError
 from ...core.metrics import format_score
 from ...core.scoring import ScoredObject
+from ..tf_poses import tf_available
 from .collector import Scorer
 from .options import parse_args
 from .processes import start_demo_processes, stop_processes
 from .record import record
-from .report import mean_iou, write_report
-from .scene_setup import DemoSetup, config_dir, demo_setup
+from .report import mean_iou, world_line, world_summary_line, write_report
+from .scene_setup import DemoSetup, config_dir, default_placement, demo_setup
 
 OBJECT_SIZE_M = 0.5  # config/demo_rig.yaml's and demo_node.yaml's object_size_m
 
@@ -73,6 +75,8 @@ def _collect(args: argparse.Namespace, scorer: Scorer,
         for item in scored[reported:]:
             print(format_score(item.name, item.iou, item.points, item.truth_voxels,
                                detail=f', latency {item.latency_s * 1000:.0f} ms'), flush=True)
+            if item.placement is not None:
+                print(world_line(item), flush=True)
         reported = len(scored)
     return scored
 
@@ -86,13 +90,17 @@ def _run_live(args: argparse.Namespace, setup: DemoSetup,
     rclpy.init(args=[])
     node = rclpy.create_node('pix2voxpp_demo_scorer')
     scorer = Scorer(node, object_size_m=OBJECT_SIZE_M, cameras=setup.cameras,
-                    compressed=setup.compressed, masks=setup.masks, settle_s=setup.settle_s)
+                    compressed=setup.compressed, masks=setup.masks, settle_s=setup.settle_s,
+                    placed=setup.placed, true_pose=setup.true_pose,
+                    camera_poses=setup.camera_pose_matrices(), fixed_frame=setup.fixed_frame)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
     print(f'pix2voxpp-demo: {setup.scene} scene, weights {args.weights}, ROS_DOMAIN_ID '
           f'{domain}, {args.objects} object(s){", masks" if setup.masks else ""}'
           f'{", JPEG" if setup.compressed else ""}; logs in {args.out}/')
+    if setup.note:
+        print(f'pix2voxpp-demo: {setup.note}')
     processes = start_demo_processes(args, dict(os.environ), args.out,
                                      rig_parameters=setup.rig_parameters,
                                      node_parameters=setup.node_parameters,
@@ -115,7 +123,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     if refusal is not None:
         print(refusal, file=sys.stderr)
         return 2
-    setup = demo_setup(args.scene, masks=args.masks, compressed=args.compressed)
+    try:  # tf_available: the node and the rig run in this process's environment
+        setup = demo_setup(args.scene, masks=args.masks, compressed=args.compressed,
+                           placement=args.placement or default_placement(args.scene),
+                           tf=tf_available(), config=args.config_dir)
+    except (Pix2VoxError, ValueError) as exc:  # the rig's parameters file (calibrated)
+        print(f'pix2voxpp-demo: {exc}', file=sys.stderr)
+        return 2
     domain = _set_environment(args, setup)
     args.out.mkdir(parents=True, exist_ok=True)
     scored, scorer = _run_live(args, setup, domain)
@@ -126,4 +140,6 @@ def main(argv: Optional[list[str]] = None) -> int:
     print(f'mean IoU {mean_iou(scored):.3f} over {len(scored)} objects; end-to-end latency '
           f'median {summary["latency_s"]["median"] * 1000:.0f} ms; pictures and summary.json in '
           f'{args.out}/')
+    if setup.placed:
+        print(world_summary_line(summary))
     return 0
