@@ -178,6 +178,21 @@ def test_a_fit_below_the_threshold_writes_nothing(scene: Scene, tmp_path: Path,
     assert not (tmp_path / 'out').exists() or not any((tmp_path / 'out').iterdir())
 
 
+def test_a_placed_grid_file_comes_with_its_placement(scene: Scene, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """``.npy`` keeps the grid's own axes; ``OUT.placement.json`` says where it stands."""
+    assert main(_args(scene, tmp_path / 'chair.npy') + ['--carve']) == 0
+    grid = np.load(tmp_path / 'chair.npy')
+    record = json.loads((tmp_path / 'chair.placement.json').read_text())
+    assert grid.shape == (32, 32, 32) and record['carved'] is True
+    assert f'{int((grid >= record["threshold"]).sum())} occupied voxels' in capsys.readouterr().out
+    # The grid's voxel centres, moved by grid_to_fixed, lie on the object.
+    index = np.argwhere(grid >= record['threshold'])  # ROS axes
+    local = ((index + 0.5) / 32 - 0.5) * record['size_m']
+    pose = np.array(record['grid_to_fixed'])
+    assert share_on_object(local @ pose[:3, :3].T + pose[:3, 3], scene.truth, TRUTH) > 0.8
+
+
 def _changed(key: str, value: Any) -> Callable[[dict[str, Any]], dict[str, Any]]:
     def change(document: dict[str, Any]) -> dict[str, Any]:
         document = dict(document)
@@ -214,6 +229,8 @@ BAD_FILES: dict[str, tuple[str, Any, str]] = {
     'huge file': ('.yaml', '#' * (MAX_CALIBRATION_FILE_BYTES + 1),
                   f'more than {MAX_CALIBRATION_FILE_BYTES}'),
     'not JSON': ('.json', '{"K": [1, 2', 'not valid JSON'),
+    'deep nesting': ('.yaml', 'K: ' + '[' * 5000, 'brackets nested more than 8 deep'),
+    'deep blocks': ('.yaml', 'K:\n  ' + '- ' * 5000 + '1', 'nested too deeply'),
     'not a mapping': ('.yaml', '- 1\n- 2\n', 'expected a mapping'),
     'other suffix': ('.txt', _changed('K', None), 'a calibration file ends in'),
 }
@@ -258,6 +275,9 @@ def test_calibration_needs_masks_and_one_file_per_image(scene: Scene, tmp_path: 
     argv = _args(scene, out, weights=tmp_path / 'none.pth')
     assert main(argv + ['--object-size-m', '2']) == 2
     assert '--object-size-m: not with --calibration' in capsys.readouterr().err
+    absent = tmp_path / 'absent.yaml'
+    assert main(_args(scene, out, [absent] + scene.calibrations[1:], tmp_path / 'none.pth')) == 2
+    assert f'--calibration {absent}: no such calibration file' in capsys.readouterr().err
     assert main(argv + ['--axes', 'shapenet']) == 2
     assert 'the .ply is in fixed_frame' in capsys.readouterr().err
     assert not out.exists()

@@ -54,6 +54,9 @@ KNOWN_KEYS = ('fixed_frame', *INTRINSICS_KEYS, *SIZE_KEYS, *POSE_KEYS, *DISTORTI
               *IGNORED_KEYS)
 #: Longest numeric string taken as a number (PyYAML reads ``1e3`` as the string '1e3').
 _MAX_NUMBER_CHARS = 64
+#: Deepest bracket nesting read: a file needs 2 (``[[..], ..]``); PyYAML spends seconds on a
+#: few thousand open brackets before it gives up (0.6 s for 1,000), so they are counted first.
+MAX_NESTING = 8
 #: How far a ``camera_to_fixed`` rotation may be from orthonormal (rounded values in files).
 _ROTATION_TOLERANCE = 1e-3
 
@@ -212,6 +215,18 @@ def _check_distortion(document: dict) -> None:
                             'distortion')
 
 
+def _nesting(text: str) -> int:
+    """Return the deepest nesting of brackets in ``text``, quotes and comments not told apart."""
+    depth = deepest = 0
+    for char in text:
+        if char in '[{':
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in ']}':
+            depth -= 1
+    return deepest
+
+
 def parse_calibration(document: Any) -> CameraCalibration:
     """Check a calibration file's parsed contents and build its :class:`CameraCalibration`.
 
@@ -264,6 +279,8 @@ def read_calibration_file(path: Union[str, Path]) -> CameraCalibration:
     except (OSError, UnicodeDecodeError) as exc:
         why = exc.strerror if isinstance(exc, OSError) else 'not UTF-8 text'
         raise CalibrationFileError(f'{path}: cannot read calibration file ({why})') from None
+    if _nesting(text) > MAX_NESTING:
+        raise CalibrationFileError(f'{path}: brackets nested more than {MAX_NESTING} deep')
     try:
         document = json.loads(text) if path.suffix.lower() == '.json' else load_yaml(text)
     except (yaml.YAMLError, ValueError) as exc:
