@@ -38,8 +38,11 @@ $(JAZZY_STAMP): requirements-jazzy.txt setup.py training/pyproject.toml
 	$(JAZZY)/bin/python -m pip install --quiet --no-deps --no-build-isolation -e . -e training
 	touch $(JAZZY_STAMP)
 
+# The plain scene, then a placed one: the tabletop scene with placement calibrated, scored in
+# the rig's world frame (camera poses over TF where tf2_ros imports, else the fixed cameras).
 demo: venv
 	$(VENV)/bin/pix2voxpp-demo --objects 8
+	$(VENV)/bin/pix2voxpp-demo --scene tabletop --objects 4 --out out/demo/tabletop
 
 # Two pytest processes: the training tests in a process that has loaded OpenVINO (test/) crash
 # (SIGSEGV) in the first training run; each half passes on its own (see README, Development).

@@ -154,6 +154,21 @@ class StampScorer:
             self.clouds = waiting
             return sorted(self.scored.values(), key=lambda s: s.stamp_ns)
 
+    def missed(self) -> list[str]:
+        """Return the objects shown before the last scored one that got no scored cloud, in order.
+
+        (A placed scene's node publishes nothing for a view set it cannot place.)
+        """
+        with self.lock:
+            if not self.scored:
+                return []
+            last = max(s.stamp_ns for s in self.scored.values())
+            first_tick: dict[str, int] = {}
+            for stamp, name in sorted(self.names.items()):
+                first_tick.setdefault(name, stamp)
+            return [name for name, stamp in sorted(first_tick.items(), key=lambda item: item[1])
+                    if stamp < last and name not in self.scored]
+
     def _settling(self, stamp: int, name: str | None) -> bool:
         """Whether a cloud of ``name`` may hold key frames of the object before."""
         return name is not None and bool(self.settle_ns) and stamp - min(

@@ -121,6 +121,10 @@ class Scorer:
                 item.calibration = self._calibration(item.stamp_ns, len(item.views))
         return scored
 
+    def missed(self) -> list[str]:
+        """Objects shown before the last scored one without a scored cloud (see StampScorer)."""
+        return self.scores.missed()
+
     def _calibration(self, stamp_ns: int, cameras: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """Each camera's K and pose in the fixed frame at ``stamp_ns``; [] where one is unknown.
 

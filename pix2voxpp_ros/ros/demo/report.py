@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import cv2
 import numpy as np
@@ -143,12 +143,13 @@ def _object_entry(item: ScoredObject) -> dict[str, Any]:
 
 
 def summary(scored: list[ScoredObject], latencies: list[float], *, weights: Path,
-            setup: DemoSetup) -> dict[str, Any]:
+            setup: DemoSetup, missed: Sequence[str] = ()) -> dict[str, Any]:
     """Return ``summary.json``'s content: each object's score, the mean IoU, the latencies.
 
     Placed scenes add per object ``size_m``, ``world_iou``, ``position_error_m``,
     ``size_error``, ``heading_error_deg`` (:class:`~..core.metrics.PlacementScore`), and
     ``world``: their means, medians and p90s (:func:`~..core.metrics.placement_summary`).
+    ``missed``: objects shown before the last scored one that got no scored cloud.
     """
     latencies = sorted(latencies)
     content = {
@@ -159,7 +160,7 @@ def summary(scored: list[ScoredObject], latencies: list[float], *, weights: Path
                       'clouds': len(latencies)},
         'weights': str(weights), 'cameras': setup.cameras,
         'scene': setup.scene, 'masks': setup.masks, 'compressed': setup.compressed,
-        'placement': setup.placement,
+        'placement': setup.placement, 'missed': list(missed),
     }
     placed = [s.placement for s in scored if s.placement is not None]
     if setup.placed:
@@ -170,13 +171,13 @@ def summary(scored: list[ScoredObject], latencies: list[float], *, weights: Path
 
 
 def write_report(out: Path, scored: list[ScoredObject], latencies: list[float], *,
-                 weights: Path, setup: DemoSetup) -> dict[str, Any]:
+                 weights: Path, setup: DemoSetup, missed: Sequence[str] = ()) -> dict[str, Any]:
     """Write every object's picture and PLY and ``summary.json`` under ``out``; return it."""
     for k, item in enumerate(scored):
         path = out / f'{k:02d}_{item.name.replace("/", "_")}.png'
         cv2.imwrite(str(path), picture(item))
         # The scored cloud as the node published it (metres, ROS axes, occupancy).
         write_ply(path.with_suffix('.ply'), item.cloud[:, :3], item.cloud[:, 3])
-    content = summary(scored, latencies, weights=weights, setup=setup)
+    content = summary(scored, latencies, weights=weights, setup=setup, missed=missed)
     (out / 'summary.json').write_text(json.dumps(content, indent=2))
     return content

@@ -136,7 +136,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     if scored is None:
         return 1
     # Latencies of every cloud that arrived until the listener stopped.
-    summary = write_report(args.out, scored, scorer.latencies, weights=args.weights, setup=setup)
+    missed = scorer.missed()
+    summary = write_report(args.out, scored, scorer.latencies, weights=args.weights, setup=setup,
+                           missed=missed)
+    if missed:  # e.g. placed scenes: no view set of theirs could be placed
+        print(f'pix2voxpp-demo: no scored cloud for {", ".join(missed)} (shown before the last '
+              'scored object; see node.log)')
     print(f'mean IoU {mean_iou(scored):.3f} over {len(scored)} objects; end-to-end latency '
           f'median {summary["latency_s"]["median"] * 1000:.0f} ms; pictures and summary.json in '
           f'{args.out}/')
