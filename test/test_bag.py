@@ -26,11 +26,13 @@ from ros_helpers import make_frames, write_checkpoint, write_params
 from pix2voxpp_ros.cli import bag as bag_cli
 from pix2voxpp_ros.cli import bag_input
 from pix2voxpp_ros.core.clouds import cloud_points
+from pix2voxpp_ros.core.geometry import pose_matrix
 from pix2voxpp_ros.core.inference import Reconstructor
 from pix2voxpp_ros.core.metrics import cloud_to_voxels, iou
 from pix2voxpp_ros.core.params_file import ParamsFileError, read_params_file
 from pix2voxpp_ros.core.preprocess import decode_image
 from pix2voxpp_ros.core.rig_config import rig_config_from_values, rig_defaults
+from pix2voxpp_ros.core.synthetic.world import camera_to_fixed
 from pix2voxpp_ros.core.views import NS_PER_S
 from pix2voxpp_ros.core.voxels import grid_to_ros_axes, read_ply
 from pix2voxpp_ros.ros import demo
@@ -396,8 +398,9 @@ def test_the_node_parameters_file_of_the_package_is_accepted(setup: Setup) -> No
     assert bag_input.resolve_topic('~/x', 'n') == '/n/x'
     shutil.rmtree(setup.tmp / 'never', ignore_errors=True)
     Args.param = ['placement:=calibrated', 'mask_topics:=[/camera/mask]']
-    with pytest.raises(bag_input.BagUsageError, match='placement:=canonical'):
-        bag_input.load_config(Args())  # its outputs would not be the live node's
+    config, _ = bag_input.load_config(Args())  # placed as the node places (test_bag_placement)
+    assert config.calibrated
+    assert bag_input.resolve_inputs(config, 'pix2voxpp').infos == ['/camera/camera_info']
 
 
 # ------------------------------------------------------------------ the node's robot inputs
@@ -596,16 +599,26 @@ def test_the_wrist_recording_follows_the_moving_camera(tmp_path: Path) -> None:
     assert sorted(recorded) == sorted(['/rig/camera_0/image_raw', '/rig/camera_0/object_mask',
                                        '/rig/camera_0/camera_info',
                                        '/rig/sim_camera_rig/ground_truth',
-                                       '/rig/sim_camera_rig/object'])
+                                       '/rig/sim_camera_rig/object', '/tf',
+                                       '/rig/sim_camera_rig/true_placement'])
     config = rig_config_from_values({**rig_defaults(), **overrides})
-    layout = render_scene(config, config.cameras(), 0).layout
+    scene = render_scene(config, config.cameras(), 0)
     views = []
-    for (_, image), (_, mask), (_, info) in zip(*(recorded[f'/rig/camera_0/{t}'] for t in
-                                                  ('image_raw', 'object_mask', 'camera_info'))):
+    for (_, image), (_, mask), (_, info), (_, tf) in zip(
+            *(recorded[f'/rig/camera_0/{t}'] for t in ('image_raw', 'object_mask',
+                                                       'camera_info')), recorded['/tf']):
         assert stamp_of(image) == stamp_of(mask) == stamp_of(info)
         # The live rig started a tick before its first one: where its camera is at this stamp.
         camera = config.wrist_camera((stamp_of(image) - T0 + TICK_NS) / NS_PER_S)
-        view, true_mask = scene_view(layout, camera)
+        view, true_mask = scene_view(scene.layout, camera)
+        # The moving camera's optical frame in world at this stamp, on /tf (placement).
+        (transform,) = tf.transforms
+        assert stamp_of(transform) == stamp_of(image)
+        assert (transform.header.frame_id, transform.child_frame_id) == \
+            ('world', image.header.frame_id)
+        v, q = transform.transform.translation, transform.transform.rotation
+        np.testing.assert_allclose(pose_matrix((v.x, v.y, v.z), (q.x, q.y, q.z, q.w)),
+                                   camera_to_fixed(camera, scene.pose), atol=1e-9)
         np.testing.assert_array_equal(pixels(image)[0], view)
         np.testing.assert_array_equal(pixels(mask)[0], true_mask)
         assert (info.width, info.height) == (camera.width, camera.height)
@@ -626,7 +639,9 @@ def test_demo_records_the_scene_it_would_show(masks: bool, tmp_path: Path,
                 for t in ('image_raw/compressed', 'camera_info')
                 + (('object_mask',) if masks else ())}
     assert set(recorded) == expected | {'/rig/sim_camera_rig/ground_truth',
-                                        '/rig/sim_camera_rig/object'}
+                                        '/rig/sim_camera_rig/object',
+                                        '/rig/sim_camera_rig/true_placement', '/tf_static'}
+    assert [len(m.transforms) for _, m in recorded['/tf_static']] == [3]  # one object
     sizes = set()
     for i in range(3):
         _, image = recorded[f'/rig/camera_{i}/image_raw/compressed'][0]
@@ -641,3 +656,4 @@ def test_demo_records_the_scene_it_would_show(masks: bool, tmp_path: Path,
     out = capsys.readouterr().out
     assert '-p image_transport:=compressed' in out
     assert ('mask_topics:=' in out) == masks
+    assert ('-p placement:=calibrated -p fixed_frame:=world' in out) == masks  # needs masks

@@ -13,6 +13,13 @@ second thread reads, decodes and preprocesses the next ones. With ``--truth-topi
 reconstruction is scored against a recorded ground-truth cloud of the same stamp, as
 ``pix2voxpp-demo`` scores.
 
+With ``placement: calibrated`` every reconstruction is placed as the node places it: the
+recorded ``camera_info`` and ``/tf``, ``/tf_static`` (or ``camera_poses``) give each frame's
+intrinsics and camera pose at its stamp, the node's
+:func:`~pix2voxpp_ros.core.calibration.place_view_set` fits the pose and metric size, and the
+outputs are in ``fixed_frame`` with ``~/object_pose`` and the object's frame on ``/tf``. A set
+that cannot be placed is dropped (``placement_failed``), as the node drops it.
+
 What needs ROS: the frames go through the core's pipeline (:mod:`.bag_input`); reading the bag
 needs only ``rosbags``, but the images are converted by :mod:`..ros.conversions` (its own numpy
 path), which imports the ROS message packages, and the output messages are built as the node
@@ -32,6 +39,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
+from ..core.calibration import PlacedGrid, PlacementFailedError, place_view_set
+from ..core.drops import DropReason
 from ..core.errors import Pix2VoxError
 from ..core.inference import InferenceError, Reconstructor
 from ..core.node_config import NodeConfig
@@ -40,12 +49,13 @@ from ..core.voxels import grid_to_points, grid_to_ros_axes, write_ply
 from ..ros.bag_files import StagedFolder
 from ..ros.bag_io import BagError
 from . import bag_report
-from .bag_input import (PROG, BagRunStats, BagUsageError, Inputs, Truth, check_inputs,
-                        load_config, prepare_frames, produce)
+from .bag_input import (PROG, BagRunStats, BagUsageError, Inputs, PlacingSet, Truth,
+                        check_inputs, count_drops, load_config, prepare_frames, produce)
 from .options import add_inference_options
 
 DEFAULT_BATCH = 8  # measured on 2 CPU cores: see the README's Performance section
 OUTPUT_KINDS = ('occupancy', 'markers', 'grid')
+TF_OUTPUT = '/tf'  # placement calibrated: fixed_frame -> frame_id, the object's frame
 
 
 def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
@@ -128,9 +138,13 @@ class _Output:
         self.bag, self.args, self.config, self.threshold = bag, args, config, threshold
         self.topics = {kind: f'/{args.node_name}/{kind}' for kind in OUTPUT_KINDS}
         self.scored: Optional[list[bag_report.Scored]] = [] if scoring else None
-        from ..ros.bag_io import CLOUD_TYPE, MARKERS_TYPE
+        from ..ros.bag_io import CLOUD_TYPE, MARKERS_TYPE, POSE_TYPE, TF_TYPE
         for kind, msgtype in zip(OUTPUT_KINDS, (CLOUD_TYPE, MARKERS_TYPE, CLOUD_TYPE)):
             bag.add_topic(self.topics[kind], msgtype)
+        if config.calibrated:
+            self.topics['object_pose'] = f'/{args.node_name}/object_pose'
+            bag.add_topic(self.topics['object_pose'], POSE_TYPE)
+            bag.add_topic(TF_OUTPUT, TF_TYPE)
         # PLY/NPY files go to a temporary folder first: a run that fails leaves none of them.
         self.staged: dict[str, StagedFolder] = {}
         try:
@@ -141,25 +155,39 @@ class _Output:
             self.finish(ok=False)
             raise
 
-    def write(self, index: int, stamp_ns: int, grid: np.ndarray) -> None:
-        """Write one reconstruction, ``grid`` ``(32, 32, 32)`` probabilities (ShapeNet axes)."""
+    def write(self, index: int, stamp_ns: int, grid: np.ndarray,
+              placed: Optional[PlacedGrid] = None) -> None:
+        """Write one reconstruction, ``grid`` ``(32, 32, 32)`` probabilities (ShapeNet axes).
+
+        :param placed: its placement (``placement: calibrated``; then ``grid`` is
+            ``placed.grid``): the outputs are in ``fixed_frame``, at its pose and size.
+        """
         from std_msgs.msg import Header
 
+        from ..ros.bag_io import tf_message_cdr
         from ..ros.conversions import ns_to_stamp, reconstruction_messages
+        from ..ros.conversions.clouds import placed as moved
+        from ..ros.placement_io import pose_to_message, pose_to_transform
         config, threshold = self.config, self.threshold
-        header = Header(stamp=ns_to_stamp(stamp_ns), frame_id=config.frame_id)
-        messages = reconstruction_messages(grid, threshold=threshold,
-                                           object_size_m=config.object_size_m, header=header,
-                                           markers=True)
+        pose = None if placed is None else placed.pose
+        size = config.object_size_m if pose is None else pose.size_m
+        header = Header(stamp=ns_to_stamp(stamp_ns),
+                        frame_id=config.frame_id if pose is None else config.fixed_frame)
+        messages = reconstruction_messages(grid, threshold=threshold, object_size_m=size,
+                                           header=header, markers=True, pose=pose)
         for kind, message in zip(OUTPUT_KINDS, (messages.cloud, messages.markers, messages.grid)):
             self.bag.write(self.topics[kind], message, stamp_ns)
+        if pose is not None:
+            self.bag.write(self.topics['object_pose'], pose_to_message(pose, header), stamp_ns)
+            self.bag.write(TF_OUTPUT, tf_message_cdr(
+                [pose_to_transform(pose, header, config.frame_id)]), stamp_ns)
         name = f'{index:05d}_{stamp_ns}'
         if 'npy' in self.staged:
             np.save(self.staged['npy'].path / f'{name}.npy', grid_to_ros_axes(grid))
-        if 'ply' in self.staged:
-            points, values = grid_to_points(grid, threshold=threshold,
-                                            object_size_m=config.object_size_m, ros_axes=True)
-            write_ply(self.staged['ply'].path / f'{name}.ply', points, values)
+        if 'ply' in self.staged:  # placed: metres in fixed_frame, as the published cloud
+            points, values = grid_to_points(grid, threshold=threshold, object_size_m=size,
+                                            ros_axes=True)
+            write_ply(self.staged['ply'].path / f'{name}.ply', moved(points, pose), values)
         if self.scored is not None:  # the grid itself, as the published cloud has it
             occupied = grid_to_ros_axes(grid) >= threshold  # (32, 32, 32) bool, ROS axes
             self.scored.append((stamp_ns, occupied, int(occupied.sum())))
@@ -185,7 +213,13 @@ def _reconstruct(reader: Any, config: NodeConfig, args: argparse.Namespace, inpu
     try:
         for frames_read, batch in batches:
             for item, grid in _infer(reconstructor, batch, stats):
-                output.write(stats.reconstructed, item.view_set.newest_stamp_ns, grid)
+                placed = None
+                if config.calibrated:
+                    placed = _place(item, grid, config, inputs, output.threshold, stats)
+                    if placed is None:
+                        continue
+                    grid = placed.grid
+                output.write(stats.reconstructed, item.view_set.newest_stamp_ns, grid, placed)
                 stats.reconstructed += 1
                 stats.views[len(item.view_set)] += 1
             if progress is not None:  # frames up to this batch's last one
@@ -195,6 +229,28 @@ def _reconstruct(reader: Any, config: NodeConfig, args: argparse.Namespace, inpu
         batches.close()
         if progress is not None:
             progress.close()
+
+
+def _place(item: PreparedSet, grid: np.ndarray, config: NodeConfig, inputs: Inputs,
+           threshold: float, stats: BagRunStats) -> Optional[PlacedGrid]:
+    """Place one reconstruction as the node does; None when it cannot (counted, warned once)."""
+    poses = item.poses if isinstance(item, PlacingSet) else None
+    if poses is None:
+        raise RuntimeError('a view set to place came without its camera poses')
+    view_set = item.view_set
+    try:
+        placed = place_view_set(grid, view_set, threshold=threshold, poses=poses,
+                                settings=config.placement_settings())
+    except PlacementFailedError as exc:
+        count_drops(stats, inputs, exc.drops)
+        stats.sets_failed[DropReason.PLACEMENT_FAILED] += 1
+        stats.warn_once(('placement',), f'placement of the {len(view_set)} view(s) of stamp '
+                        f'{view_set.newest_stamp_ns / 1e9:.3f} failed: {exc}; such sets are '
+                        'not written (counted in summary.json as placement_failed)')
+        return None
+    count_drops(stats, inputs, placed.drops)
+    stats.placed.append((view_set.newest_stamp_ns, placed.pose, placed.silhouette_iou))
+    return placed
 
 
 def run(args: argparse.Namespace) -> int:

@@ -8,6 +8,14 @@ on recorded time) with decoded frames and masks; the view sets that come out are
 once per frame and grouped into batches. The recorded ground truth (``--truth-topic``) becomes
 voxels here, once per message. Reading uses :mod:`..ros.bag_io` (``rosbags``, no ROS); images and
 masks are converted by :mod:`..ros.conversions`' own numpy path, the node's validation.
+
+With ``placement: calibrated`` the recording's ``camera_info`` topics go into the core's
+:class:`~pix2voxpp_ros.core.calibration.CameraInfos` (each frame is checked as the node checks
+it: ``no_camera_info``, ``bad_camera_info``) and its ``/tf`` and ``/tf_static`` into a
+:class:`~pix2voxpp_ros.core.transforms.TransformTree`, in recorded order; when a view set is
+complete its cameras' poses are looked up at their stamps (or taken from ``camera_poses``) and
+travel with the set, which :mod:`.bag` places after inference with the node's
+:func:`~pix2voxpp_ros.core.calibration.place_view_set`.
 """
 
 from __future__ import annotations
@@ -17,16 +25,18 @@ import dataclasses
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 import yaml
 
+from ..core.calibration import (MAX_CAMERA_INFO_BYTES, CameraInfos, FixedPoses, PoseSource)
 from ..core.clock import NS_PER_S, seconds_to_ns
 from ..core.clouds import cloud_points
-from ..core.drops import (MASK_DROP_REASONS, FrameDrop, bad_image_drop, encoding_drop,
-                          undecodable_drop)
+from ..core.drops import (CALIBRATION_DROP_REASONS, MASK_DROP_REASONS, FrameDrop,
+                          bad_image_drop, encoding_drop, undecodable_drop)
 from ..core.errors import Pix2VoxError
+from ..core.geometry import PoseError
 from ..core.inference import Reconstructor
 from ..core.intake import frame_preparer
 from ..core.masks import MaskedFrames
@@ -35,14 +45,19 @@ from ..core.node_config import (PARAMETER_NAMES, PARAMETERS, NodeConfig, NodeCon
                                 config_from_values)
 from ..core.offline import Batcher, OfflineAssembler, PreparedSet, PreparedViews
 from ..core.params_file import load_yaml, read_params_file
+from ..core.limits import MAX_FRAME_ID_CHARS, shorten
 from ..core.preprocess import ImageInputError, MaskError
+from ..core.transforms import (MAX_TF_MESSAGE_BYTES, RecordedPoses, ResolvedPoses,
+                               TransformTree)
 from ..core.views import Frame, ViewSet
-from ..ros.bag_io import (CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE, STRING_TYPE, BagError,
-                          BagReader)
+from ..ros.bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
+                          STRING_TYPE, TF_TYPE, BagError, BagReader)
 from ..ros.conversions import (ImageConversionError, UnsupportedEncodingError, compressed_topic,
                                frame_to_array, mask_to_array)
+from ..ros.tf_poses import transform_to_matrix
 
 PROG = 'pix2voxpp-bag'
+TF_TOPICS = ('/tf', '/tf_static')
 
 
 class BagUsageError(Pix2VoxError):
@@ -65,6 +80,9 @@ class BagRunStats:
     masks_undecodable: int = 0
     camera_frames: int = 0  # camera messages read
     frames_decoded: int = 0  # of them, those that became frames (before the view buffer)
+    tf: Counter = field(default_factory=Counter)  # recorded TF: messages, transforms, refused
+    infos_bad: int = 0  # camera_info messages undecodable or too large (bad_camera_info)
+    placed: list = field(default_factory=list)  # (stamp ns, ObjectPose, silhouette IoU)
     warned: set = field(default_factory=set)
 
     def warn_once(self, key: Any, message: str) -> None:
@@ -91,6 +109,8 @@ class Inputs:
     image_type: str
     truth: Optional[str] = None  # --truth-topic
     names: Optional[str] = None  # its sibling .../object (object names by stamp), when recorded
+    infos: list[str] = field(default_factory=list)  # placement calibrated: camera_info topics
+    tf: list[str] = field(default_factory=list)  # /tf and /tf_static where recorded and needed
 
 
 def resolve_inputs(config: NodeConfig, node_name: str) -> Inputs:
@@ -100,7 +120,16 @@ def resolve_inputs(config: NodeConfig, node_name: str) -> Inputs:
     return Inputs(cameras=[compressed_topic(t) for t in cameras] if compressed else cameras,
                   masks=[resolve_topic(t, node_name) for t in config.mask_topics],
                   compressed=compressed,
-                  image_type=COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE)
+                  image_type=COMPRESSED_IMAGE_TYPE if compressed else IMAGE_TYPE,
+                  infos=[resolve_topic(t, node_name) for t in config.info_topics()]
+                  if config.calibrated else [])
+
+
+@dataclass(frozen=True, eq=False)
+class PlacingSet(PreparedSet):
+    """A prepared set with its cameras' poses, looked up when it was complete."""
+
+    poses: Optional[ResolvedPoses] = None
 
 
 @dataclass
@@ -153,12 +182,6 @@ def load_config(args: argparse.Namespace) -> tuple[NodeConfig, list[str]]:
         config = config_from_values(values)
     except NodeConfigError as exc:
         raise BagUsageError('invalid parameters: ' + '; '.join(exc.problems)) from exc
-    if config.calibrated:
-        # Outputs in frame_id where the node would publish in fixed_frame would differ from the
-        # live node's: refused until recorded camera_info and TF are read (core/transforms.py).
-        raise BagUsageError('placement: calibrated is not supported by pix2voxpp-bag yet (it '
-                            'reads no camera_info or TF from recordings); give -p '
-                            'placement:=canonical for the unplaced outputs')
     return config, notes
 
 
@@ -179,12 +202,32 @@ def check_inputs(reader: BagReader, config: NodeConfig, args: argparse.Namespace
                            f'{"raw" if inputs.compressed else "compressed"})') from None
     for topic in inputs.masks:
         reader.require(topic, IMAGE_TYPE, role='mask topic')
+    for topic in inputs.infos:
+        reader.require(topic, CAMERA_INFO_TYPE, role='camera_info topic (placement calibrated)')
+    if config.calibrated and not config.camera_poses:
+        tf = [t for t in TF_TOPICS if t in reader.topics]
+        if not tf:
+            raise BagError(f'{reader.path}: placement calibrated needs camera poses: the bag '
+                           'has no /tf or /tf_static; record them, or give camera_poses')
+        for topic in tf:
+            reader.require(topic, TF_TYPE, role='TF topic')
+        inputs = dataclasses.replace(inputs, tf=tf)
     if not args.truth_topic:
         return inputs
     reader.require(args.truth_topic, CLOUD_TYPE, role='truth topic')
     sibling = args.truth_topic.rsplit('/', 1)[0] + '/object'
     return dataclasses.replace(inputs, truth=args.truth_topic, names=sibling if reader.topics.get(
         sibling) == STRING_TYPE else None)
+
+
+def count_drops(stats: BagRunStats, inputs: Inputs, drops: Sequence[FrameDrop]) -> None:
+    """Count dropped frames by reason; warn once per kind, worded as the node logs them."""
+    for drop in drops:  # buffer drops are only counted
+        stats.frames_dropped[drop.reason] += 1
+        if drop.frame is None or drop.reason in MASK_DROP_REASONS + CALIBRATION_DROP_REASONS:
+            topic = inputs.cameras[drop.camera]
+            mask_topic = inputs.masks[drop.camera] if inputs.masks else None
+            stats.warn_once((topic,) + drop.log_key, drop.message(topic, mask_topic=mask_topic))
 
 
 def _stamp_ns(stamp: Any) -> int:
@@ -205,6 +248,13 @@ class _Reading:
                                           max_rate_hz=config.max_rate_hz, masks=masks)
         self.camera_of = {topic: i for i, topic in enumerate(inputs.cameras)}
         self.mask_of = {topic: i for i, topic in enumerate(inputs.masks)}
+        self.info_of = {topic: i for i, topic in enumerate(inputs.infos)}
+        self.infos = CameraInfos(len(inputs.cameras)) if config.calibrated else None
+        self.tree = TransformTree()
+        self.poses: Optional[PoseSource] = None
+        if config.calibrated:
+            self.poses = FixedPoses(config.camera_poses, len(inputs.cameras)) \
+                if config.camera_poses else RecordedPoses(self.tree, config.fixed_frame)
         self.frames = 0  # camera messages read so far
         self.now_ns = 0  # the recorded clock: newest frame stamp (--clock receive: receive time)
         self.now_received_ns = 0  # receive time of the frame that last moved the header clock
@@ -219,8 +269,19 @@ class _Reading:
             return self._mask(topic, received_ns, raw)
         if topic in self.camera_of:
             return self._frame(topic, received_ns, raw)
-        self._truth(topic, raw)
+        if topic in self.info_of:
+            self._info(topic, raw)
+        elif topic in self.inputs.tf:
+            self._tf(topic, raw)
+        else:
+            self._truth(topic, raw)
         return []
+
+    def resolve(self, view_set: ViewSet) -> Optional[ResolvedPoses]:
+        """Look the set's camera poses up now (placement calibrated), as the node's worker."""
+        if self.poses is None:
+            return None
+        return ResolvedPoses(self.poses, view_set.frames, timeout_s=self.config.tf_timeout_s)
 
     def finish(self) -> list[ViewSet]:
         """End of the recording: frames still waiting for masks, the set waiting for its turn."""
@@ -231,14 +292,7 @@ class _Reading:
         return sets
 
     def _count(self, drops: list[FrameDrop]) -> None:
-        inputs = self.inputs
-        for drop in drops:  # worded as the node logs them; buffer drops are only counted
-            self.stats.frames_dropped[drop.reason] += 1
-            if drop.frame is None or drop.reason in MASK_DROP_REASONS:
-                topic = inputs.cameras[drop.camera]
-                mask_topic = inputs.masks[drop.camera] if inputs.masks else None
-                self.stats.warn_once((topic,) + drop.log_key,
-                                     drop.message(topic, mask_topic=mask_topic))
+        count_drops(self.stats, self.inputs, drops)
 
     def _frame(self, topic: str, received_ns: int, raw: Any) -> list[ViewSet]:
         self.frames += 1
@@ -258,9 +312,16 @@ class _Reading:
             self._count([bad_image_drop(camera, exc)])
             return []
         frame = Frame(camera=camera, stamp_ns=_stamp_ns(msg.header.stamp), image=image,
-                      encoding=encoding)
+                      encoding=encoding,
+                      frame_id=shorten(msg.header.frame_id, MAX_FRAME_ID_CHARS))
         self.stats.frames_decoded += 1
         self.now_ns = self._clock(frame.stamp_ns, received_ns)
+        if self.infos is not None:  # as the node: checked before its mask and the buffer
+            calibrated = self.infos.calibrate(frame)
+            if isinstance(calibrated, FrameDrop):
+                self._count([calibrated])
+                return []
+            frame = calibrated
         sets, drops = self.assembler.add(frame, now_ns=self.now_ns)
         self._count(drops)
         return sets
@@ -306,6 +367,53 @@ class _Reading:
         self._count(drops)
         return sets
 
+    def _info(self, topic: str, raw: Any) -> None:
+        """Keep a camera's calibration; a broken message makes its frames bad_camera_info."""
+        camera = self.info_of[topic]
+        try:
+            if len(raw) > MAX_CAMERA_INFO_BYTES:
+                raise BagError(f'{len(raw)} bytes, more than the {MAX_CAMERA_INFO_BYTES} a '
+                               'camera_info may have')
+            msg = self.reader.decode(raw, CAMERA_INFO_TYPE)
+            self.infos.update(camera, list(msg.k), int(msg.width), int(msg.height))
+        except BagError as exc:
+            self.stats.infos_bad += 1
+            self.stats.warn_once(('info', topic), f'{topic}: unusable camera_info ({exc}); its '
+                                 'frames are dropped as bad_camera_info until a good one')
+            self.infos.update(camera, [], 0, 0)
+
+    def _tf(self, topic: str, raw: Any) -> None:
+        """Add a recorded TF message to the tree; refuse a huge or broken one."""
+        tf = self.stats.tf
+        tf['messages'] += 1
+        if len(raw) > MAX_TF_MESSAGE_BYTES:
+            tf['too_large'] += 1
+            self.stats.warn_once(('tf large', topic), f'{topic}: skipping a TF message of '
+                                 f'{len(raw)} bytes (at most {MAX_TF_MESSAGE_BYTES})')
+            return
+        try:
+            msg = self.reader.decode(raw, TF_TYPE)
+        except BagError as exc:
+            tf['undecodable'] += 1
+            self.stats.warn_once(('tf', topic), f'{topic}: skipping undecodable TF: {exc}')
+            return
+        static = topic == '/tf_static'
+        for transform in msg.transforms:
+            tf['transforms'] += 1
+            header = transform.header
+            reason = 'a loop, a name too long or a limit of the tree'
+            try:
+                pose = transform_to_matrix(transform.transform)
+                stored = self.tree.add(header.frame_id, transform.child_frame_id,
+                                       _stamp_ns(header.stamp), pose, static=static)
+            except PoseError as exc:
+                stored, reason = False, str(exc)
+            if not stored:
+                tf['refused'] += 1
+                self.stats.warn_once(('tf refused', topic), f'{topic}: refusing a transform '
+                                     f'{shorten(header.frame_id, 80)} -> '
+                                     f'{shorten(transform.child_frame_id, 80)}: {reason}')
+
     def _truth(self, topic: str, raw: Any) -> None:
         try:
             if topic == self.inputs.truth:
@@ -339,16 +447,18 @@ def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str
 
     def ready(view_sets: list[ViewSet]) -> Iterator[tuple[int, list[PreparedSet]]]:
         for view_set in view_sets:
+            poses = reading.resolve(view_set)  # now: later transforms are not read yet
             try:
                 views = prepared.views(view_set)  # (V, 3, 224, 224)
             except ImageInputError as exc:
                 stats.sets_failed['image'] += 1
                 stats.warn_once(('image', str(exc)), f'skipping a view set: {exc}')
                 continue
-            for done in batcher.add(PreparedSet(view_set, views)):
+            for done in batcher.add(PlacingSet(view_set, views, poses)):
                 yield reading.frames, done
 
-    wanted = [*inputs.cameras, *inputs.masks] + [t for t in (inputs.truth, inputs.names) if t]
+    wanted = [*inputs.cameras, *inputs.masks, *inputs.infos, *inputs.tf] + [
+        t for t in (inputs.truth, inputs.names) if t]
     for topic, received_ns, raw in reader.messages(wanted):
         yield from ready(reading.message(topic, received_ns, raw))
     yield from ready(reading.finish())

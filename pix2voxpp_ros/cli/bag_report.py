@@ -8,6 +8,7 @@ them; the summary written into the output bag; the lines printed at the end.
 from __future__ import annotations
 
 import argparse
+import math
 import statistics
 from typing import Optional
 
@@ -87,6 +88,21 @@ def summary(args: argparse.Namespace, config: NodeConfig, stats: BagRunStats, *,
         'wall_s': round(wall_s, 4),
         'messages_written': counts,
         'scores': _rounded(scores),
+        'placement': _placement(args, config, stats) if config.calibrated else None,
+    }
+
+
+def _placement(args: argparse.Namespace, config: NodeConfig, stats: BagRunStats) -> dict:
+    """Where placed results went, what calibration was read, and every placement."""
+    return {
+        'fixed_frame': config.fixed_frame, 'object_frame': config.frame_id,
+        'camera_poses': 'camera_poses' if config.camera_poses else 'recorded TF',
+        'camera_info_topics': resolve_inputs(config, args.node_name).infos,
+        'camera_info_unusable': stats.infos_bad, 'tf': dict(stats.tf),
+        'placed': [{'stamp_ns': stamp, 'position_m': [round(float(v), 5) for v in pose.position],
+                    'heading_deg': round(math.degrees(pose.heading_rad), 3),
+                    'size_m': round(float(pose.size_m), 5), 'silhouette_iou': round(quality, 4)}
+                   for stamp, pose, quality in stats.placed],
     }
 
 
@@ -99,6 +115,10 @@ def report(args: argparse.Namespace, stats: BagRunStats, summary: dict,
     print(f'{stats.sets_found} view set(s) found, {stats.reconstructed} reconstructed in '
           f'{stats.passes} forward pass(es) ({summary["sets_per_s"]} sets/s, model '
           f'{stats.model_s:.1f} s); sets dropped: {set_drops}; frames dropped: {dropped}')
+    if summary['placement'] is not None:
+        placement = summary['placement']
+        print(f'placed {len(placement["placed"])} in {placement["fixed_frame"]} (camera poses '
+              f'from {placement["camera_poses"]})')
     if scores is not None:
         for row in scores['objects']:
             print(format_score(row['name'], row['iou'], row['points'], row['truth_voxels'],

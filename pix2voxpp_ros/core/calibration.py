@@ -29,6 +29,9 @@ from .placement import CalibratedView, ObjectPose, PlacementError, carve, place_
 from .views import Frame, ViewSet
 
 PLACEMENT_MODES = ('canonical', 'calibrated')
+#: Bytes of one recorded sensor_msgs/CameraInfo (``pix2voxpp-bag``): a real one is about 350
+#: (5 to 14 distortion coefficients); a longer one is taken as a bad calibration.
+MAX_CAMERA_INFO_BYTES = 1 << 16
 
 
 class CalibrationError(Pix2VoxError, ValueError):

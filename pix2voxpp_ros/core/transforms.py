@@ -5,26 +5,36 @@ listener: the recording's ``/tf`` and ``/tf_static`` messages go into a :class:`
 and :meth:`TransformTree.lookup` gives a frame's pose in another at a stamp, as TF would: the
 chain of parent -> child edges through their common ancestor, each dynamic edge interpolated
 between the two transforms around the stamp (translation linearly, rotation along the shorter
-arc), never extrapolated. Static edges hold at any time. History is bounded per edge and the
-number of frames is bounded, whatever a recording holds. Pure numpy.
+arc), never extrapolated. Static edges hold at any time. History is bounded per edge and in
+all, and the number of frames and the length of their names are bounded, whatever a recording
+holds. :class:`ResolvedPoses` keeps the poses of a view set's frames as they were looked up when
+the set was complete, so the bag tool can place the set later, on another thread, while the
+tree already holds the transforms that came after. Pure numpy.
 """
 
 from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from .calibration import PoseUnavailableError
-from .geometry import matrix_to_quaternion, quaternion_to_matrix
+from .calibration import PoseSource, PoseUnavailableError
+from .geometry import PoseError, matrix_to_quaternion, quaternion_to_matrix
+from .limits import MAX_FRAME_ID_CHARS
 from .views import Frame
 
 #: Transforms kept per dynamic edge (the newest; TF keeps 10 s, and 1,000 is 10 s at
 #: 100 Hz), and child frames a tree may hold (no robot has that many).
 MAX_HISTORY = 1000
 MAX_FRAMES = 10_000
+#: Dynamic transforms kept in all edges together: 200 frames moving at 100 Hz for 10 s, about
+#: 60 MB; further transforms of a new stamp are refused (10,000 frames x 1,000 would be 3 GB).
+MAX_TRANSFORMS = 200_000
+#: Bytes of one recorded tf2_msgs/TFMessage: a robot's largest, /tf_static of a few hundred
+#: frames, is tens of KB; one transform is at least 60 bytes, so at most ~17,000 a message.
+MAX_TF_MESSAGE_BYTES = 1 << 20
 
 
 @dataclass
@@ -57,25 +67,31 @@ class TransformTree:
 
     :param max_history: transforms kept per dynamic edge (the oldest are forgotten).
     :param max_frames: frames the tree may hold; transforms of further frames are refused.
+    :param max_transforms: dynamic transforms kept in all edges; further new ones are refused.
     """
 
-    def __init__(self, *, max_history: int = MAX_HISTORY, max_frames: int = MAX_FRAMES) -> None:
+    def __init__(self, *, max_history: int = MAX_HISTORY, max_frames: int = MAX_FRAMES,
+                 max_transforms: int = MAX_TRANSFORMS) -> None:
         self._edges: dict[str, _Edge] = {}
         self._max_history = max_history
         self._max_frames = max_frames
-        self.refused = 0  # transforms not stored (frame limit, a loop, a bad matrix)
+        self._max_transforms = max_transforms
+        self._stored = 0  # dynamic transforms in all edges
+        self.refused = 0  # transforms not stored (a limit, a loop, a bad matrix or name)
 
     def add(self, parent: str, child: str, stamp_ns: int, pose: np.ndarray, *,
             static: bool = False) -> bool:
         """Store ``child``'s pose ``(4, 4)`` in ``parent`` at ``stamp_ns``; False if refused.
 
         A child has one parent (a later transform naming another parent moves it, as TF does);
-        a transform that would close a loop, a non-finite pose or a frame beyond the limit is
-        refused and counted in :attr:`refused`.
+        a transform that would close a loop, a non-finite pose, a frame name longer than
+        :data:`~.limits.MAX_FRAME_ID_CHARS` or a frame or transform beyond the limits is refused
+        and counted in :attr:`refused`.
         """
         pose = np.asarray(pose, dtype=np.float64)
         if (pose.shape != (4, 4) or not np.isfinite(pose).all() or not parent or not child
-                or parent == child or self._ancestors(parent).count(child)):
+                or parent == child or max(len(parent), len(child)) > MAX_FRAME_ID_CHARS
+                or self._ancestors(parent).count(child)):
             self.refused += 1
             return False
         edge = self._edges.get(child)
@@ -83,6 +99,8 @@ class TransformTree:
             if edge is None and len(self._edges) >= self._max_frames:
                 self.refused += 1
                 return False
+            if edge is not None:
+                self._stored -= len(edge.stamps)
             edge = self._edges[child] = _Edge(parent)
         if static:
             edge.static = pose
@@ -90,12 +108,22 @@ class TransformTree:
         index = bisect.bisect_left(edge.stamps, stamp_ns)
         if index < len(edge.stamps) and edge.stamps[index] == stamp_ns:
             edge.poses[index] = pose
-        else:
-            edge.stamps.insert(index, stamp_ns)
-            edge.poses.insert(index, pose)
-        if len(edge.stamps) > self._max_history:
+            return True
+        full = len(edge.stamps) >= self._max_history
+        if not full and self._stored >= self._max_transforms:
+            self.refused += 1
+            return False
+        edge.stamps.insert(index, stamp_ns)
+        edge.poses.insert(index, pose)
+        if full:
             del edge.stamps[0], edge.poses[0]
+        else:
+            self._stored += 1
         return True
+
+    def __len__(self) -> int:
+        """Dynamic transforms stored in all edges."""
+        return self._stored
 
     def _ancestors(self, frame: str) -> list[str]:
         """``frame`` and its parents up to the root, nearest first."""
@@ -141,6 +169,8 @@ class TransformTree:
             raise PoseUnavailableError(f'no transform {target} -> {source}: the frames are not '
                                        'connected')
         source_pose = self._to_root(source, stamp_ns, common)
+        if common == target:  # a frame's pose in one of its ancestors, as recorded
+            return source_pose
         target_pose = self._to_root(target, stamp_ns, common)
         return np.linalg.solve(target_pose, source_pose)
 
@@ -159,3 +189,45 @@ class RecordedPoses:
     def frame_pose(self, frame: Frame, *, timeout_s: float = 0.0) -> np.ndarray:
         """Return the pose of the frame's camera at its stamp (offline: nothing to wait for)."""
         return self.tree.lookup(self.fixed_frame, frame.frame_id, frame.stamp_ns)
+
+
+def _frame_key(frame: Frame) -> tuple[int, int, str]:
+    return frame.camera, frame.stamp_ns, frame.frame_id
+
+
+class ResolvedPoses:
+    """A :class:`~.calibration.PoseSource` of poses looked up earlier: each frame's, or why not.
+
+    ``pix2voxpp-bag`` looks a view set's camera poses up on its reading thread when the set is
+    complete, as the node's worker does when it takes the set (the transforms that came after
+    it in the recording are not yet read), and places the set later on another thread.
+
+    :param source: where poses come from now (recorded TF, or ``camera_poses``).
+    :param frames: the frames of one view set.
+    :param timeout_s: handed to ``source``.
+    """
+
+    def __init__(self, source: PoseSource, frames: Sequence[Frame], *,
+                 timeout_s: float = 0.0) -> None:
+        self._poses: dict[tuple[int, int, str], Union[np.ndarray, PoseUnavailableError]] = {}
+        for frame in frames:
+            try:
+                found: Union[np.ndarray, PoseUnavailableError] = source.frame_pose(
+                    frame, timeout_s=timeout_s)
+            except (PoseUnavailableError, PoseError) as exc:
+                found = exc if isinstance(exc, PoseUnavailableError) else \
+                    PoseUnavailableError(str(exc))
+            self._poses[_frame_key(frame)] = found
+
+    def frame_pose(self, frame: Frame, *, timeout_s: float = 0.0) -> np.ndarray:
+        """Return the pose found for the frame.
+
+        :raises PoseUnavailableError: there was none, or the frame was not looked up.
+        """
+        found = self._poses.get(_frame_key(frame))
+        if found is None:
+            raise PoseUnavailableError(f'camera {frame.camera}: no pose was looked up for the '
+                                       f'frame of {frame.stamp_ns / 1e9:.3f}')
+        if isinstance(found, PoseUnavailableError):
+            raise found
+        return found

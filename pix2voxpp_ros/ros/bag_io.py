@@ -38,7 +38,10 @@ COMPRESSED_IMAGE_TYPE = 'sensor_msgs/msg/CompressedImage'
 CLOUD_TYPE = 'sensor_msgs/msg/PointCloud2'
 CAMERA_INFO_TYPE = 'sensor_msgs/msg/CameraInfo'
 MARKERS_TYPE = 'visualization_msgs/msg/MarkerArray'
+MARKER_TYPE = 'visualization_msgs/msg/Marker'
 STRING_TYPE = 'std_msgs/msg/String'
+POSE_TYPE = 'geometry_msgs/msg/PoseStamped'
+TF_TYPE = 'tf2_msgs/msg/TFMessage'  # /tf and /tf_static
 # A message of a message-compressed bag, or a compressed mcap chunk, expanded: 512 MiB is more
 # than three of the largest images the node takes (50 MP RGB, 150 MB) and hundreds of times the
 # chunk size recorders use (768 KiB to a few MiB); a zstd frame of zeros could claim terabytes.
@@ -185,6 +188,32 @@ class BagReader:
             return typestore().deserialize_cdr(raw, msgtype)
         except Exception as exc:  # noqa: BLE001 - a damaged message of any kind
             raise BagError(f'undecodable {msgtype}: {_reason(exc)}') from exc
+
+
+def tf_message_cdr(transforms: Iterable[Any]) -> bytes:
+    """Serialize transforms as one ``tf2_msgs/msg/TFMessage`` (CDR), for ``/tf`` in a bag.
+
+    :param transforms: ``geometry_msgs/TransformStamped`` messages (rclpy's or rosbags'):
+        only their fields are read. Built with rosbags' definitions, so ``tf2_msgs`` (which
+        the PyPI wheels lack) need not import.
+    """
+    types = typestore().types
+
+    def convert(t: Any) -> Any:
+        stamp, v, q = t.header.stamp, t.transform.translation, t.transform.rotation
+        return types['geometry_msgs/msg/TransformStamped'](
+            header=types['std_msgs/msg/Header'](
+                stamp=types['builtin_interfaces/msg/Time'](sec=int(stamp.sec),
+                                                           nanosec=int(stamp.nanosec)),
+                frame_id=str(t.header.frame_id)),
+            child_frame_id=str(t.child_frame_id),
+            transform=types['geometry_msgs/msg/Transform'](
+                translation=types['geometry_msgs/msg/Vector3'](x=float(v.x), y=float(v.y),
+                                                               z=float(v.z)),
+                rotation=types['geometry_msgs/msg/Quaternion'](x=float(q.x), y=float(q.y),
+                                                               z=float(q.z), w=float(q.w))))
+    message = types[TF_TYPE](transforms=[convert(t) for t in transforms])
+    return bytes(typestore().serialize_cdr(message, TF_TYPE))
 
 
 def _reason(exc: BaseException) -> str:

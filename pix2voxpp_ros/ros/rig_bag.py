@@ -8,6 +8,13 @@ and messages are the live rig's, in its demo namespace ``/rig``, built by the sa
 images (raw, or JPEG on ``.../image_raw/compressed`` with the rig's ``compressed``), the object
 masks (unless ``masks=False``) and camera infos of every camera, the ground-truth cloud and the
 object name, each tick stamped alike. ``pix2voxpp-demo --record BAG`` calls :func:`record_rig_bag`.
+
+A placed scene (tabletop or wrist with ``place_objects``) also gets what the live rig sends for
+``placement: calibrated``: the cameras' optical frames in ``fixed_frame`` on ``/tf_static`` once
+per object before its first images (fixed cameras), or on ``/tf`` at every tick before the image
+(the wrist camera), and the truth on ``~/true_placement`` every tick. Each camera's
+``camera_info`` is written just before its image, so the first frame of a recording already has
+its calibration (the live rig publishes both together; their order on the wire is not fixed).
 """
 
 from __future__ import annotations
@@ -21,11 +28,16 @@ from std_msgs.msg import String
 from ..core.params_file import read_params_file
 from ..core.rig_config import RIG_PARAMETER_NAMES, rig_config_from_values, rig_defaults
 from .bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
-                     STRING_TYPE, BagWriter)
+                     MARKER_TYPE, STRING_TYPE, TF_TYPE, BagWriter, tf_message_cdr)
 from .conversions import compressed_topic, ns_to_stamp
 from .rig_topics import (OBJECT_TOPIC, RIG_NODE_NAME, TRUTH_TOPIC, image_topic, info_topic,
-                         mask_topic)
-from .sim_camera_rig import camera_messages, render_scene, wrist_view
+                         mask_topic, true_placement_topic)
+from .sim_camera_rig import (camera_messages, camera_transforms, render_scene,
+                             true_placement_marker, wrist_view)
+
+TF_TOPIC = '/tf'
+TF_STATIC_TOPIC = '/tf_static'
+TRUE_PLACEMENT_TOPIC = true_placement_topic()
 
 
 def record_rig_bag(
@@ -68,12 +80,16 @@ def record_rig_bag(
     started_ns = stamp_ns - period_ns  # the live rig starts a period before its first tick
     images = [compressed_topic(image_topic(i)) if config.compressed else image_topic(i)
               for i in range(len(cameras))]
+    moving = config.scene == 'wrist'
     with BagWriter(path, storage=storage, overwrite=overwrite) as bag:
+        if config.placed:  # first: a reader may order messages of one time by topic
+            bag.add_topic(TF_TOPIC if moving else TF_STATIC_TOPIC, TF_TYPE)
+            bag.add_topic(TRUE_PLACEMENT_TOPIC, MARKER_TYPE)
         for i, topic in enumerate(images):
+            bag.add_topic(info_topic(i), CAMERA_INFO_TYPE)
             bag.add_topic(topic, COMPRESSED_IMAGE_TYPE if config.compressed else IMAGE_TYPE)
             if masks:
                 bag.add_topic(mask_topic(i), IMAGE_TYPE)
-            bag.add_topic(info_topic(i), CAMERA_INFO_TYPE)
         bag.add_topic(TRUTH_TOPIC, CLOUD_TYPE)
         bag.add_topic(OBJECT_TOPIC, STRING_TYPE)
         for count in range(objects):
@@ -81,18 +97,27 @@ def record_rig_bag(
             if progress is not None:
                 progress(f'object {count + 1}/{objects}: {scene.name}, {ticks} tick(s)')
             seen_by, views, scene_masks = cameras, scene.views, scene.masks
+            if scene.pose is not None and not moving:  # as the live rig's static broadcaster
+                bag.write(TF_STATIC_TOPIC, tf_message_cdr(camera_transforms(
+                    config, cameras, scene.pose, ns_to_stamp(stamp_ns))), stamp_ns)
             for _ in range(ticks):
-                if config.scene == 'wrist' and scene.layout is not None:
+                if moving and scene.layout is not None:
                     camera, view, mask = wrist_view(config, scene.layout,
                                                     (stamp_ns - started_ns) / 1e9)
                     seen_by, views, scene_masks = [camera], [view], [mask]
                 stamp = ns_to_stamp(stamp_ns)
+                if scene.pose is not None and moving:  # before the image, as the live rig
+                    bag.write(TF_TOPIC, tf_message_cdr(camera_transforms(
+                        config, seen_by, scene.pose, stamp)), stamp_ns)
                 for i, messages in enumerate(camera_messages(config, seen_by, views, scene_masks,
                                                              stamp)):
+                    bag.write(info_topic(i), messages.info, stamp_ns)
                     bag.write(images[i], messages.image, stamp_ns)
                     if masks:
                         bag.write(mask_topic(i), messages.mask, stamp_ns)
-                    bag.write(info_topic(i), messages.info, stamp_ns)
+                if scene.pose is not None:
+                    bag.write(TRUE_PLACEMENT_TOPIC, true_placement_marker(config, scene.pose,
+                                                                          stamp), stamp_ns)
                 scene.truth_cloud.header.stamp = stamp
                 bag.write(TRUTH_TOPIC, scene.truth_cloud, stamp_ns)
                 bag.write(OBJECT_TOPIC, String(data=f'{scene.name} {stamp_ns}'), stamp_ns)
