@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import pytest
@@ -34,6 +35,27 @@ pytestmark = pytest.mark.timeout(300)
 CAMERAS = ['/p2v_bag/cam0/image', '/p2v_bag/cam1/image', '/p2v_bag/cam2/image']
 NODE = '/pix2voxpp'
 STARTUP_S = 120.0
+
+
+def start_both(bag: Path, params: Path, out: Path) -> tuple[subprocess.Popen, NodeProcess]:
+    """Start ``pix2voxpp-bag`` on ``bag`` and the node, side by side, with one parameters file."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO_ROOT), str(REPO_ROOT / 'training'), os.environ.get('PYTHONPATH', '')]))
+    tool = subprocess.Popen([sys.executable, '-m', 'pix2voxpp_ros.cli.bag', str(bag), '--params',
+                             str(params), '--out', str(out), '--quiet'], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return tool, NodeProcess(params, log_path=out.parent / 'node.log')
+
+
+def stop_both(tool: subprocess.Popen, node: NodeProcess, rig: Rig) -> Optional[int]:
+    """Stop the tool if it still runs, the rig and the node; return the node's exit code."""
+    if tool.poll() is None:
+        tool.kill()
+        tool.wait()
+    rig.close()
+    code = node.stop()
+    print(node.log()[-3000:])
+    return code
 
 
 def test_output_bag_equals_what_the_live_node_publishes(tmp_path: Path) -> None:
@@ -59,12 +81,7 @@ def test_output_bag_equals_what_the_live_node_publishes(tmp_path: Path) -> None:
 
     # The offline tool and the node start side by side (both import torch and rclpy).
     out = tmp_path / 'offline'
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT), str(REPO_ROOT / 'training'), os.environ.get('PYTHONPATH', '')]))
-    tool = subprocess.Popen([sys.executable, '-m', 'pix2voxpp_ros.cli.bag', str(bag), '--params',
-                             str(params), '--out', str(out), '--quiet'], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    node = NodeProcess(params, log_path=tmp_path / 'node.log')
+    tool, node = start_both(bag, params, out)
     rig = Rig(CAMERAS, node=NODE, reliable=True)
     try:
         grids = rig.subscribe(PointCloud2, f'{NODE}/grid')
@@ -98,12 +115,7 @@ def test_output_bag_equals_what_the_live_node_publishes(tmp_path: Path) -> None:
         output, _ = tool.communicate(timeout=STARTUP_S)
         assert tool.returncode == 0, output
     finally:
-        if tool.poll() is None:
-            tool.kill()
-            tool.wait()
-        rig.close()
-        code = node.stop()
-        print(node.log()[-3000:])
+        code = stop_both(tool, node, rig)
     assert code == 0
 
     offline = read_bag(out)
@@ -159,12 +171,7 @@ def test_placed_outputs_equal_the_live_node_placing_the_same_recording(
         'max_frame_age_s': 3600.0, 'max_rate_hz': 0.0, 'mask_timeout_s': 5.0,
         'device': 'cpu', 'num_threads': 1, 'backend': 'torch', 'qos_reliability': 'reliable'})
     out = tmp_path / 'offline'
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO_ROOT), str(REPO_ROOT / 'training'), os.environ.get('PYTHONPATH', '')]))
-    tool = subprocess.Popen([sys.executable, '-m', 'pix2voxpp_ros.cli.bag', str(bag), '--params',
-                             str(params), '--out', str(out), '--quiet'], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    node = NodeProcess(params, log_path=tmp_path / 'node.log')
+    tool, node = start_both(bag, params, out)
     rig = Rig([], node=NODE, reliable=True)
     types = {info_topic(i): CameraInfo for i in range(3)}
     types.update({t: Image for t in cameras + masks})
@@ -202,12 +209,7 @@ def test_placed_outputs_equal_the_live_node_placing_the_same_recording(
         output, _ = tool.communicate(timeout=STARTUP_S)
         assert tool.returncode == 0, output
     finally:
-        if tool.poll() is None:
-            tool.kill()
-            tool.wait()
-        rig.close()
-        code = node.stop()
-        print(node.log()[-3000:])
+        code = stop_both(tool, node, rig)
     assert code == 0
     assert 'camera poses from TF' in node.log()
     offline = read_bag(out)
