@@ -271,3 +271,36 @@ def test_the_transform_tree_and_resolved_poses_are_bounded() -> None:
     np.testing.assert_array_equal(resolved.frame_pose(frame), identity)
     with pytest.raises(PoseUnavailableError, match='not connected'):
         resolved.frame_pose(lost)
+
+
+def test_a_set_waits_tf_timeout_s_of_recorded_time_for_its_transforms(
+        recording: Recording, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """TF recorded after the images: 50 ms late is in time (tf_timeout_s 0.1), 300 ms is not."""
+    types = {image_topic(i): 'sensor_msgs/msg/Image' for i in range(3)}
+    types.update({info_topic(i): 'sensor_msgs/msg/CameraInfo' for i in range(3)})
+    types.update({mask_topic(i): 'sensor_msgs/msg/Image' for i in range(3)})
+    types['/tf'] = TF
+    first = T0 + 3 * TICK_NS  # the first object: one pose per camera
+    messages = list(_recorded(recording.bag, set(types), until_ns=first))
+    (_, static), *_ = read_bag(recording.bag)[TF_STATIC_TOPIC]
+    for tick, late_ms in enumerate((50, 300, 50)):
+        stamp = T0 + tick * TICK_NS
+        moving = [_tf_message(t.header.frame_id, t.child_frame_id,
+                              (t.transform.translation.x, t.transform.translation.y,
+                               t.transform.translation.z),
+                              (t.transform.rotation.x, t.transform.rotation.y,
+                               t.transform.rotation.z, t.transform.rotation.w), stamp)
+                  for t in static.transforms]
+        messages.append(('/tf', stamp + late_ms * 1_000_000, TS.types[TF](transforms=moving)))
+    messages.sort(key=lambda m: m[1])
+    bag = write_bag(tmp_path / 'late_tf', messages, types=types)
+    code, err = run_tool(bag, tmp_path / 'out', '-p', 'tf_timeout_s:=0.1', capsys=capsys)
+    assert code == 0, err
+    summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())
+    assert [row['stamp_ns'] for row in summary['placement']['placed']] == [T0, T0 + 2 * TICK_NS]
+    assert summary['frames']['dropped'] == {'no_transform': 3}
+    assert summary['sets']['dropped'] == {'placement_failed': 1}
+    for _, cloud in read_bag(tmp_path / 'out')['/pix2voxpp/occupancy']:
+        stamp = stamp_of(cloud)
+        assert on_the_object(cloud_points(cloud), recording.truths[stamp],
+                             recording.poses[stamp]) > 0.8

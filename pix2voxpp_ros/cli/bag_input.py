@@ -23,7 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
@@ -58,6 +58,9 @@ from ..ros.tf_poses import transform_to_matrix
 
 PROG = 'pix2voxpp-bag'
 TF_TOPICS = ('/tf', '/tf_static')
+# Complete sets that may wait for TF at once: their frames are the view buffer's anyway; a
+# recording whose receive times stand still cannot make them pile up.
+MAX_WAITING_SETS = 16
 
 
 class BagUsageError(Pix2VoxError):
@@ -428,14 +431,53 @@ class _Reading:
                                  f'{exc}')
 
 
+class _PoseWait:
+    """Complete sets waiting for their cameras' TF, at most ``tf_timeout_s`` of recorded time.
+
+    The node's worker looks a set's camera poses up when it takes the set and waits up to
+    ``tf_timeout_s`` for transforms that have not arrived. Offline a set waits here until all
+    its poses are found in the transforms read so far, or until a message recorded more than
+    ``tf_timeout_s`` after the message that completed it is read (then it goes with what was
+    found: its frames without a pose are ``no_transform``). Sets leave in order; at most
+    :data:`MAX_WAITING_SETS` wait (a recording whose receive times never advance).
+    """
+
+    def __init__(self, reading: _Reading) -> None:
+        self._reading = reading
+        self._wait_ns = seconds_to_ns(reading.config.tf_timeout_s)
+        self._waiting: deque[tuple[ViewSet, int]] = deque()  # (set, deadline received ns)
+
+    def release(self, received_ns: int, view_sets: Sequence[ViewSet] = (), *,
+                final: bool = False) -> list[tuple[ViewSet, Optional[ResolvedPoses]]]:
+        """Add new sets; return the sets, oldest first, whose poses are found or late.
+
+        :param received_ns: the recorded receive time of the message being read.
+        :param final: the recording ended: release every set.
+        """
+        waiting = self._waiting
+        waiting.extend((view_set, received_ns + self._wait_ns) for view_set in view_sets)
+        out = []
+        while waiting:
+            view_set, deadline = waiting[0]
+            poses = self._reading.resolve(view_set)
+            if (poses is not None and poses.missing and not final and received_ns <= deadline
+                    and len(waiting) <= MAX_WAITING_SETS):
+                break
+            waiting.popleft()
+            out.append((view_set, poses))
+        return out
+
+
 def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str, batch: int,
             prepare: Callable[[Frame], np.ndarray], stats: BagRunStats,
             truth: Optional[Truth]) -> Iterator[tuple[int, list[PreparedSet]]]:
     """Read the bag in recorded order; yield (camera frames read so far, a batch of sets).
 
     Runs on the reader thread, ahead of the network by a batch or two. Frames go through the
-    node's steps: conversion (raw or compressed), with ``mask_topics`` the pairing with the
-    mask of their stamp, then the view buffer; "now" is the recorded clock throughout.
+    node's steps: conversion (raw or compressed), with ``placement: calibrated`` the check of
+    their camera_info, with ``mask_topics`` the pairing with the mask of their stamp, then the
+    view buffer; "now" is the recorded clock throughout. Placed sets carry their cameras'
+    poses, looked up when the set is complete or up to ``tf_timeout_s`` later.
 
     :param clock: ``header`` (the newest stamp so far is "now") or ``receive`` (receive times).
     :param prepare: turns a frame into the network's input (see :func:`prepare_frames`).
@@ -445,9 +487,9 @@ def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str
     prepared = PreparedViews(prepare, capacity=2 * max(required, len(inputs.cameras)) + 1)
     batcher = Batcher(batch)
 
-    def ready(view_sets: list[ViewSet]) -> Iterator[tuple[int, list[PreparedSet]]]:
-        for view_set in view_sets:
-            poses = reading.resolve(view_set)  # now: later transforms are not read yet
+    def ready(view_sets: list[tuple[ViewSet, Optional[ResolvedPoses]]]
+              ) -> Iterator[tuple[int, list[PreparedSet]]]:
+        for view_set, poses in view_sets:
             try:
                 views = prepared.views(view_set)  # (V, 3, 224, 224)
             except ImageInputError as exc:
@@ -459,9 +501,12 @@ def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str
 
     wanted = [*inputs.cameras, *inputs.masks, *inputs.infos, *inputs.tf] + [
         t for t in (inputs.truth, inputs.names) if t]
+    waits = _PoseWait(reading)
+    received_ns = 0
     for topic, received_ns, raw in reader.messages(wanted):
-        yield from ready(reading.message(topic, received_ns, raw))
-    yield from ready(reading.finish())
+        yield from ready(waits.release(received_ns))  # late: placed with what came in time
+        yield from ready(waits.release(received_ns, reading.message(topic, received_ns, raw)))
+    yield from ready(waits.release(received_ns, reading.finish(), final=True))
     for done in batcher.flush():
         yield reading.frames, done
 

@@ -219,6 +219,11 @@ class ResolvedPoses:
                     PoseUnavailableError(str(exc))
             self._poses[_frame_key(frame)] = found
 
+    @property
+    def missing(self) -> int:
+        """Frames for which no pose was found."""
+        return sum(isinstance(f, PoseUnavailableError) for f in self._poses.values())
+
     def frame_pose(self, frame: Frame, *, timeout_s: float = 0.0) -> np.ndarray:
         """Return the pose found for the frame.
 
