@@ -26,7 +26,7 @@ from pix2voxpp_ros.core.clouds import cloud_points
 from pix2voxpp_ros.core.geometry import pose_matrix
 from pix2voxpp_ros.core.metrics import cloud_to_voxels
 from pix2voxpp_ros.core.placement import ObjectPose
-from pix2voxpp_ros.core.transforms import (MAX_TF_MESSAGE_BYTES, ResolvedPoses,
+from pix2voxpp_ros.core.transforms import (MAX_DEPTH, MAX_TF_MESSAGE_BYTES, ResolvedPoses,
                                            TransformTree)
 from pix2voxpp_ros.core.views import NS_PER_S, Frame
 from pix2voxpp_ros.core.voxels import read_ply
@@ -260,6 +260,11 @@ def test_the_transform_tree_and_resolved_poses_are_bounded() -> None:
     assert tree.add('world', 'b', 0, pose_matrix((1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0)))
     assert not tree.add('world', 'y' * 300, 0, identity)
     assert tree.refused == 2 and len(tree) == 4
+    chain = TransformTree()  # a chain deeper than MAX_DEPTH: the frame below it is refused
+    assert all(chain.add(f'f{k}', f'f{k + 1}', 0, identity, static=True)
+               for k in range(MAX_DEPTH))
+    assert not chain.add(f'f{MAX_DEPTH}', 'deeper', 0, identity, static=True)
+    np.testing.assert_array_equal(chain.lookup('f0', f'f{MAX_DEPTH}', 0), identity)
     frame = Frame(camera=0, stamp_ns=3, image=np.zeros((2, 2), np.uint8), frame_id='a')
     lost = Frame(camera=1, stamp_ns=3, image=np.zeros((2, 2), np.uint8), frame_id='c')
 

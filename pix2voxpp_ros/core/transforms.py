@@ -29,6 +29,9 @@ from .views import Frame
 #: 100 Hz), and child frames a tree may hold (no robot has that many).
 MAX_HISTORY = 1000
 MAX_FRAMES = 10_000
+#: Edges from a frame up to its root: a humanoid's deepest chain has a few dozen; a deeper one
+#: (a recording chaining thousands of frames) would make every transform and look-up walk it.
+MAX_DEPTH = 100
 #: Dynamic transforms kept in all edges together: 200 frames moving at 100 Hz for 10 s, about
 #: 60 MB; further transforms of a new stamp are refused (10,000 frames x 1,000 would be 3 GB).
 MAX_TRANSFORMS = 200_000
@@ -85,13 +88,13 @@ class TransformTree:
 
         A child has one parent (a later transform naming another parent moves it, as TF does);
         a transform that would close a loop, a non-finite pose, a frame name longer than
-        :data:`~.limits.MAX_FRAME_ID_CHARS` or a frame or transform beyond the limits is refused
-        and counted in :attr:`refused`.
+        :data:`~.limits.MAX_FRAME_ID_CHARS`, a frame more than :data:`MAX_DEPTH` below its root
+        or a frame or transform beyond the limits is refused and counted in :attr:`refused`.
         """
         pose = np.asarray(pose, dtype=np.float64)
         if (pose.shape != (4, 4) or not np.isfinite(pose).all() or not parent or not child
                 or parent == child or max(len(parent), len(child)) > MAX_FRAME_ID_CHARS
-                or self._ancestors(parent).count(child)):
+                or self._too_deep_or_loop(parent, child)):
             self.refused += 1
             return False
         edge = self._edges.get(child)
@@ -126,11 +129,16 @@ class TransformTree:
         return self._stored
 
     def _ancestors(self, frame: str) -> list[str]:
-        """``frame`` and its parents up to the root, nearest first."""
+        """``frame`` and its parents up to the root, nearest first (at most MAX_DEPTH up)."""
         chain = [frame]
-        while chain[-1] in self._edges and len(chain) <= len(self._edges):
+        while chain[-1] in self._edges and len(chain) <= min(len(self._edges), MAX_DEPTH):
             chain.append(self._edges[chain[-1]].parent)
         return chain
+
+    def _too_deep_or_loop(self, parent: str, child: str) -> bool:
+        """Whether ``child`` under ``parent`` would close a loop or hang MAX_DEPTH down."""
+        chain = self._ancestors(parent)
+        return child in chain or len(chain) > MAX_DEPTH
 
     def _edge_pose(self, child: str, stamp_ns: int) -> np.ndarray:
         edge = self._edges[child]
