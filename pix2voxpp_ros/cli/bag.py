@@ -24,8 +24,10 @@ What needs ROS: the frames go through the core's pipeline (:mod:`.bag_input`); r
 needs only ``rosbags``, but the images are converted by :mod:`..ros.conversions` (its own numpy
 path), which imports the ROS message packages, and the output messages are built as the node
 builds them: ``std_msgs`` Header, ``sensor_msgs`` PointCloud2, ``visualization_msgs``
-MarkerArray, serialized with ``rclpy.serialization``. So the tool runs where the ROS Python
-message packages are installed (the venv's wheels or a sourced ROS), without a running ROS.
+MarkerArray (placed: ``geometry_msgs`` PoseStamped), serialized with ``rclpy.serialization``;
+``/tf`` is written with rosbags' own ``tf2_msgs`` definition (the wheels have no
+``tf2_msgs``). So the tool runs where the ROS Python message packages are installed (the venv's
+wheels or a sourced ROS), without a running ROS.
 """
 
 from __future__ import annotations
