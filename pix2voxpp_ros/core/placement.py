@@ -137,10 +137,13 @@ class _Window:
     rotation: np.ndarray   # (3, 3) fixed -> camera
     translation: np.ndarray  # (3,) fixed -> camera
     close: bool  # fill gaps between projected corners (fine windows)
-    # The points' projection split by heading (see _project), each (P, 3) float32.
+    # The points' projection split by heading (see _project), each (3, P) float32: one
+    # contiguous row per homogeneous pixel coordinate.
     along: np.ndarray
     across: np.ndarray
     upward: np.ndarray
+    rows_u: np.ndarray  # (w,) float32 column index of each pixel, for centroids
+    rows_v: np.ndarray  # (h,) float32 row index
 
 
 @dataclass
@@ -149,6 +152,7 @@ class _MaskView:
 
     index: int
     view: CalibratedView
+    mask: np.ndarray          # (H, W) bool
     centre: np.ndarray        # (3,) camera centre in the fixed frame
     fixed_to_camera: np.ndarray  # (4, 4)
     centroid_uv: np.ndarray   # (2,)
@@ -172,6 +176,13 @@ class _Outline:
     inward: np.ndarray   # (N, 3) unit vectors, ROS axes
     resolution: int
 
+    def subset(self, most: int, rng: np.random.Generator) -> '_Outline':
+        """Return at most ``most`` of the points, drawn at random (all when there are fewer)."""
+        if len(self.corners) <= most:
+            return self
+        keep = rng.choice(len(self.corners), most, replace=False)
+        return _Outline(self.corners[keep], self.inward[keep], self.resolution)
+
     def points(self, inset_voxels: float) -> np.ndarray:
         """Return the corners moved ``inset_voxels`` into the solid, ``(N, 3)``."""
         return self.corners + self.inward * (inset_voxels / self.resolution)
@@ -185,40 +196,45 @@ def _outline(occupied: np.ndarray) -> _Outline:
     a pixel more than the pixel centres inside the outline (what a mask holds), so each window
     moves the corners inwards (towards the occupied voxels around them) by :data:`INSET_PX`.
     """
+    size = occupied.shape[0]
     grid = np.pad(occupied, 1)
     inner = grid[1:-1, 1:-1, 1:-1]
     closed = inner.copy()
     for axis in range(3):
-        for shift in (-1, 1):
-            closed &= np.roll(grid, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+        for shift in (0, 2):  # the neighbours on either side along this axis
+            span = [slice(1, -1)] * 3
+            span[axis] = slice(shift, shift + size)
+            closed &= grid[tuple(span)]
     surface = inner & ~closed
-    size = occupied.shape[0]
     corners = np.zeros((size + 1,) * 3, dtype=bool)
-    pull = np.zeros((size + 1,) * 3 + (3,))  # sum over occupied voxels of (centre - corner)
-    solid = occupied.astype(np.float64)
     for d in np.ndindex(2, 2, 2):
-        span = tuple(slice(k, k + size) for k in d)
-        corners[span] |= surface
-        # voxel v touches corner v + d; its centre lies (0.5 - d) from that corner
-        pull[span] += solid[..., None] * (0.5 - np.array(d, dtype=np.float64))
-    index = np.argwhere(corners)
-    direction = pull[tuple(index.T)]
+        corners[tuple(slice(k, k + size) for k in d)] |= surface
+    index = np.argwhere(corners)  # (N, 3)
+    # The pull towards the solid: the sum over the occupied voxels v around corner c (c = v + d)
+    # of (centre of v - c) = 0.5 - d.
+    direction = np.zeros(index.shape)
+    for d in np.ndindex(2, 2, 2):
+        voxel = index - np.array(d)  # (N, 3) grid index in the padded grid, minus one
+        occupied_there = grid[tuple((voxel + 1).T)]
+        direction[occupied_there] += 0.5 - np.array(d, dtype=np.float64)
     direction /= np.maximum(np.linalg.norm(direction, axis=1, keepdims=True), 1e-9)
     return _Outline((index / size - 0.5) @ SHAPENET_TO_ROS.T, direction @ SHAPENET_TO_ROS.T,
                     size)
 
 
+_CLOSING = np.ones((3, 3), np.uint8)
+
+
 def _close(images: np.ndarray) -> np.ndarray:
-    """Morphological closing (3×3) of ``(B, h, w)`` silhouettes: fills the gaps between points."""
-    def shifted(a: np.ndarray, combine: np.ufunc, fill: bool) -> np.ndarray:
-        padded = np.pad(a, ((0, 0), (1, 1), (1, 1)), constant_values=fill)
-        out = padded[:, 1:-1, 1:-1].copy()
-        h, w = a.shape[1:]
-        for dv in (0, 1, 2):
-            for du in (0, 1, 2):
-                combine(out, padded[:, dv:dv + h, du:du + w], out=out)
-        return out
-    return shifted(shifted(images, np.logical_or, False), np.logical_and, True)
+    """Morphological closing (3×3) of ``(B, h, w)`` silhouettes: fills the gaps between points.
+
+    Outside the window counts as empty for the dilation and as full for the erosion (OpenCV's
+    default border), so the closing never eats into the window's edge.
+    """
+    out = np.empty_like(images)
+    for source, target in zip(images.view(np.uint8), out.view(np.uint8)):
+        cv2.morphologyEx(source, cv2.MORPH_CLOSE, _CLOSING, dst=target)
+    return out
 
 
 def _check_view(index: int, view: CalibratedView) -> None:
@@ -239,15 +255,18 @@ def _mask_views(views: Sequence[CalibratedView]) -> list[_MaskView]:
     for index, view in enumerate(views):
         _check_view(index, view)
         mask = np.asarray(view.mask) != 0
-        if int(mask.sum()) < MIN_MASK_PIXELS:
+        if int(np.count_nonzero(mask)) < MIN_MASK_PIXELS:
             continue
-        moments = cv2.moments(mask.astype(np.uint8), binaryImage=True)
-        x, y, w, h = cv2.boundingRect(mask.astype(np.uint8))
+        rows = np.flatnonzero(mask.any(axis=1))
+        cols = np.flatnonzero(mask.any(axis=0))
+        x0, y0, x1, y1 = int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+        # Moments of the box only: a whole 1280×720 image costs milliseconds.
+        moments = cv2.moments(mask[y0:y1, x0:x1].view(np.uint8), binaryImage=True)
         pose = np.asarray(view.camera_to_fixed, dtype=np.float64)
-        usable.append(_MaskView(index, view, pose[:3, 3].copy(), invert_pose(pose),
-                                np.array([moments['m10'] / moments['m00'],
-                                          moments['m01'] / moments['m00']]),
-                                (x, y, x + w, y + h)))
+        usable.append(_MaskView(index, view, mask, pose[:3, 3].copy(), invert_pose(pose),
+                                np.array([x0 + moments['m10'] / moments['m00'],
+                                          y0 + moments['m01'] / moments['m00']]),
+                                (x0, y0, x1, y1)))
     return usable
 
 
@@ -292,7 +311,7 @@ def _window(view: _MaskView, longest_px: int, outline: _Outline, position: np.nd
     The outline's points are moved :data:`INSET_PX` of this window's pixels inwards, for a voxel
     of the object at ``position`` and ``size`` (the start).
     """
-    mask = np.asarray(view.view.mask) != 0
+    mask = view.mask
     height, width = mask.shape
     x0, y0, x1, y1 = view.box
     margin = 0.35 * max(x1 - x0, y1 - y0) + 2
@@ -315,31 +334,45 @@ def _window(view: _MaskView, longest_px: int, outline: _Outline, position: np.nd
     px, py, pz = points[:, :1], points[:, 1:2], points[:, 2:]
     return _Window(small, window_k, view.fixed_to_camera[:3, :3], view.fixed_to_camera[:3, 3],
                    close=longest_px > COARSE_PX,
-                   along=(px * kw[:, 0] + py * kw[:, 1]).astype(np.float32),
-                   across=(px * kw[:, 1] - py * kw[:, 0]).astype(np.float32),
-                   upward=(pz * kw[:, 2]).astype(np.float32))
+                   along=np.ascontiguousarray((px * kw[:, 0] + py * kw[:, 1]).T, np.float32),
+                   across=np.ascontiguousarray((px * kw[:, 1] - py * kw[:, 0]).T, np.float32),
+                   upward=np.ascontiguousarray((pz * kw[:, 2]).T, np.float32),
+                   rows_u=np.arange(w, dtype=np.float32), rows_v=np.arange(h, dtype=np.float32))
 
 
-def _project(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
-             window: _Window) -> tuple[np.ndarray, np.ndarray]:
-    """Pixel indices of the window's points for B candidate poses: ``(u, v)`` each ``(B, P)``.
+def _pixel_index(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
+                 window: _Window) -> np.ndarray:
+    """Flat pixel index ``v * w + u`` of the window's points for B candidate poses, ``(B, P)``.
 
     A grid point p goes to ``K (W (s R_z p + c) + t)``; ``R_z p`` mixes only x and y, so the
     projection is ``s (cos along + sin across + upward) + K (W c + t)`` with the three parts
     computed once per window. Points behind the camera or outside the window get -1.
     """
-    cos = np.cos(headings).astype(np.float32)[:, None, None]
-    sin = np.sin(headings).astype(np.float32)[:, None, None]
-    offset = (positions @ window.rotation.T + window.translation) @ window.intrinsics.T  # (B, 3)
-    h = (cos * window.along + sin * window.across + window.upward) \
-        * sizes.astype(np.float32)[:, None, None] + offset.astype(np.float32)[:, None, :]
-    z = h[..., 2]  # (B, P) depth
+    cos = np.cos(headings).astype(np.float32)[:, None]
+    sin = np.sin(headings).astype(np.float32)[:, None]
+    scale = sizes.astype(np.float32)[:, None]
+    offset = ((positions @ window.rotation.T + window.translation)
+              @ window.intrinsics.T).astype(np.float32)  # (B, 3)
+    coords = []
+    for row in range(3):  # homogeneous pixel coordinates, each (B, P), contiguous
+        h = cos * window.along[row]
+        h += sin * window.across[row]
+        h += window.upward[row]
+        h *= scale
+        h += offset[:, row:row + 1]
+        coords.append(h)
+    x, y, z = coords
     with np.errstate(divide='ignore', invalid='ignore'):
-        u = np.rint(h[..., 0] / z)
-        v = np.rint(h[..., 1] / z)
+        np.divide(x, z, out=x)
+        np.divide(y, z, out=y)
     rows, cols = window.mask.shape
-    inside = (z > 0) & (u >= 0) & (u < cols) & (v >= 0) & (v < rows)
-    return np.where(inside, u, -1).astype(np.int64), np.where(inside, v, -1).astype(np.int64)
+    # Rounded to the nearest pixel: [-0.5, cols - 0.5) lands inside; NaN compares False.
+    inside = (z > 0) & (x >= -0.5) & (x < cols - 0.5) & (y >= -0.5) & (y < rows - 0.5)
+    np.rint(x, out=x)
+    np.rint(y, out=y)
+    y *= cols
+    y += x
+    return np.where(inside, y, -1.0).astype(np.int32)
 
 
 def _silhouettes(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
@@ -348,12 +381,12 @@ def _silhouettes(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
 
     In a fine window the corners can lie more than a pixel apart: a closing fills the gaps.
     """
-    u, v = _project(positions, headings, sizes, window)
+    index = _pixel_index(positions, headings, sizes, window)  # (B, P), -1 outside
     h, w = window.mask.shape
     batch = len(positions)
     flat = np.zeros(batch * h * w + 1, dtype=bool)  # the last cell takes the points outside
-    index = np.arange(batch)[:, None] * (h * w) + v * w + u
-    flat[np.where(u >= 0, index, batch * h * w)] = True
+    first = np.arange(batch, dtype=np.int32)[:, None] * (h * w)  # (B, 1) each image's start
+    flat[np.where(index >= 0, index + first, batch * h * w)] = True
     images = flat[:-1].reshape(batch, h, w)
     return _close(images) if window.close else images
 
@@ -450,11 +483,7 @@ def place_object(occupied: np.ndarray, views: Sequence[CalibratedView], *,
     if len(usable) < 2:
         raise PlacementError(f'placement needs two views or more with a mask of at least '
                              f'{MIN_MASK_PIXELS} pixels, got {len(usable)}')
-    outline = _outline(occupied)
-    if len(outline.corners) > MAX_POINTS:
-        keep = np.random.default_rng(seed).choice(len(outline.corners), MAX_POINTS,
-                                                  replace=False)
-        outline = _Outline(outline.corners[keep], outline.inward[keep], outline.resolution)
+    outline = _outline(occupied).subset(MAX_POINTS, np.random.default_rng(seed))
     position, size = _start(usable)
     coarse = [_window(view, COARSE_PX, outline, position, size) for view in usable]
     headings = np.arange(HEADINGS) * (2.0 * math.pi / HEADINGS)
