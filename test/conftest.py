@@ -11,6 +11,16 @@ import torch
 
 DEVICES = ['cpu'] + (['cuda'] if torch.cuda.is_available() else [])
 
+# Fast DDS reads its XML profiles once per process, when the first participant is created: a
+# test that sets FASTDDS_DEFAULT_PROFILES_FILE later (a monkeypatch) changes its child nodes but
+# not its own publishers, which then send 1280x720 frames through the default 512 KB segment, in
+# fragments that arrive seconds late under load (seen in CI: masks past mask_timeout_s whenever
+# another test file had run first in the same worker). So every test process and the nodes it
+# starts use the project's large-image profile from the start, as the demo and launch files do.
+os.environ.setdefault('FASTDDS_DEFAULT_PROFILES_FILE',
+                      str(Path(__file__).resolve().parents[1] / 'config'
+                          / 'fastdds_large_images.xml'))
+
 
 @pytest.fixture(params=DEVICES)
 def device(request: pytest.FixtureRequest) -> torch.device:

@@ -139,13 +139,14 @@ def _header(stamp: Any, camera: int) -> Any:
 
 
 def placed_cloud(env: Env, **kwargs: Any) -> tuple[int, Any]:
+    """Publish sets until the node publishes the cloud of one; return its stamp and the cloud."""
     for attempt in range(4):
         stamp = publish_set(env, **kwargs)
         try:
             return stamp, env.rig.wait_for_cloud(stamp, timeout=40.0)
-        except TimeoutError:
+        except TimeoutError as exc:
             if attempt == 3:
-                raise
+                raise TimeoutError(f'{exc}; the node logged:\n{env.node.log()[-3000:]}') from exc
     raise AssertionError('unreachable')
 
 
@@ -231,8 +232,10 @@ def test_frames_without_their_camera_pose_are_left_out_via_tf(env: Env) -> None:
                                                         min_views=3))
     assert rig.change_state(Transition.TRANSITION_CONFIGURE), env.node.log()[-2000:]
     assert rig.change_state(Transition.TRANSITION_ACTIVATE)
-    wait_for(lambda: all(p.get_subscription_count() for p in env.images + env.infos),
-             timeout=30, what='the node to subscribe again')
+    # A set needs all three masks now: wait for every subscription, TF's included.
+    wait_for(lambda: all(p.get_subscription_count() for p in env.images + env.masks + env.infos)
+             and rig.node.count_subscribers('/tf_static') > 0,
+             timeout=30, what='the node to subscribe again (images, masks, camera_info, TF)')
     _, cloud = placed_cloud(env)
     _check_on_the_object(env, cloud)
     assert 'camera poses from TF' in env.node.log()
