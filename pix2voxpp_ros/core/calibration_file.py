@@ -79,7 +79,7 @@ class CameraCalibration:
     fixed_frame: str
 
 
-class _Refusal(Exception):
+class _Refusal(Pix2VoxError, ValueError):
     """A key's problem, before the file's name is put in front."""
 
     def __init__(self, key: str, why: str) -> None:
