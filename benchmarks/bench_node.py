@@ -17,12 +17,17 @@ process, its own rclpy context) talk over Fast DDS: each round publishes one fra
   the raw images alone, then one with ``mask_topics`` (a mono8 mask per frame, published right
   after it, as a segmenter would) and/or ``image_transport: compressed`` (JPEG, quality 90).
   The report gives both nodes' overhead and the difference of their medians and p95s; the
-  clock starts before the round's last message (its last mask when there are masks).
+  clock starts before the round's last message (its last mask when there are masks);
+* with ``--placement``, both nodes get the tabletop frames and masks, and the second one also
+  places its results (``placement: calibrated``, the cameras' ``camera_info`` published before
+  their frames, their poses as ``camera_poses``, the shipped weights unless ``--weights``): the
+  difference is what placement adds to the end-to-end latency.
 
 Run::
 
     .venv/bin/python benchmarks/bench_node.py --rounds 40 --baseline --json bench_node.json
     .venv/bin/python benchmarks/bench_node.py --masks --compressed --json bench_inputs.json
+    .venv/bin/python benchmarks/bench_node.py --placement --rounds 30 --json bench_placement.json
 """
 
 from __future__ import annotations
@@ -57,6 +62,7 @@ ECHO_TOPIC = '/bench/echo'
 # shared-memory segment (default 512 KB); else most frames are lost in fragments. This profile
 # enlarges the segment, as a robot streaming raw images between processes would configure it.
 LARGE_SHM_PROFILE = Path(__file__).resolve().parents[1] / 'config' / 'fastdds_large_images.xml'
+SHIPPED_WEIGHTS = REPO / 'pix2voxpp_ros' / 'weights' / 'pix2voxpp_f_synthetic.pth'
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -83,6 +89,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help='also run a node with mask_topics, on the tabletop scene')
     parser.add_argument('--compressed', action='store_true',
                         help='also run a node with image_transport compressed (JPEG)')
+    parser.add_argument('--placement', action='store_true',
+                        help='compare a node with masks to one that also places its results')
     parser.add_argument('--json', type=Path, help='where to write the results')
     parser.add_argument('--echo', action='store_true', help=argparse.SUPPRESS)  # internal
     return parser.parse_args(argv)
@@ -161,10 +169,15 @@ def _rounds(args: argparse.Namespace, rig: Rig, outgoing: list[tuple[Any, Any]],
 
 
 def _node_rounds(args: argparse.Namespace, tmp: Path, frames: list[np.ndarray],
-                 masks: list[np.ndarray] | None = None, compressed: bool = False) -> list[dict]:
-    """Run a node on ``frames`` (with ``masks`` on mask topics, JPEG when ``compressed``)."""
+                 masks: list[np.ndarray] | None = None, compressed: bool = False,
+                 cameras: list[Any] | None = None) -> list[dict]:
+    """Run a node on ``frames`` (with ``masks`` on mask topics, JPEG when ``compressed``).
+
+    With ``cameras`` (the frames' simulated cameras) the node places its results from their
+    ``camera_info`` and fixed poses.
+    """
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from sensor_msgs.msg import CompressedImage, Image
+    from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 
     from pix2voxpp_ros.ros.conversions import (array_to_compressed, array_to_image,
                                                compressed_topic, stamp_to_ns)
@@ -172,12 +185,18 @@ def _node_rounds(args: argparse.Namespace, tmp: Path, frames: list[np.ndarray],
     weights = args.weights or write_checkpoint(tmp / 'f.pth', threshold=0.5)
     topics = [f'/bench/cam{i}/image' for i in range(args.cameras)]
     mask_topics = [f'/bench/cam{i}/mask' for i in range(args.cameras)] if masks else []
-    label = ('masks_' if masks else '') + ('compressed_' if compressed else '')
-    params = write_params(tmp / f'{label}params.yaml', {
+    label = (('masks_' if masks else '') + ('compressed_' if compressed else '')
+             + ('placed_' if cameras else ''))
+    values = {
         'weights': str(weights), 'camera_topics': topics, 'min_views': 0, 'max_rate_hz': 0.0,
         'max_frame_age_s': 5.0, 'device': args.device, 'num_threads': args.num_threads,
         'backend': args.backend, 'precision': args.precision, 'qos_reliability': args.qos,
-        'image_transport': 'compressed' if compressed else 'raw', 'mask_topics': mask_topics})
+        'image_transport': 'compressed' if compressed else 'raw', 'mask_topics': mask_topics}
+    if cameras:
+        # Every fit is timed, good or poor: the benchmark measures time, not acceptance.
+        values.update(placement='calibrated', fixed_frame='world', min_placement_iou=0.0,
+                      camera_poses=_camera_pose_numbers(cameras))
+    params = write_params(tmp / f'{label}params.yaml', values)
     node = NodeProcess(params, log_path=tmp / f'{label}node.log')
     rig = Rig([] if compressed else topics, reliable=args.qos == 'reliable')
     if compressed:
@@ -188,6 +207,15 @@ def _node_rounds(args: argparse.Namespace, tmp: Path, frames: list[np.ndarray],
     else:
         messages = [array_to_image(f, encoding='rgb8') for f in frames]
     outgoing = list(zip(rig.publishers, messages))
+    if cameras:
+        from std_msgs.msg import Header
+
+        from pix2voxpp_ros.ros.sim_camera_rig import camera_info
+        info_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        infos = [(rig.node.create_publisher(CameraInfo, f'/bench/cam{i}/camera_info', info_qos),
+                  camera_info(camera, Header(frame_id=f'cam{i}_optical')))
+                 for i, camera in enumerate(cameras)]
+        outgoing = infos + outgoing  # each camera's calibration before its frame
     if masks:
         # Masks are small and a segmenter's output: reliable, as a node's outputs are.
         mask_qos = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
@@ -243,18 +271,32 @@ def _echo_rounds(args: argparse.Namespace, tmp: Path, messages: list) -> list[di
         echo.wait(30)
 
 
-def _tabletop_frames(args: argparse.Namespace) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Render the rig's tabletop scene from ``args.cameras`` cameras: views and true masks."""
+def _camera_pose_numbers(cameras: list[Any]) -> list[float]:
+    """``camera_poses`` of the scene's cameras, the scene placed at the fixed frame's origin."""
+    from pix2voxpp_ros.core.geometry import matrix_to_quaternion
+    from pix2voxpp_ros.core.placement import ObjectPose
+    from pix2voxpp_ros.core.synthetic.world import camera_to_fixed
+
+    numbers: list[float] = []
+    for camera in cameras:
+        pose = camera_to_fixed(camera, ObjectPose((0.0, 0.0, 0.0), 0.0, 0.5))
+        numbers += [float(v) for v in pose[:3, 3]] + list(matrix_to_quaternion(pose[:3, :3]))
+    return numbers
+
+
+def _tabletop_frames(args: argparse.Namespace
+                     ) -> tuple[list[np.ndarray], list[np.ndarray], list[Any]]:
+    """Render the rig's tabletop scene from ``args.cameras`` cameras: views, masks, cameras."""
     from pix2voxpp_ros.core.synthetic.dataset import dataset_object
     from pix2voxpp_ros.core.synthetic.scenes import (CameraProfile, make_tabletop_scene,
                                                      render_scene_view, tabletop_cameras)
 
     scene = make_tabletop_scene(dataset_object('chair', 0, seed=20261125), seed=1)
     profile = CameraProfile(args.width, args.height, 60.0, 2.6)
-    views = [render_scene_view(scene, camera)
-             for camera in tabletop_cameras(args.cameras, seed=1, profiles=(profile,))]
+    cameras = tabletop_cameras(args.cameras, seed=1, profiles=(profile,))
+    views = [render_scene_view(scene, camera) for camera in cameras]
     return ([v.image for v in views],
-            [np.where(v.mask, 255, 0).astype(np.uint8) for v in views])
+            [np.where(v.mask, 255, 0).astype(np.uint8) for v in views], cameras)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,13 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         return _echo_server(args)
     from pix2voxpp_ros.ros.conversions import array_to_image
 
+    if args.placement:
+        args.masks = True
+        args.weights = args.weights or SHIPPED_WEIGHTS  # random weights give nothing to place
     variant = args.masks or args.compressed
     if variant:
-        frames, masks = _tabletop_frames(args)
+        frames, masks, cameras = _tabletop_frames(args)
     else:
         frames = make_frames(args.cameras, height=args.height, width=args.width, seed=0)
     messages = [array_to_image(f, encoding='rgb8') for f in frames]
-    samples = _node_rounds(args, tmp, frames)
+    # The placing node is compared with the same node without placement, masks and all.
+    samples = _node_rounds(args, tmp, frames, masks if args.placement else None)
     if not samples:
         print('no samples', file=sys.stderr)
         return 1
@@ -286,6 +332,7 @@ def main(argv: list[str] | None = None) -> int:
                     'load_average_at_end': os.getloadavg()},
         'cameras': args.cameras, 'image': f'{args.width}x{args.height} rgb8', 'qos': args.qos,
         'frames': 'tabletop scene' if variant else 'random',
+        'baseline_masks': bool(args.placement),
         'fastdds_profile': os.environ.get('FASTDDS_DEFAULT_PROFILES_FILE', 'default'),
         'rounds': len(samples),
         **{key: _summary([s[key] for s in samples]) for key in samples[0]},
@@ -301,8 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     for key in keys:
         print(f'{key:19s} median {result[key]["median"]:8.2f}   p95 {result[key]["p95"]:8.2f}')
     if variant:
-        name = ' + '.join(n for n, on in (('masks', args.masks), ('JPEG', args.compressed)) if on)
-        other = _node_rounds(args, tmp, frames, masks if args.masks else None, args.compressed)
+        name = ' + '.join(n for n, on in (('masks', args.masks and not args.placement),
+                                          ('JPEG', args.compressed),
+                                          ('placement', args.placement)) if on)
+        other = _node_rounds(args, tmp, frames, masks if args.masks else None, args.compressed,
+                             cameras if args.placement else None)
         if not other:
             print(f'no samples with {name}', file=sys.stderr)
             return 1
@@ -315,7 +365,7 @@ def main(argv: list[str] | None = None) -> int:
         for key in ['latency_ms', 'model_ms', 'overhead_ms', 'node_internal_ms', *BREAKDOWN]:
             print(f'{key:19s} median {summary[key]["median"]:8.2f}   p95 '
                   f'{summary[key]["p95"]:8.2f}')
-        print(f'overhead with {name} minus raw: median {extra["median"]:+.2f} ms, p95 '
+        print(f'overhead with {name} minus without: median {extra["median"]:+.2f} ms, p95 '
               f'{extra["p95"]:+.2f} ms')
     if args.baseline:
         print(f'overhead above the transport floor (medians): '
