@@ -65,6 +65,7 @@ class Scorer:
         self._frame_ids: dict[int, str] = {}  # camera -> its images' optical frame
         self._intrinsics: dict[int, np.ndarray] = {}  # camera -> K (3, 3), latest camera_info
         self._tf = None
+        self._calibrated: set[int] = set()  # stamps of the scored clouds given a calibration
         if placed:
             self._listen_placement(node, cameras, fixed_frame)
         images = [compressed_topic(image_topic(i)) if compressed else image_topic(i)
@@ -117,7 +118,8 @@ class Scorer:
         """
         scored = self.scores.score()
         for item in scored:
-            if item.pose is not None and not item.calibration:
+            if item.pose is not None and item.stamp_ns not in self._calibrated:
+                self._calibrated.add(item.stamp_ns)  # once: a TF look-up may wait
                 item.calibration = self._calibration(item.stamp_ns, len(item.views))
         return scored
 

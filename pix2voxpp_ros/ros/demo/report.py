@@ -49,6 +49,8 @@ def overlay_cloud(view: np.ndarray, points: np.ndarray, voxel_m: float, intrinsi
                   camera_pose: np.ndarray) -> np.ndarray:
     """Draw the voxels of a placed cloud over a camera's rgb view ``(H, W, 3)``, blended."""
     pixels, depths = project(points, intrinsics, camera_pose)
+    near = (np.abs(pixels) < 1e5).all(axis=1)  # OpenCV takes 32-bit coordinates
+    pixels, depths = pixels[near], depths[near]
     radii = np.maximum(1, np.rint(0.5 * intrinsics[0, 0] * voxel_m / depths)).astype(int)
     covered = np.zeros(view.shape[:2], np.uint8)  # (H, W) where a projected voxel lands
     for (u, v), radius in zip(np.rint(pixels).astype(int), radii):
