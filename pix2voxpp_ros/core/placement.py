@@ -47,8 +47,8 @@ REFINED_HEADINGS = 3
 COARSE_PX = 40
 FINE_PX = 128
 #: Pattern-search iterations of the refinement: of the best headings coarsely, then of the best.
-COARSE_STEPS = 5
-REFINE_STEPS = 12
+COARSE_STEPS = 3
+REFINE_STEPS = 10
 #: How far outline points move into the solid, pixels of the window (see :func:`_outline`).
 INSET_PX = 0.5
 #: Fewest mask pixels for a view to take part.
