@@ -16,9 +16,8 @@ Method (every step measured on the held-out scenes, README "Placement"):
 1. **Start**: the rays through the masks' centroids meet (least squares, two views or more) near
    the object; the masks' extents at that depth give a first size.
 2. **Heading search**: for each of :data:`HEADINGS` headings the grid's silhouettes are rendered
-   (the outline of the grid at half its resolution projected into each view, at a coarse
-   resolution) and the size and position aligned to the masks' areas and centroids; the
-   headings with the best silhouette IoU go on.
+   (occupied voxels projected into each view, at a coarse resolution) and the size and position
+   aligned to the masks' areas and centroids; the headings with the best silhouette IoU go on.
 3. **Refinement**: a pattern search over position, heading and log size at a finer resolution
    maximizes the mean silhouette IoU over the views.
 
@@ -48,8 +47,8 @@ REFINED_HEADINGS = 3
 COARSE_PX = 40
 FINE_PX = 128
 #: Pattern-search iterations of the refinement: of the best headings coarsely, then of the best.
-COARSE_STEPS = 3
-REFINE_STEPS = 10
+COARSE_STEPS = 5
+REFINE_STEPS = 12
 #: How far outline points move into the solid, pixels of the window (see :func:`_outline`).
 INSET_PX = 0.5
 #: Fewest mask pixels for a view to take part.
@@ -158,18 +157,6 @@ class _MaskView:
     fixed_to_camera: np.ndarray  # (4, 4)
     centroid_uv: np.ndarray   # (2,)
     box: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the mask's pixels
-
-
-def _halved(occupied: np.ndarray) -> np.ndarray:
-    """Return the grid at half its resolution, a cell occupied where any of its 8 voxels is.
-
-    Grids of fewer than 8 voxels a side are returned as they are.
-    """
-    if occupied.shape[0] < 8:
-        return occupied
-    n = occupied.shape[0] // 2 * 2
-    cells = occupied[:n, :n, :n].reshape(n // 2, 2, n // 2, 2, n // 2, 2)
-    return cells.any(axis=(1, 3, 5))
 
 
 def _rotation_z(angles: np.ndarray) -> np.ndarray:
@@ -498,11 +485,7 @@ def place_object(occupied: np.ndarray, views: Sequence[CalibratedView], *,
                              f'{MIN_MASK_PIXELS} pixels, got {len(usable)}')
     outline = _outline(occupied).subset(MAX_POINTS, np.random.default_rng(seed))
     position, size = _start(usable)
-    # A coarse window shows a voxel about a pixel wide: the half-resolution grid's outline (a
-    # quarter of the points) draws the same silhouettes, a little fuller, for a quarter of the
-    # work; the fine windows start from its result at full resolution.
-    coarse_outline = _outline(_halved(occupied))
-    coarse = [_window(view, COARSE_PX, coarse_outline, position, size) for view in usable]
+    coarse = [_window(view, COARSE_PX, outline, position, size) for view in usable]
     headings = np.arange(HEADINGS) * (2.0 * math.pi / HEADINGS)
     candidates = np.concatenate([np.tile(position, (HEADINGS, 1)), headings[:, None],
                                  np.full((HEADINGS, 1), math.log(size))], axis=1)
