@@ -200,11 +200,20 @@ def test_bad_camera_info_drops_that_camera_and_the_node_goes_on(env: Env, proble
     name = f'{NODE[1:]}: reconstruction'
     before = int(env.rig.wait_for_diagnostics(lambda s: name in s)[name][2]
                  ['frames_dropped.bad_camera_info'])
-    _, cloud = placed_cloud(env, infos=infos)  # two cameras remain: min_views 2
-    _check_on_the_object(env, cloud)
-    env.rig.wait_for_diagnostics(
-        lambda s: int(s[name][2]['frames_dropped.bad_camera_info']) > before,
-        what='the frame with bad camera_info counted')
+    # camera_info and image are separate topics: the first set's image may come before its bad
+    # camera_info and be placed with the good one of the test before. Once the bad one is in,
+    # the next set's camera 0 frame is dropped and the other two are placed (min_views 2).
+    for attempt in range(3):
+        _, cloud = placed_cloud(env, infos=infos)
+        _check_on_the_object(env, cloud)
+        try:
+            env.rig.wait_for_diagnostics(
+                lambda s: int(s[name][2]['frames_dropped.bad_camera_info']) > before,
+                timeout=10, what='the frame with bad camera_info counted')
+            break
+        except TimeoutError:
+            if attempt == 2:
+                raise
     assert env.node.alive()
     placed_cloud(env)  # a good camera_info again: all three cameras
 
