@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from bag_helpers import TS, read_bag, stamp_of, write_bag
+from placement_helpers import share_on_object
 from pix2voxpp_ros.cli import bag as bag_cli
 from pix2voxpp_ros.core.calibration import PoseUnavailableError
 from pix2voxpp_ros.core.clouds import cloud_points
@@ -79,16 +80,8 @@ def run_tool(bag: Path, out: Path, *extra: str, capsys: pytest.CaptureFixture
 
 
 def on_the_object(points: np.ndarray, truth: np.ndarray, pose: ObjectPose) -> float:
-    """Share of the points (fixed frame, metres) inside the true grid grown by one voxel."""
-    local = (points - pose.position) @ pose.rotation() / pose.size_m  # grid units, ROS axes
-    index = np.floor((local + 0.5) * 32).astype(int)
-    near = np.zeros((34, 34, 34), dtype=bool)
-    for d in np.ndindex(3, 3, 3):
-        near[d[0]:d[0] + 32, d[1]:d[1] + 32, d[2]:d[2] + 32] |= truth
-    inside = ((index >= -1) & (index <= 32)).all(axis=1)
-    on = np.zeros(len(points), dtype=bool)
-    on[inside] = near[tuple((index[inside] + 1).T)]
-    return float(on.mean())
+    """Share of the points (fixed frame, metres) within a voxel of the true grid (ROS axes)."""
+    return share_on_object(points, truth, pose, ros_axes=True)
 
 
 def test_every_set_is_placed_on_the_true_object(

@@ -20,6 +20,7 @@ from lifecycle_msgs.msg import Transition
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
+from placement_helpers import share_on_object
 from ros_helpers import NodeProcess, Rig, cloud_to_array, isolate_ros_domain, wait_for, \
     write_params
 from pix2voxpp_ros.core.geometry import POSE_NUMBERS, matrix_to_quaternion
@@ -29,7 +30,6 @@ from pix2voxpp_ros.core.synthetic.scenes import make_tabletop_scene, render_scen
     tabletop_cameras
 from pix2voxpp_ros.core.synthetic.voxelize import voxelize
 from pix2voxpp_ros.core.synthetic.world import camera_to_fixed
-from pix2voxpp_ros.core.voxels import SHAPENET_TO_ROS
 from pix2voxpp_ros.ros.conversions import array_to_image, ns_to_stamp
 from pix2voxpp_ros.ros.sim_camera_rig import camera_info
 
@@ -155,15 +155,8 @@ def _check_on_the_object(env: Env, cloud: Any) -> None:
     assert cloud.header.frame_id == 'world'
     points = cloud_to_array(cloud)[:, :3]
     assert len(points) > 50
-    local = (points - TRUTH.position) @ TRUTH.rotation() / TRUTH.size_m  # grid units, ROS axes
-    index = np.floor((local @ SHAPENET_TO_ROS + 0.5) * 32).astype(int)  # ShapeNet voxel index
-    near = np.zeros((34, 34, 34), dtype=bool)  # the true voxels grown by one on every side
-    for d in np.ndindex(3, 3, 3):
-        near[d[0]:d[0] + 32, d[1]:d[1] + 32, d[2]:d[2] + 32] |= env.scene.truth
-    inside = ((index >= -1) & (index <= 32)).all(axis=1)
-    on = np.zeros(len(points), dtype=bool)
-    on[inside] = near[tuple((index[inside] + 1).T)]
-    assert on.mean() > 0.8, f'{on.mean():.2f} of the voxels on the object'
+    share = share_on_object(points, env.scene.truth, TRUTH)
+    assert share > 0.8, f'{share:.2f} of the voxels on the object'
 
 
 def test_the_cloud_lands_on_the_object_in_the_fixed_frame(env: Env) -> None:
