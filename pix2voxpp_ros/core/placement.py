@@ -372,38 +372,79 @@ def _window(view: _MaskView, longest_px: int, outline: _Outline, position: np.nd
                    basis=(parts @ homogeneous.T).astype(np.float32))
 
 
+@dataclass(frozen=True)
+class _Views:
+    """The windows of all views, stacked so one call draws every candidate in every view.
+
+    A candidate's silhouette in view v is drawn into a cell of ``(H + 2, W + 2)`` pixels (the
+    largest window and a ring): the window at rows and columns 1 to its size, its ring right
+    around it, and empty beyond. The V × B cells stand side by side in one
+    ``(H + 2, V B (W + 2))`` image: OpenCV closes one wide image several times faster than
+    many small or one tall one, and one numpy call per step serves all views. Points outside a
+    window (or behind its camera) land on its ring, cleared before the closing, so no cell
+    reaches into another (a closing reaches two pixels).
+    """
+
+    windows: list[_Window]
+    basis: np.ndarray       # (V, 10, P) float32, each window's basis
+    shifted_k: np.ndarray   # (V, 3, 3) K with the principal point moved by _RING_SHIFT
+    rotation: np.ndarray    # (V, 3, 3) fixed -> camera
+    translation: np.ndarray  # (V, 3)
+    limits: np.ndarray      # (2, V, 1, 1) float32: the ring column and row of each window
+    masks: np.ndarray       # (H + 2, V, 1, W + 2) bool, each mask in its cell
+    inside: np.ndarray      # (H + 2, V, 1, W + 2) bool, each window in its cell
+    mask_area: np.ndarray   # (V,) float
+    mask_uv: np.ndarray     # (V, 2) centroid of each mask, window pixels
+
+    @classmethod
+    def stack(cls, windows: list[_Window]) -> '_Views':
+        shapes = np.array([w.mask.shape for w in windows])  # (V, 2) rows, columns
+        cell_h, cell_w = shapes.max(axis=0) + 2
+        masks = np.zeros((cell_h, len(windows), 1, cell_w), dtype=bool)
+        inside = np.zeros_like(masks)
+        mask_uv = np.zeros((len(windows), 2))
+        for v, window in enumerate(windows):
+            h, w = window.mask.shape
+            masks[1:h + 1, v, 0, 1:w + 1] = window.mask
+            inside[1:h + 1, v, 0, 1:w + 1] = True
+            vs, us = np.nonzero(window.mask)
+            mask_uv[v] = us.mean(), vs.mean()
+        shifted_k = np.stack([w.intrinsics for w in windows])
+        shifted_k[:, :2, 2] += _RING_SHIFT
+        return cls(windows, np.stack([w.basis for w in windows]), shifted_k,
+                   np.stack([w.rotation for w in windows]),
+                   np.stack([w.translation for w in windows]),
+                   (shapes[:, ::-1].T + 1).astype(np.float32)[:, :, None, None],
+                   masks, inside, masks.sum(axis=(0, 2, 3)).astype(np.float64), mask_uv)
+
+
 #: Pixel coordinates are shifted by this before truncation: a point rounds to pixel u when
-#: u - 0.5 <= x < u + 0.5, i.e. when trunc(x + 1.5) = u + 1, its column in the ringed image.
+#: u - 0.5 <= x < u + 0.5, i.e. when trunc(x + 1.5) = u + 1, its column in the ringed cell.
 _RING_SHIFT = 1.5
 
 
-def _pixel_index(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
-                 window: _Window) -> np.ndarray:
-    """Flat index of the window's points at B poses in a row of ringed images, ``(B, P)``.
-
-    The B images of ``h + 2`` by ``w + 2`` pixels (the window and a ring of one pixel) stand
-    side by side in one ``(h + 2, B (w + 2))`` image: OpenCV closes one wide image several
-    times faster than B small or one tall one. Points outside the window or behind the camera
-    land on the ring.
+def _pixel_index(params: np.ndarray, views: _Views) -> np.ndarray:
+    """Flat index of the outline's points at B candidate poses in the wide image (see
+    :class:`_Views`), ``(V, B, P)``.
 
     A grid point p goes to ``K (W (s R_z p + c) + t)``; ``R_z p`` mixes only x and y, so each
     homogeneous coordinate is ``s cos along + s sin across + s upward + (K (W c + t))`` with
-    per-window parts: one matrix product for every candidate.
+    per-window parts: one matrix product per view for every candidate.
     """
-    batch = len(positions)
-    rows, cols = window.mask.shape
-    k = window.intrinsics.copy()
-    k[:2, 2] += _RING_SHIFT
-    offset = (positions @ window.rotation.T + window.translation) @ k.T  # (B, 3)
-    per_candidate = np.stack([sizes * np.cos(headings), sizes * np.sin(headings), sizes],
-                             axis=1)  # (B, 3)
-    coef = np.zeros((3, batch, 10), dtype=np.float32)
+    batch, count = len(params), len(views.windows)
+    sizes = np.exp(params[:, 4])
+    offset = np.einsum('vij,vbj->vbi', views.shifted_k,
+                       params[None, :, :3] @ views.rotation.transpose(0, 2, 1)
+                       + views.translation[:, None, :])  # (V, B, 3)
+    per_candidate = np.stack([sizes * np.cos(params[:, 3]), sizes * np.sin(params[:, 3]),
+                              sizes], axis=1)  # (B, 3)
+    coef = np.zeros((count, 3, batch, 10), dtype=np.float32)
     for row in range(3):
-        coef[row, :, 3 * row:3 * row + 3] = per_candidate
-    coef[:, :, 9] = offset.T
-    coords = (coef.reshape(3 * batch, 10) @ window.basis
-              ).reshape(3, batch, -1)  # (3, B, P) homogeneous pixel coordinates
-    x, y, z = coords
+        coef[:, row, :, 3 * row:3 * row + 3] = per_candidate
+    coef[:, :, :, 9] = offset.transpose(0, 2, 1)
+    coords = (coef.reshape(count, 3 * batch, 10) @ views.basis
+              ).reshape(count, 3, batch, -1)  # (V, 3, B, P) homogeneous pixel coordinates
+    x, y, z = coords[:, 0], coords[:, 1], coords[:, 2]
     behind = not z.min() > 0
     with np.errstate(divide='ignore', invalid='ignore'):
         np.divide(x, z, out=x)
@@ -412,76 +453,71 @@ def _pixel_index(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
         away = ~(z > 0)  # NaN included
         x[away] = 0.0  # onto the ring
         y[away] = 0.0
-    np.clip(x, 0.0, cols + 1, out=x)
-    np.clip(y, 0.0, rows + 1, out=y)
+    np.clip(x, 0.0, views.limits[0], out=x)
+    np.clip(y, 0.0, views.limits[1], out=y)
+    cell_w = views.masks.shape[3]
     # np.intp: numpy would convert any other index type for the scatter.
     index = y.astype(np.intp)
-    index *= batch * (cols + 2)
+    index *= count * batch * cell_w
     index += x.astype(np.intp)
-    index += (np.arange(batch, dtype=np.intp) * (cols + 2))[:, None]
+    index += (np.arange(count * batch, dtype=np.intp) * cell_w).reshape(count, batch, 1)
     return index
 
 
-def _silhouettes(positions: np.ndarray, headings: np.ndarray, sizes: np.ndarray,
-                 window: _Window) -> np.ndarray:
-    """``(h, B, w)`` bool silhouettes of the grid at B candidate poses (a view).
+def _silhouettes(params: np.ndarray, views: _Views) -> np.ndarray:
+    """``(H + 2, V, B, W + 2)`` bool silhouettes of the grid at B candidate poses, in cells.
 
-    The drawn corners lie up to about two pixels apart: a 3×3 closing fills the gaps. The
-    images are closed side by side (see :func:`_pixel_index`); their cleared rings keep each
-    from its neighbours, as a closing reaches two pixels.
+    The drawn corners lie up to about two pixels apart: a 3×3 closing fills the gaps. Only
+    the window of each cell counts (``views.inside``); the closing may set its ring.
     """
-    index = _pixel_index(positions, headings, sizes, window)  # (B, P)
-    h, w = window.mask.shape
-    batch = len(positions)
-    wide = np.zeros((h + 2, batch * (w + 2)), dtype=np.uint8)
+    index = _pixel_index(params, views)  # (V, B, P)
+    cell_h, count, _, cell_w = views.masks.shape
+    batch = len(params)
+    wide = np.zeros((cell_h, count * batch * cell_w), dtype=np.uint8)
     wide.reshape(-1)[index] = 1
-    images = wide.reshape(h + 2, batch, w + 2)
-    images[0] = images[-1] = 0
-    images[:, :, 0] = images[:, :, -1] = 0
+    cells = wide.reshape(cell_h, count, batch, cell_w)
+    for v, window in enumerate(views.windows):
+        h, w = window.mask.shape
+        cells[[0, h + 1], v] = 0
+        cells[:, v, :, [0, w + 1]] = 0
     cv2.morphologyEx(wide, cv2.MORPH_CLOSE, _CLOSING, dst=wide)
-    return images[1:-1, :, 1:-1].view(bool)
+    return cells.view(bool)
 
 
-def _count(images: np.ndarray) -> np.ndarray:
-    """``(B,)`` pixels set in each of ``(h, B, w)`` bool images."""
-    return images.view(np.uint8).sum(axis=0, dtype=np.int32).sum(axis=1)
+def _count(cells: np.ndarray) -> np.ndarray:
+    """``(V, B)`` pixels set in each of ``(H + 2, V, B, W + 2)`` bool cells."""
+    return cells.view(np.uint8).sum(axis=0, dtype=np.int32).sum(axis=2)
 
 
-def _ious(silhouettes: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``(B,)`` IoU of each of ``(h, B, w)`` silhouettes with the ``(h, w)`` mask."""
-    inter = _count(silhouettes & mask[:, None, :])
-    union = _count(silhouettes) + np.count_nonzero(mask) - inter
+def _view_ious(params: np.ndarray, views: _Views) -> np.ndarray:
+    """``(V, B)`` silhouette IoU of candidates ``params (B, 5)`` (x y z heading log s)."""
+    cells = _silhouettes(params, views)
+    inter = _count(cells & views.masks)
+    union = _count(cells & views.inside) + views.mask_area[:, None] - inter
     return inter / np.maximum(union, 1)
 
 
-def _mean_iou(params: np.ndarray, windows: list[_Window]) -> np.ndarray:
-    """Mean silhouette IoU over the views of candidates ``params (B, 5)`` (x y z heading log s)."""
-    total = np.zeros(len(params))
-    for window in windows:
-        total += _ious(_silhouettes(params[:, :3], params[:, 3], np.exp(params[:, 4]),
-                                    window), window.mask)
-    return total / len(windows)
+def _mean_iou(params: np.ndarray, views: _Views) -> np.ndarray:
+    """``(B,)`` mean silhouette IoU over the views of candidates ``params (B, 5)``."""
+    return _view_ious(params, views).sum(axis=0) / len(views.windows)
 
 
-def _align(params: np.ndarray, windows: list[_Window],
-           rounds: int = 3) -> np.ndarray:
+def _align(params: np.ndarray, views: _Views, rounds: int = 3) -> np.ndarray:
     """Move and scale each candidate so its silhouettes' areas and centroids match the masks'."""
     params = params.copy()
+    cell_h, _, _, cell_w = views.masks.shape
     for _ in range(rounds):
-        ratios, rows, residuals = [], [], []
-        for window in windows:
-            sil = _silhouettes(params[:, :3], params[:, 3], np.exp(params[:, 4]),
-                               window).view(np.uint8)  # (h, B, w)
-            h, w = window.mask.shape
-            per_column = sil.sum(axis=0, dtype=np.int32)  # (B, w)
-            per_row = sil.sum(axis=2, dtype=np.int32)  # (h, B)
-            area = per_column.sum(axis=1).astype(np.float64)
-            mask_area = float(window.mask.sum())
-            ratios.append(mask_area / np.maximum(area, 1.0))
-            vs, us = np.mgrid[0:h, 0:w]
-            render_uv = np.stack([per_column @ np.arange(w), np.arange(h) @ per_row],
-                                 axis=1) / np.maximum(area, 1.0)[:, None]
-            mask_uv = np.array([(window.mask * us).sum(), (window.mask * vs).sum()]) / mask_area
+        cells = (_silhouettes(params, views) & views.inside).view(np.uint8)  # (H, V, B, W)
+        per_column = cells.sum(axis=0, dtype=np.int32)  # (V, B, W + 2)
+        per_row = cells.sum(axis=3, dtype=np.int32)  # (H + 2, V, B)
+        area = per_column.sum(axis=2).astype(np.float64)  # (V, B)
+        ratio = np.median(views.mask_area[:, None] / np.maximum(area, 1.0), axis=0)  # (B,)
+        # Cell column c holds window pixel c - 1.
+        render_uv = np.stack([per_column @ (np.arange(cell_w) - 1.0),
+                              np.einsum('h,hvb->vb', np.arange(cell_h) - 1.0, per_row)],
+                             axis=2) / np.maximum(area, 1.0)[:, :, None]  # (V, B, 2)
+        rows, residuals = [], []
+        for v, window in enumerate(views.windows):
             # Jacobian of the pixel position of the candidate's centre w.r.t. a fixed-frame move.
             cam = params[:, :3] @ window.rotation.T + window.translation  # (B, 3)
             k = window.intrinsics
@@ -490,8 +526,8 @@ def _align(params: np.ndarray, windows: list[_Window],
             jac[:, 0, 0], jac[:, 0, 2] = k[0, 0] / z, -k[0, 0] * x / z ** 2
             jac[:, 1, 1], jac[:, 1, 2] = k[1, 1] / z, -k[1, 1] * y / z ** 2
             rows.append(jac @ window.rotation)  # (B, 2, 3)
-            residuals.append(np.where(area[:, None] > 0, mask_uv - render_uv, 0.0))
-        ratio = np.median(np.stack(ratios, axis=1), axis=1)
+            residuals.append(np.where(area[v, :, None] > 0,
+                                      views.mask_uv[v] - render_uv[v], 0.0))
         params[:, 4] += 0.5 * np.log(np.clip(ratio, 0.25, 4.0))
         a = np.concatenate(rows, axis=1)  # (B, 2V, 3)
         b = np.concatenate(residuals, axis=1).reshape(len(params), -1)  # (B, 2V)
@@ -503,19 +539,19 @@ def _align(params: np.ndarray, windows: list[_Window],
     return params
 
 
-def _refine(params: np.ndarray, windows: list[_Window], size: float, *,
+def _refine(params: np.ndarray, views: _Views, size: float, *,
             steps_n: int) -> tuple[np.ndarray, np.ndarray]:
     """Pattern search over ``(x, y, z, heading, log size)`` for each candidate, batched."""
     steps = np.tile([0.04 * size, 0.04 * size, 0.04 * size, math.radians(5.0), 0.04],
                     (len(params), 1))
     best = params.copy()
-    scores = _mean_iou(best, windows)
+    scores = _mean_iou(best, views)
     moves = np.concatenate([np.eye(5), -np.eye(5)])  # (10, 5)
     for _ in range(steps_n):
         if (steps[:, 0] < MIN_STEP * size).all():
             break
         trials = best[:, None, :] + moves[None] * steps[:, None, :]  # (B, 10, 5)
-        trial_scores = _mean_iou(trials.reshape(-1, 5), windows).reshape(len(best), -1)
+        trial_scores = _mean_iou(trials.reshape(-1, 5), views).reshape(len(best), -1)
         pick = trial_scores.argmax(axis=1)
         gain = trial_scores[np.arange(len(best)), pick] > scores + 1e-9
         best[gain] = trials[np.flatnonzero(gain), pick[gain]]
@@ -547,7 +583,8 @@ def place_object(occupied: np.ndarray, views: Sequence[CalibratedView], *,
     coarse_outline = outline.sparse(COARSE_LATTICE, MAX_POINTS, np.random.default_rng(seed))
     fine_outline = outline.sparse(FINE_LATTICE, MAX_POINTS, np.random.default_rng(seed))
     position, size = _start(usable)
-    coarse = [_window(view, COARSE_PX, coarse_outline, position, size) for view in usable]
+    coarse = _Views.stack([_window(view, COARSE_PX, coarse_outline, position, size)
+                           for view in usable])
     headings = np.arange(HEADINGS) * (2.0 * math.pi / HEADINGS)
     candidates = np.concatenate([np.tile(position, (HEADINGS, 1)), headings[:, None],
                                  np.full((HEADINGS, 1), math.log(size))], axis=1)
@@ -557,13 +594,13 @@ def place_object(occupied: np.ndarray, views: Sequence[CalibratedView], *,
     # The best headings refined coarsely, then the best of them finely.
     chosen, scores = _refine(chosen, coarse, size, steps_n=COARSE_STEPS)
     best_coarse = chosen[int(np.argmax(scores))]
-    fine = [_window(view, FINE_PX, fine_outline, best_coarse[:3], math.exp(best_coarse[4]))
-            for view in usable]
+    fine = _Views.stack([_window(view, FINE_PX, fine_outline, best_coarse[:3],
+                                 math.exp(best_coarse[4])) for view in usable])
     refined, _ = _refine(best_coarse[None], fine, size, steps_n=REFINE_STEPS)
     best = refined[0]
     view_ious = [math.nan] * len(views)
-    for view, window in zip(usable, fine):
-        view_ious[view.index] = float(_mean_iou(best[None], [window])[0])
+    for view, value in zip(usable, _view_ious(best[None], fine)[:, 0]):
+        view_ious[view.index] = float(value)
     pose = ObjectPose(position=tuple(float(v) for v in best[:3]),
                       heading_rad=float(math.remainder(best[3], 2.0 * math.pi)),
                       size_m=float(math.exp(best[4])))
