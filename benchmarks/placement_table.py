@@ -22,6 +22,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,7 +30,8 @@ import pix2voxpp_ros
 from pix2voxpp_ros.core.inference import Reconstructor
 from pix2voxpp_ros.core.metrics import (PlacementScore, iou, placement_summary,
                                         score_placement, world_iou)
-from pix2voxpp_ros.core.placement import CalibratedView, PlacementError, carve, place_object
+from pix2voxpp_ros.core.placement import (CalibratedView, ObjectPose, PlacementError, carve,
+                                          place_object)
 from pix2voxpp_ros.core.rig_config import rig_config_from_values, rig_defaults
 from pix2voxpp_ros.core.synthetic import dataset_object
 from pix2voxpp_ros.core.synthetic.scenes import make_tabletop_scene, render_scene_view
@@ -50,8 +52,18 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
-    """Reconstruct, place and score object number ``count`` of the rig's sequence."""
+class SceneObject(NamedTuple):
+    """One held-out object's scene, reconstructed: what placement gets and the truth."""
+
+    name: str
+    occupied: np.ndarray  # (32, 32, 32) bool, ShapeNet axes: the reconstruction
+    views: list[CalibratedView]
+    truth: np.ndarray  # (32, 32, 32) bool, ShapeNet axes
+    truth_pose: ObjectPose
+
+
+def scene_object(reconstructor: Reconstructor, config, count: int) -> SceneObject:
+    """Render, reconstruct and place in the world object number ``count`` of the rig's sequence."""
     category = config.categories[count % len(config.categories)]
     index = config.first_index + count // len(config.categories)
     obj = dataset_object(category, index, seed=config.seed)
@@ -62,16 +74,21 @@ def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
         cameras = config.cameras()
         occluder = cameras[0].azimuth_deg
     layout = make_tabletop_scene(obj, seed=config.seed + count, occluder_azimuth_deg=occluder)
-    truth = voxelize(obj)
     truth_pose = random_object_pose(np.random.default_rng([config.seed, count, 31]), category,
                                     layout.table_y)
     rendered = [render_scene_view(layout, camera) for camera in cameras]
     inputs = np.stack([reconstructor.preprocess(r.image, encoding='rgb8', roi_margin=-1.0,
                                                 mask=r.mask.astype(np.uint8) * 255)
                        for r in rendered])  # (V, 3, 224, 224)
-    occupied = reconstructor.infer(inputs[None])[0] >= reconstructor.threshold
-    views = [CalibratedView(camera.intrinsics, camera_to_fixed(camera, truth_pose), r.mask)
-             for camera, r in zip(cameras, rendered)]
+    return SceneObject(
+        f'{category}/{index}', reconstructor.infer(inputs[None])[0] >= reconstructor.threshold,
+        [CalibratedView(camera.intrinsics, camera_to_fixed(camera, truth_pose), r.mask)
+         for camera, r in zip(cameras, rendered)], voxelize(obj), truth_pose)
+
+
+def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
+    """Reconstruct, place and score object number ``count`` of the rig's sequence."""
+    name, occupied, views, truth, truth_pose = scene_object(reconstructor, config, count)
     start = time.perf_counter()
     placement = place_object(occupied, views)
     place_s = time.perf_counter() - start
@@ -80,7 +97,7 @@ def score_object(reconstructor: Reconstructor, config, count: int) -> dict:
     carve_s = time.perf_counter() - start
     score = score_placement(occupied, placement.pose, truth, truth_pose)
     return {
-        'name': f'{category}/{index}',
+        'name': name,
         **vars(score),  # size_m, world_iou, position/size/heading errors (core.metrics)
         'iou': iou(occupied, truth),
         'carved_iou': iou(carved, truth),
