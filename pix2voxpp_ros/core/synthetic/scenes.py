@@ -115,6 +115,14 @@ def make_tabletop_scene(target: SyntheticObject, *, seed: int, num_distractors: 
         offset = np.array([reach * math.cos(azimuth), table_y - scale * float(d_lo[1]),
                            reach * math.sin(azimuth)])
         distractors.append(_placed(obj, offset, scale))
+    lighting, table_rgb, wall_rgb = draw_room(rng)
+    return TabletopScene(target=target, distractors=tuple(distractors), table_y=table_y,
+                         lighting=lighting, table_rgb=table_rgb, wall_rgb=wall_rgb)
+
+
+def draw_room(rng: np.random.Generator
+              ) -> tuple[Lighting, tuple[float, float, float], tuple[float, float, float]]:
+    """Draw a scene's light, table colour and wall colour (in that order) from ``rng``."""
     # The key light comes from somewhere above; its strength and colour change per scene.
     light_az = rng.uniform(0.0, 2.0 * math.pi)
     light_el = rng.uniform(math.radians(30.0), math.radians(75.0))
@@ -123,10 +131,8 @@ def make_tabletop_scene(target: SyntheticObject, *, seed: int, num_distractors: 
     lighting = Lighting(direction=direction, ambient=float(rng.uniform(0.25, 0.45)),
                         key=float(rng.uniform(0.55, 0.85)),
                         tint=tuple(float(v) for v in rng.uniform(0.85, 1.0, size=3)))
-    return TabletopScene(target=target, distractors=tuple(distractors), table_y=table_y,
-                         lighting=lighting,
-                         table_rgb=tuple(float(v) for v in rng.uniform(0.3, 0.7, size=3)),
-                         wall_rgb=tuple(float(v) for v in rng.uniform(0.45, 0.85, size=3)))
+    table_rgb = tuple(float(v) for v in rng.uniform(0.3, 0.7, size=3))
+    return lighting, table_rgb, tuple(float(v) for v in rng.uniform(0.45, 0.85, size=3))
 
 
 def _table_texture(x: np.ndarray, z: np.ndarray, base: np.ndarray) -> np.ndarray:
@@ -151,9 +157,21 @@ def render_scene_view(scene: TabletopScene, camera: Camera) -> SceneView:
 
     :returns: the RGB image and the mask of the pixels where the target is the nearest surface.
     """
+    image, part = render_scene_parts(scene, camera)
+    # The target's parts come first (see render_scene_parts).
+    mask = (part >= 0) & (part < len(scene.target.parts))
+    return SceneView(image=image, mask=mask)
+
+
+def render_scene_parts(scene: TabletopScene, camera: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """Render the scene as ``camera`` sees it, with the part that each pixel shows.
+
+    :returns: ``image (H, W, 3)`` uint8 RGB and ``part (H, W)`` int32: the index of the
+        nearest part in the target's parts followed by each distractor's, in order; -1 where
+        the table or the room is seen.
+    """
     objects = (scene.target,) + scene.distractors
     parts = tuple(p for obj in objects for p in obj.parts)
-    n_target = len(scene.target.parts)
     everything = SyntheticObject(scene.target.category, scene.target.seed, parts)
     windows = [_screen_window(part, camera) for part in parts]
     dirs = camera.ray_directions()
@@ -180,9 +198,9 @@ def render_scene_view(scene: TabletopScene, camera: Camera) -> SceneView:
     rgb[wall] = _wall_texture(flat_dirs[wall], np.asarray(scene.wall_rgb))
     rgb = rgb * np.asarray(light.tint)
     image = np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
-    mask = (owner >= 0) & (owner < n_target) & ~on_table
-    return SceneView(image=image.reshape(camera.height, camera.width, 3),
-                     mask=mask.reshape(camera.height, camera.width))
+    part = np.where(on_table, -1, owner).astype(np.int32)
+    return (image.reshape(camera.height, camera.width, 3),
+            part.reshape(camera.height, camera.width))
 
 
 @dataclass(frozen=True)
