@@ -212,3 +212,25 @@ def test_read_only_folder_is_refused_for_a_user(scene, tmp_path) -> None:
     line = _refusal('--weights', str(scene['weights']), str(scene['frame']),
                     '--out', str(tmp_path / 'grid.npy'), '--png', str(folder / 'p.png'))
     assert line.endswith(f'folder {folder} is not writable')
+
+
+def test_partial_outputs_a_killed_run_left_are_removed(scene, tmp_path) -> None:
+    """A run writes under ``.STEM.partial-PID.SUFFIX``; a killed one's leftovers go next time."""
+    child = subprocess.Popen(['true'])
+    child.wait()  # a process that no longer runs
+    dead = [tmp_path / f'.result.partial-{child.pid}.npy',
+            tmp_path / f'.preview.partial-{child.pid}.png']
+    kept = [tmp_path / f'.result.partial-{os.getppid()}.npy',  # a run still going
+            tmp_path / f'.other.partial-{child.pid}.npy',  # not an output of this run
+            tmp_path / f'.result.partial-{child.pid}.ply']  # another suffix: result.ply's
+    for path in dead + kept:
+        path.write_bytes(b'half')
+    result = _run('--weights', str(scene['weights']), *map(str, scene['renderings']),
+                  '--out', str(tmp_path / 'result.npy'), '--png', str(tmp_path / 'preview.png'),
+                  '--device', 'cpu', '--backend', 'torch')
+    assert result.returncode == 0, result.stderr
+    assert not any(path.exists() for path in dead)
+    assert all(path.read_bytes() == b'half' for path in kept)
+    assert np.load(tmp_path / 'result.npy').shape == (32, 32, 32)
+    assert sorted(p.name for p in tmp_path.iterdir() if 'partial' in p.name) == \
+        sorted(p.name for p in kept)

@@ -28,6 +28,7 @@ from ..core.inference import Reconstructor
 from ..core.limits import (DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_LIMIT, MAX_OBJECT_SIZE_M,
                            MAX_VIEWS)
 from ..core.preprocess import RENDERING_SIZE, ImageInputError, check_pixels, preprocess_rendering
+from ..core.staging import partial_name, remove_stale_partials
 from ..core.views import Frame, ViewSet
 from ..core.visualize import render_grid_views
 from ..core.voxels import grid_to_points, grid_to_ros_axes, write_binvox, write_ply
@@ -286,17 +287,13 @@ def _placement_record(placed: PlacedGrid, fixed_frame: str, args: argparse.Names
     }
 
 
-def _staged(path: Path) -> Path:
-    """Return a hidden name beside ``path``, same suffix: written first, then moved there."""
-    return path.with_name(f'.{path.stem}.partial-{os.getpid()}{path.suffix}')
-
-
 def _write_outputs(args: argparse.Namespace, grid: np.ndarray, threshold: float,
                    placed: PlacedGrid | None = None, fixed_frame: str = '') -> None:
     """Write ``--out`` (and ``--png``, and the placement) for a ``(32, 32, 32)`` grid.
 
     Every file is written under a staged name first and moved into place when all are
-    written, so a failure leaves none of them half-written.
+    written, so a failure leaves none of them half-written; what a killed run left beside
+    them is removed first.
 
     :param grid: probabilities in ShapeNet axes.
     :param placed: the placement (``--calibration``): the ``.ply`` is then in ``fixed_frame``.
@@ -306,7 +303,9 @@ def _write_outputs(args: argparse.Namespace, grid: np.ndarray, threshold: float,
 
     def stage(path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
-        written.append((_staged(path), path))
+        remove_stale_partials(path)
+        # The suffix kept: np.save would append one, OpenCV picks the format by it.
+        written.append((partial_name(path, keep_suffix=True), path))
         return written[-1][0]
 
     if placed is not None:

@@ -6,15 +6,14 @@ so a damaged file gives one message naming the key; file-compressed bags are ref
 would expand them into ``$TMPDIR`` without a bound). :func:`mark_own` / :func:`check_replaceable`
 let ``--overwrite`` replace only a bag this project wrote, nothing else. :class:`StagedFolder`
 keeps side outputs (PLY/NPY files) under a temporary name until the run succeeds, and
-:func:`remove_stale_partials` removes what a killed run left. :func:`add_chunk_crcs` writes the
-mcap chunk checksums ``rosbags`` leaves at zero, so corruption is noticed when the bag is read.
+``core.staging`` removes what a killed run left. :func:`add_chunk_crcs` writes the mcap chunk
+checksums ``rosbags`` leaves at zero, so corruption is noticed when the bag is read.
 No ROS; ``rosbags`` is not imported here either.
 """
 
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import struct
 import zlib
@@ -26,6 +25,7 @@ import yaml
 from ..core.errors import Pix2VoxError
 from ..core.limits import short_repr
 from ..core.params_file import load_yaml
+from ..core.staging import partial_name, remove_stale_partials
 
 # metadata.yaml of a real bag is kilobytes (a few hundred topics, a few thousand split files);
 # 16 MiB is thousands of times that and still parsed in well under a second.
@@ -38,7 +38,6 @@ COMPRESSION_MODES = ('', 'none', 'message', 'file')
 # Key in metadata.yaml's custom_data marking a bag this project wrote, and the files beside it.
 OWN_MARK = 'pix2voxpp_ros.written_by'
 OWN_FILES = 'pix2voxpp_ros.extra_files'
-_PARTIAL = re.compile(r'^\.(?P<name>.+)\.partial-(?P<pid>[0-9]+)$')
 
 
 class BagFileError(Pix2VoxError):
@@ -178,44 +177,6 @@ def check_replaceable(path: Path, *, inputs: tuple[Path, ...] = ()) -> None:
     if foreign:
         raise BagFileError(f'{path}: not replaced, it holds files pix2voxpp did not write: '
                            f'{short_repr(foreign)}')
-
-
-def partial_name(path: Path, pid: Optional[int] = None) -> Path:
-    """Return the temporary sibling ``.NAME.partial-PID`` under which ``path`` is written."""
-    return path.parent / f'.{path.name}.partial-{os.getpid() if pid is None else pid}'
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, OSError):
-        return True  # someone else's process, or unknowable: leave its folder alone
-    return True
-
-
-def remove_stale_partials(path: Path) -> list[Path]:
-    """Remove the ``.NAME.partial-PID`` siblings of ``path`` whose process no longer runs.
-
-    Only folders of that exact name pattern whose process is gone are removed; a running
-    one's (another run writing now) stays. Returns the folders removed.
-    """
-    removed = []
-    try:
-        siblings = list(path.parent.iterdir()) if path.parent.is_dir() else []
-    except OSError:
-        return removed
-    for sibling in siblings:
-        match = _PARTIAL.match(sibling.name)
-        if match is None or match['name'] != path.name or not sibling.is_dir() \
-                or sibling.is_symlink():
-            continue
-        pid = int(match['pid'])
-        if pid != os.getpid() and not _alive(pid):
-            shutil.rmtree(sibling, ignore_errors=True)
-            removed.append(sibling)
-    return removed
 
 
 class StagedFolder:

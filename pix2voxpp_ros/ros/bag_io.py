@@ -25,8 +25,8 @@ from rosbags.typesys import Stores, get_typestore
 
 from ..core.errors import Pix2VoxError
 from ..core.limits import shorten
-from .bag_files import (BagFileError, add_chunk_crcs, check_metadata, check_replaceable,
-                        mark_own, partial_name, remove_stale_partials)
+from ..core.staging import partial_name, remove_stale_partials
+from .bag_files import BagFileError, add_chunk_crcs, check_metadata, check_replaceable, mark_own
 
 if sys.version_info >= (3, 14):  # the zstd module rosbags uses
     from compression import zstd
