@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from pix2voxpp_ros.core.objects import (CollisionChanges, ObjectRecordError, PlacedObject,
-                                        collision_changes, object_box)
+                                        check_unique_ids, collision_changes, object_box)
 from pix2voxpp_ros.core.placement import ObjectPose
 from pix2voxpp_ros.core.voxels import grid_to_points
 
@@ -61,6 +61,13 @@ def test_bad_records_are_refused(arguments: dict) -> None:
     record = dict(object_id=3, occupied=np.zeros((D, D, D), bool), pose=pose()) | arguments
     with pytest.raises(ObjectRecordError):
         PlacedObject(**record)
+
+
+def test_repeated_ids_are_refused() -> None:
+    grid = np.zeros((D, D, D), bool)
+    check_unique_ids([PlacedObject(1, grid, pose()), PlacedObject(2, grid, pose())])
+    with pytest.raises(ObjectRecordError, match=r'\[2\]'):
+        check_unique_ids([PlacedObject(i, grid, pose()) for i in (2, 1, 2)])
 
 
 def test_changes_add_move_remove_and_keep() -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Collection, Mapping, Optional
+from typing import Collection, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -87,6 +87,17 @@ class PlacedObject:
         else:
             values = np.asarray(self.probabilities, dtype=np.float32)[np.nonzero(occupied)]
         return self.pose.to_fixed(points).astype(np.float32), values
+
+
+def check_unique_ids(objects: Sequence[PlacedObject]) -> None:
+    """Refuse a view set in which two objects share an id (their markers would overwrite).
+
+    :raises ObjectRecordError: the ids repeated.
+    """
+    ids = [int(obj.object_id) for obj in objects]
+    repeated = sorted({i for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise ObjectRecordError(f'object ids {repeated} occur more than once in one view set')
 
 
 @dataclass(frozen=True)
