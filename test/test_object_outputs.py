@@ -28,7 +28,7 @@ HEADER = Header(stamp=Time(sec=1_700_000_000, nanosec=5), frame_id='world')
 
 
 def mug(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A hollow cylinder with a handle, ShapeNet axes (y up): bool grid and probabilities."""
+    """Return a hollow cylinder with a handle, ShapeNet axes (y up), and its probabilities."""
     x, y, z = np.indices((D, D, D)) + 0.5 - D / 2
     radius = np.hypot(x, z)
     grid = ((radius < 10) & (radius > 7) & (np.abs(y) < 12)) | ((radius < 10) & (y < -10))
@@ -51,7 +51,7 @@ def scene() -> list[PlacedObject]:
 
 
 def decode(cloud: PointCloud2) -> np.ndarray:
-    """The cloud's rows as a structured array, read from its own field descriptions."""
+    """Read the cloud's rows as a structured array, by its own field descriptions."""
     types = {PointField.FLOAT32: '<f4', PointField.UINT32: '<u4'}
     dtype = np.dtype({'names': [f.name for f in cloud.fields],
                       'formats': [types[f.datatype] for f in cloud.fields],
