@@ -170,7 +170,7 @@ def make_multi_object_scene(objects: Sequence[SyntheticObject], *, seed: int
 
 
 def scene_cameras(scene: MultiObjectScene, count: int, *, seed: int,
-                  profile: CameraProfile = TABLETOP_PROFILES[0], elevation_deg: float = 40.0,
+                  profile: CameraProfile = TABLETOP_PROFILES[0], elevation_deg: float = 30.0,
                   first_azimuth_deg: float = 30.0) -> list[Camera]:
     """Build ``count`` cameras spread around the table, each seeing every object whole.
 
@@ -213,8 +213,10 @@ def render_labels(scene: MultiObjectScene, camera: Camera, ids: np.ndarray
 
 
 def object_pose(scene: MultiObjectScene, index: int, scene_pose: ObjectPose) -> ObjectPose:
-    """Return object ``index``'s grid pose in the fixed frame when the scene stands at
-    ``scene_pose`` (see the module docstring)."""
+    """Return object ``index``'s grid pose in the fixed frame.
+
+    :param scene_pose: where the scene stands (see the module docstring).
+    """
     turn = scene_pose.rotation() @ SHAPENET_TO_ROS  # (3, 3) scene -> fixed directions
     position = np.asarray(scene_pose.position) + scene_pose.size_m * turn @ scene.offsets[index]
     # A turn by yaw about the scene's y is one by yaw about the fixed z (SHAPENET_TO_ROS maps
