@@ -58,7 +58,7 @@ def load_revision(revision: str, folder: Path) -> ModuleType:
 
 
 def scene_objects(reconstructor: Reconstructor, scene: str, count: int) -> list[SceneObject]:
-    """The reconstructions, views and truth of the scene's first ``count`` objects."""
+    """Return the reconstructions, views and truth of the scene's first ``count`` objects."""
     config = rig_config_from_values({**rig_defaults(), 'scene': scene})
     return [scene_object(reconstructor, config, number) for number in range(count)]
 

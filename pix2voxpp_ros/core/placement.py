@@ -338,7 +338,7 @@ def _start(views: list[_MaskView]) -> tuple[np.ndarray, float]:
 
 def _window(view: _MaskView, longest_px: int, outline: _Outline, position: np.ndarray,
             size: float) -> _Window:
-    """The mask's region (its box plus a margin), resampled so its longest side is ``longest_px``.
+    """Resample the mask's region (box and margin) so its longest side is ``longest_px``.
 
     The outline's points are moved :data:`INSET_PX` of this window's pixels inwards, for a voxel
     of the object at ``position`` and ``size`` (the start).
@@ -424,8 +424,9 @@ _RING_SHIFT = 1.5
 
 
 def _pixel_index(params: np.ndarray, views: _Views) -> np.ndarray:
-    """Flat index of the outline's points at B candidate poses in the wide image (see
-    :class:`_Views`), ``(V, B, P)``.
+    """Return the flat index of the outline's points at B poses in the wide image, ``(V, B, P)``.
+
+    The wide image is :class:`_Views`'s.
 
     A grid point p goes to ``K (W (s R_z p + c) + t)``; ``R_z p`` mixes only x and y, so each
     homogeneous coordinate is ``s cos along + s sin across + s upward + (K (W c + t))`` with
