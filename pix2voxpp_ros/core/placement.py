@@ -50,12 +50,12 @@ REFINED_HEADINGS = 3
 #: Longest side, in pixels, of a mask's window in the search and in the refinement.
 COARSE_PX = 40
 FINE_PX = 80
-#: The outline corners drawn in each: every other corner along each axis in the 40 px windows
-#: (a voxel is about 0.7 px there), every other on a checkerboard in the 80 px ones (1.5 px); a
-#: 3×3 closing fills the gaps between them. Measured against all corners at 128 px: the same
-#: accuracy on the held-out scenes, a third of the time (README "Placement").
-COARSE_LATTICE = 'even'
-FINE_LATTICE = 'checkerboard'
+#: The outline corners drawn in each: the sparsest sub-lattice that keeps at least this many
+#: (every other corner along each axis, else a checkerboard of them, else all); a 3×3 closing
+#: fills the gaps between them. A window needs about a point per pixel of the silhouette: a
+#: bulky object has corners to spare, a thin one (a chair's legs) has few and needs them all.
+COARSE_POINTS = 400
+FINE_POINTS = 1200
 #: Pattern-search iterations of the refinement: of the best headings coarsely, then of the best.
 COARSE_STEPS = 5
 REFINE_STEPS = 12
@@ -191,20 +191,19 @@ class _Outline:
         return _Outline(self.corners[keep], self.inward[keep], self.lattice[keep],
                         self.resolution)
 
-    def sparse(self, lattice: str, most: int, rng: np.random.Generator) -> '_Outline':
-        """Return the corners on a sub-lattice, at most ``most`` of them (drawn at random).
+    def sparse(self, least: int, most: int, rng: np.random.Generator) -> '_Outline':
+        """Return the corners of the sparsest sub-lattice with at least ``least`` of them.
 
-        :param lattice: ``'all'``; ``'even'``, every other corner along each axis (a quarter
-            of a surface's corners); ``'checkerboard'``, the corners of even index sum (half).
+        The sub-lattices: every other corner along each axis (a quarter of a surface's
+        corners), the corners of even index sum (a checkerboard, half), all. At most ``most``
+        are kept, drawn at random.
         """
-        if lattice == 'even':
-            kept = self._take((self.lattice % 2 == 0).all(axis=1))
-        elif lattice == 'checkerboard':
-            kept = self._take(self.lattice.sum(axis=1) % 2 == 0)
-        elif lattice == 'all':
-            kept = self
-        else:
-            raise ValueError(f'unknown lattice {lattice!r}')
+        kept = self
+        for on_lattice in ((self.lattice % 2 == 0).all(axis=1),
+                           self.lattice.sum(axis=1) % 2 == 0):
+            if np.count_nonzero(on_lattice) >= least:
+                kept = self._take(on_lattice)
+                break
         if len(kept.corners) <= most:
             return kept
         return kept._take(rng.choice(len(kept.corners), most, replace=False))
@@ -581,8 +580,8 @@ def place_object(occupied: np.ndarray, views: Sequence[CalibratedView], *,
         raise PlacementError(f'placement needs two views or more with a mask of at least '
                              f'{MIN_MASK_PIXELS} pixels, got {len(usable)}')
     outline = _outline(occupied)
-    coarse_outline = outline.sparse(COARSE_LATTICE, MAX_POINTS, np.random.default_rng(seed))
-    fine_outline = outline.sparse(FINE_LATTICE, MAX_POINTS, np.random.default_rng(seed))
+    coarse_outline = outline.sparse(COARSE_POINTS, MAX_POINTS, np.random.default_rng(seed))
+    fine_outline = outline.sparse(FINE_POINTS, MAX_POINTS, np.random.default_rng(seed))
     position, size = _start(usable)
     coarse = _Views.stack([_window(view, COARSE_PX, coarse_outline, position, size)
                            for view in usable])
