@@ -640,8 +640,8 @@ def test_demo_records_the_scene_it_would_show(masks: bool, tmp_path: Path,
                 + (('object_mask',) if masks else ())}
     assert set(recorded) == expected | {'/rig/sim_camera_rig/ground_truth',
                                         '/rig/sim_camera_rig/object',
-                                        '/rig/sim_camera_rig/true_placement', '/tf_static'}
-    assert [len(m.transforms) for _, m in recorded['/tf_static']] == [3]  # one object
+                                        '/rig/sim_camera_rig/true_placement', '/tf'}
+    assert [len(m.transforms) for _, m in recorded['/tf']] == [3]  # one tick, three cameras
     sizes = set()
     for i in range(3):
         _, image = recorded[f'/rig/camera_{i}/image_raw/compressed'][0]

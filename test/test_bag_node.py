@@ -4,9 +4,9 @@ One recording, written with ``rosbags``, goes two ways: into ``pix2voxpp-bag`` (
 the default batch, so all sets share one forward pass) and, read back frame by frame, into the
 real ``pix2voxpp_node`` over Fast DDS. Both use the same parameters file (one PyTorch thread, so
 reductions run in the same order); the clouds, grids and markers must be identical. With
-``placement: calibrated`` a rig recording with camera infos, masks and ``/tf_static`` goes the
-same two ways (the node gets the transforms over real TF): the placed clouds and grids must be
-identical, the object poses equal to the last bits of tf2's arithmetic.
+``placement: calibrated`` a rig recording with camera infos, masks and the cameras on ``/tf``
+goes the same two ways (the node gets the transforms over real TF): the placed clouds and grids
+must be identical, the object poses equal to the last bits of tf2's arithmetic.
 """
 
 from __future__ import annotations
@@ -144,18 +144,18 @@ def test_placed_outputs_equal_the_live_node_placing_the_same_recording(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """``placement: calibrated``: one rig recording, placed offline and by the node over TF.
 
-    The rig records a tabletop car (camera infos, masks, the cameras on ``/tf_static``); the tool
-    places it from the recorded TF, the node from real TF (a static broadcaster here sends the
+    The rig records a tabletop car (camera infos, masks, the cameras on ``/tf`` at every tick);
+    the tool places it from the recorded TF, the node from real TF (a broadcaster here sends the
     recorded transforms). Clouds, grids and object poses must be identical, in ``world``.
     """
     from geometry_msgs.msg import PoseStamped
     from rclpy.serialization import deserialize_message
     from sensor_msgs.msg import CameraInfo, Image
     from tf2_msgs.msg import TFMessage
-    from tf2_ros import StaticTransformBroadcaster
+    from tf2_ros import TransformBroadcaster
 
-    from pix2voxpp_ros.ros.rig_bag import (TF_STATIC_TOPIC, image_topic, info_topic,
-                                           mask_topic, record_rig_bag)
+    from pix2voxpp_ros.ros.rig_bag import (TF_TOPIC, image_topic, info_topic, mask_topic,
+                                           record_rig_bag)
     monkeypatch.setenv('FASTDDS_DEFAULT_PROFILES_FILE',  # 1280x720 frames
                        str(REPO_ROOT / 'config' / 'fastdds_large_images.xml'))
     isolate_ros_domain()
@@ -179,22 +179,23 @@ def test_placed_outputs_equal_the_live_node_placing_the_same_recording(
         publishers = {t: rig.node.create_publisher(kind, t, 5) for t, kind in types.items()}
         grids = rig.subscribe(PointCloud2, f'{NODE}/grid')
         poses = rig.subscribe(PoseStamped, f'{NODE}/object_pose')
-        broadcaster = StaticTransformBroadcaster(rig.node)
+        broadcaster = TransformBroadcaster(rig.node)
         wait_for(lambda: all(p.get_subscription_count() for p in publishers.values()),
                  timeout=STARTUP_S, what='the node to subscribe to images, masks and infos')
         wait_for(lambda: rig.node.get_publishers_info_by_topic(f'{NODE}/object_pose'),
                  timeout=STARTUP_S, what='the node output publishers')
         with Reader(bag) as reader:
             recorded = [(c.topic, raw) for c, _, raw in reader.messages()
-                        if c.topic in types or c.topic == TF_STATIC_TOPIC]
+                        if c.topic in types or c.topic == TF_TOPIC]
         stamps = []
         for topic, raw in recorded:
-            if topic == TF_STATIC_TOPIC:
+            if topic == TF_TOPIC:  # each tick's camera poses, before its frames
                 broadcaster.sendTransform(list(deserialize_message(raw, TFMessage).transforms))
-                for info_name in (t for t in types if t.endswith('camera_info')):
-                    info = next(r for t, r in recorded if t == info_name)
-                    publishers[info_name].publish(deserialize_message(info, CameraInfo))
-                time.sleep(1.0)  # camera infos and TF before the first frame, as recorded
+                if not stamps:
+                    for info_name in (t for t in types if t.endswith('camera_info')):
+                        info = next(r for t, r in recorded if t == info_name)
+                        publishers[info_name].publish(deserialize_message(info, CameraInfo))
+                    time.sleep(1.0)  # camera infos and TF before the first frame, as recorded
                 continue
             msg = deserialize_message(raw, types[topic])
             publishers[topic].publish(msg)

@@ -1,7 +1,7 @@
 """``pix2voxpp-bag`` with ``placement: calibrated``: a recorded tabletop placed in the world.
 
 The simulated rig records a tabletop scene straight into a bag (two objects at random positions,
-headings and real sizes; camera infos, masks, the cameras on ``/tf_static`` and the truth on
+headings and real sizes; camera infos, masks, the cameras on ``/tf`` and the truth on
 ``~/true_placement``). The tool, in this process with the shipped weights, must publish every
 cloud in ``world`` on the true object, ``~/object_pose`` and the object's frame on ``/tf``, and
 write placed PLY files. A copy of the recording with calibration removed or broken, frames in
@@ -31,7 +31,7 @@ from pix2voxpp_ros.core.transforms import (MAX_DEPTH, MAX_TF_MESSAGE_BYTES, Reso
                                            TransformTree)
 from pix2voxpp_ros.core.views import NS_PER_S, Frame
 from pix2voxpp_ros.core.voxels import read_ply
-from pix2voxpp_ros.ros.rig_bag import (TF_STATIC_TOPIC, TRUE_PLACEMENT_TOPIC, TRUTH_TOPIC,
+from pix2voxpp_ros.ros.rig_bag import (TF_TOPIC, TRUE_PLACEMENT_TOPIC, TRUTH_TOPIC,
                                        image_topic, info_topic, mask_topic, record_rig_bag)
 
 pytestmark = pytest.mark.timeout(300)
@@ -120,7 +120,7 @@ def test_every_set_is_placed_on_the_true_object(
     summary = json.loads((out / 'summary.json').read_text())
     placement = summary['placement']
     assert placement['camera_poses'] == 'recorded TF'
-    assert placement['tf'] == {'messages': 2, 'transforms': 6}
+    assert placement['tf'] == {'messages': TICKS, 'transforms': 3 * TICKS}  # each tick's
     sizes = [row['size_m'] / recording.poses[row['stamp_ns']].size_m - 1
              for row in placement['placed']]
     assert len(sizes) == TICKS and max(abs(s) for s in sizes) < 0.1, sizes
@@ -154,7 +154,7 @@ def _hostile_tf() -> list[tuple[str, int, Any]]:
         _tf_message('world', 'x' * 10_000, (0.0, 0.0, 0.0), identity, T0),
         # world under a camera whose parent is world: a loop, refused
         _tf_message('rig/camera_0_optical', 'world', (0.0, 0.0, 0.0), identity, T0)])
-    return [('/tf', T0 + 1, raw), ('/tf', T0 + 2, bad)]  # after the first /tf_static
+    return [('/tf', T0 + 1, raw), ('/tf', T0 + 2, bad)]  # after the first tick's /tf
 
 
 def test_missing_calibration_is_counted_and_the_rest_placed(
@@ -163,7 +163,7 @@ def test_missing_calibration_is_counted_and_the_rest_placed(
     types = {image_topic(i): 'sensor_msgs/msg/Image' for i in range(3)}
     types.update({info_topic(i): 'sensor_msgs/msg/CameraInfo' for i in range(3)})
     types.update({mask_topic(i): 'sensor_msgs/msg/Image' for i in range(3)})
-    types.update({TF_STATIC_TOPIC: TF, '/tf': TF})
+    types[TF_TOPIC] = TF
     messages = _hostile_tf()
     for topic, stamp, msg in _recorded(recording.bag, set(types)):
         tick = (stamp - T0) // TICK_NS
@@ -188,8 +188,9 @@ def test_missing_calibration_is_counted_and_the_rest_placed(
     assert summary['sets']['dropped'] == {'placement_failed': 1}
     placed = [row['stamp_ns'] for row in summary['placement']['placed']]
     assert placed == [T0 + k * TICK_NS for k in (2, 3, 5)]
-    assert summary['placement']['tf'] == {'messages': 4, 'transforms': 10, 'too_large': 1,
-                                          'refused': 4}
+    # every tick's cameras (6 x 3) and the four hostile transforms that are not too large
+    assert summary['placement']['tf'] == {'messages': TICKS + 2, 'transforms': 3 * TICKS + 4,
+                                          'too_large': 1, 'refused': 4}
     for words in ('no camera_info received', 'not calibrated', 'at most 1048576',
                   'refusing a transform', 'placement of the 3 view(s)'):
         assert words in err, words
@@ -219,10 +220,10 @@ def test_without_tf_camera_poses_place_and_without_camera_info_the_tool_says_so(
     code, err = run_tool(no_tf, tmp_path / 'out', capsys=capsys)
     assert code == 1 and 'no /tf or /tf_static; record them, or give camera_poses' in err
     assert not (tmp_path / 'out').exists()
-    # camera_poses, as the node takes them without TF: the first /tf_static's poses.
-    (_, static), *_ = read_bag(recording.bag)[TF_STATIC_TOPIC]
+    # camera_poses, as the node takes them without TF: the first tick's poses on /tf.
+    (_, first_tf), *_ = read_bag(recording.bag)[TF_TOPIC]
     numbers = []
-    for t in sorted(static.transforms, key=lambda t: t.child_frame_id):
+    for t in sorted(first_tf.transforms, key=lambda t: t.child_frame_id):
         v, q = t.transform.translation, t.transform.rotation
         numbers += [v.x, v.y, v.z, q.x, q.y, q.z, q.w]
     code, err = run_tool(no_tf, tmp_path / 'fixed', '-p', f'camera_poses:={numbers}',
@@ -277,21 +278,14 @@ def test_a_set_waits_tf_timeout_s_of_recorded_time_for_its_transforms(
     types = {image_topic(i): 'sensor_msgs/msg/Image' for i in range(3)}
     types.update({info_topic(i): 'sensor_msgs/msg/CameraInfo' for i in range(3)})
     types.update({mask_topic(i): 'sensor_msgs/msg/Image' for i in range(3)})
-    types['/tf'] = TF
-    first = T0 + 3 * TICK_NS  # the first object: one pose per camera
+    first = T0 + 3 * TICK_NS  # the first object's three ticks
     messages = list(_recorded(recording.bag, set(types), until_ns=first))
-    (_, static), *_ = read_bag(recording.bag)[TF_STATIC_TOPIC]
-    for tick, late_ms in enumerate((50, 300, 50)):
-        stamp = T0 + tick * TICK_NS
-        moving = [_tf_message(t.header.frame_id, t.child_frame_id,
-                              (t.transform.translation.x, t.transform.translation.y,
-                               t.transform.translation.z),
-                              (t.transform.rotation.x, t.transform.rotation.y,
-                               t.transform.rotation.z, t.transform.rotation.w), stamp)
-                  for t in static.transforms]
-        messages.append(('/tf', stamp + late_ms * 1_000_000, TS.types[TF](transforms=moving)))
+    # Each tick's recorded camera poses (stamped like its frames), written later than them.
+    for (stamp, tf), late_ms in zip(read_bag(recording.bag)[TF_TOPIC][:3], (50, 300, 50)):
+        assert all(stamp_of(t) == stamp for t in tf.transforms)
+        messages.append((TF_TOPIC, stamp + late_ms * 1_000_000, tf))
     messages.sort(key=lambda m: m[1])
-    bag = write_bag(tmp_path / 'late_tf', messages, types=types)
+    bag = write_bag(tmp_path / 'late_tf', messages, types=dict(types, **{TF_TOPIC: TF}))
     code, err = run_tool(bag, tmp_path / 'out', '-p', 'tf_timeout_s:=0.1', capsys=capsys)
     assert code == 0, err
     summary = json.loads((tmp_path / 'out' / 'summary.json').read_text())

@@ -256,8 +256,8 @@ def test_the_rig_and_the_node_place_the_object_over_real_tf(tmp_path: Path,
     """The simulated rig (its own process) poses its cameras as TF; the node places from them.
 
     The rig (tabletop scene, a placed car) publishes images, masks, camera_info, the cameras'
-    static TF and the true placement; a second node process, configured as a robot would be
-    (placement calibrated, TF, fixed_frame world), must publish its cloud on the true object.
+    TF at every tick and the true placement; a second node process, configured as a robot would
+    be (placement calibrated, TF, fixed_frame world), must publish its cloud on the true object.
     """
     import os
     import subprocess

@@ -233,3 +233,54 @@ def test_tabletop_switches_objects_without_missing_a_tick(large_images) -> None:
     assert 'showing object' in log and log.count('showing object') >= 4
     # A missed tick would leave a gap of a whole period (1 s at 2 Hz).
     assert max(np.diff(sorted(stamps[2:]))) / 1e9 < 0.9
+
+
+@pytest.mark.robot_tools('tf2_ros')
+def test_fixed_cameras_are_posed_at_every_tick_with_the_images_stamp(large_images) -> None:
+    """Each image's camera pose is on /tf at the image's own stamp, across an object switch.
+
+    The tabletop scene moves its cameras in ``world`` with every object; static TF re-sent at
+    each switch let a lagging consumer pair one object's frames with the next one's cameras.
+    """
+    from sensor_msgs.msg import Image
+    from tf2_msgs.msg import TFMessage
+    from visualization_msgs.msg import Marker
+    from pix2voxpp_ros.core.geometry import pose_matrix
+    from pix2voxpp_ros.core.placement import ObjectPose
+    from pix2voxpp_ros.core.synthetic.world import camera_to_fixed
+    from pix2voxpp_ros.ros.rig_topics import true_placement_topic
+
+    placement = true_placement_topic(ROOT)
+    topics = {image_topic(0, ROOT): Image, '/tf': TFMessage, '/tf_static': TFMessage,
+              placement: Marker}
+
+    def poses(received: dict[str, list]) -> set:
+        return {(m.pose.position.x, m.scale.x) for m in received[placement]}
+    rig = _start_rig('scene:=tabletop', 'object_switch_s:=1.5', 'categories:=[mug, car]')
+    try:
+        received = _listen(topics, 60.0, need=lambda r: len(poses(r)) >= 2
+                           and len(r[image_topic(0, ROOT)]) >= 6)
+    finally:
+        log = _stop(rig)
+    assert len(poses(received)) >= 2, log  # two objects shown
+    assert not received['/tf_static']
+    cameras = _config(scene='tabletop').cameras()
+    truth = {_stamp(m): ObjectPose((m.pose.position.x, m.pose.position.y, m.pose.position.z),
+                                   2 * np.arctan2(m.pose.orientation.z, m.pose.orientation.w),
+                                   m.scale.x) for m in received[placement]}
+    sent = {(_stamp(t), t.child_frame_id): t.transform
+            for message in received['/tf'] for t in message.transforms}
+    checked = 0
+    last = max(_stamp(i) for i in received[image_topic(0, ROOT)])  # its TF may be in flight
+    for image in received[image_topic(0, ROOT)]:
+        stamp = _stamp(image)
+        if stamp not in truth or stamp == last:
+            continue
+        for i, camera in enumerate(cameras):
+            t = sent[stamp, f'rig/camera_{i}_optical']  # the pose at the image's very stamp
+            matrix = pose_matrix((t.translation.x, t.translation.y, t.translation.z),
+                                 (t.rotation.x, t.rotation.y, t.rotation.z, t.rotation.w))
+            np.testing.assert_allclose(matrix, camera_to_fixed(camera, truth[stamp]), atol=1e-6)
+        checked += 1
+    assert checked >= 4 and len({truth[_stamp(i)] for i in received[image_topic(0, ROOT)]
+                                 if _stamp(i) in truth}) >= 2

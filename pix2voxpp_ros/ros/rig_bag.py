@@ -10,9 +10,10 @@ masks (unless ``masks=False``) and camera infos of every camera, the ground-trut
 object name, each tick stamped alike. ``pix2voxpp-demo --record BAG`` calls :func:`record_rig_bag`.
 
 A placed scene (tabletop or wrist with ``place_objects``) also gets what the live rig sends for
-``placement: calibrated``: the cameras' optical frames in ``fixed_frame`` on ``/tf_static`` once
-per object before its first images (fixed cameras), or on ``/tf`` at every tick before the image
-(the wrist camera), and the truth on ``~/true_placement`` every tick. Each camera's
+``placement: calibrated``: the cameras' optical frames in ``fixed_frame`` on ``/tf`` at every
+tick, stamped like its images and written before them (fixed cameras too: they move in
+``fixed_frame`` with every object, so each frame's pose is the one of its own stamp), and the
+truth on ``~/true_placement`` every tick. Each camera's
 ``camera_info`` is written just before its image, so the first frame of a recording already has
 its calibration (the live rig publishes both together; their order on the wire is not fixed).
 """
@@ -36,7 +37,6 @@ from .sim_camera_rig import (camera_messages, camera_transforms, render_scene,
                              true_placement_marker, wrist_view)
 
 TF_TOPIC = '/tf'
-TF_STATIC_TOPIC = '/tf_static'
 TRUE_PLACEMENT_TOPIC = true_placement_topic()
 
 
@@ -83,7 +83,7 @@ def record_rig_bag(
     moving = config.scene == 'wrist'
     with BagWriter(path, storage=storage, overwrite=overwrite) as bag:
         if config.placed:  # first: a reader may order messages of one time by topic
-            bag.add_topic(TF_TOPIC if moving else TF_STATIC_TOPIC, TF_TYPE)
+            bag.add_topic(TF_TOPIC, TF_TYPE)
             bag.add_topic(TRUE_PLACEMENT_TOPIC, MARKER_TYPE)
         for i, topic in enumerate(images):
             bag.add_topic(info_topic(i), CAMERA_INFO_TYPE)
@@ -97,16 +97,13 @@ def record_rig_bag(
             if progress is not None:
                 progress(f'object {count + 1}/{objects}: {scene.name}, {ticks} tick(s)')
             seen_by, views, scene_masks = cameras, scene.views, scene.masks
-            if scene.pose is not None and not moving:  # as the live rig's static broadcaster
-                bag.write(TF_STATIC_TOPIC, tf_message_cdr(camera_transforms(
-                    config, cameras, scene.pose, ns_to_stamp(stamp_ns))), stamp_ns)
             for _ in range(ticks):
                 if moving and scene.layout is not None:
                     camera, view, mask = wrist_view(config, scene.layout,
                                                     (stamp_ns - started_ns) / 1e9)
                     seen_by, views, scene_masks = [camera], [view], [mask]
                 stamp = ns_to_stamp(stamp_ns)
-                if scene.pose is not None and moving:  # before the image, as the live rig
+                if scene.pose is not None:  # before the images, as the live rig
                     bag.write(TF_TOPIC, tf_message_cdr(camera_transforms(
                         config, seen_by, scene.pose, stamp)), stamp_ns)
                 for i, messages in enumerate(camera_messages(config, seen_by, views, scene_masks,

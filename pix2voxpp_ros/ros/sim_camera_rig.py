@@ -31,12 +31,15 @@ Topics (relative to the node's namespace; private ones under the node name):
 * ``~/object`` (std_msgs/String): ``<category>/<index> <stamp in ns>`` at every tick;
 * tabletop and wrist scenes with ``place_objects`` (the default): the target stands at a random
   position and heading on the table at a real size of its category
-  (:mod:`pix2voxpp_ros.core.synthetic.world`); the cameras' optical frames are published as TF in
-  ``fixed_frame`` where ``tf2_ros`` imports (static for fixed cameras, sent again when the
-  object changes; at every tick for the wrist camera), and ``~/true_placement``
-  (visualization_msgs/Marker, a translucent CUBE: the true grid's pose in ``fixed_frame`` and its
-  edge in ``scale``) is stamped like the images. The scene and its cameras are scaled together,
-  so the images are those of the unplaced scene.
+  (:mod:`pix2voxpp_ros.core.synthetic.world`); the cameras' optical frames are published on
+  ``/tf`` in ``fixed_frame`` where ``tf2_ros`` imports, at every tick, stamped exactly like that
+  tick's images and sent before them, and ``~/true_placement`` (visualization_msgs/Marker, a
+  translucent CUBE: the true grid's pose in ``fixed_frame`` and its edge in ``scale``) is stamped
+  like the images. The scene and its cameras are scaled together, so the images are those of
+  the unplaced scene, and even fixed cameras move in ``fixed_frame`` when the object changes:
+  were they static TF (``/tf_static``, re-sent at each switch), a consumer that lags behind would
+  pair the last frames of one object with the next object's camera poses. Stamped at every tick,
+  a frame's camera pose is looked up at the frame's own stamp, which no other object shares.
 """
 
 from __future__ import annotations
@@ -45,7 +48,7 @@ import math
 import signal
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Optional
+from typing import Optional
 
 import numpy as np
 import rclpy
@@ -225,11 +228,10 @@ class SimCameraRig(Node):
         self.truth_publisher = self.create_publisher(PointCloud2, truth_topic(''), 5)
         self.object_publisher = self.create_publisher(String, object_topic(''), 5)
         self.placement_publisher = self.create_publisher(Marker, true_placement_topic(''), 5)
-        self._static_tf = self._moving_tf = None
+        self._tf = None
         if self.config.placed and tf_available():
             from tf2_ros import TransformBroadcaster
-            self._static_tf = self._static_tf_publisher()
-            self._moving_tf = TransformBroadcaster(self)
+            self._tf = TransformBroadcaster(self)
         self.pose: Optional[ObjectPose] = None
         self.object_count = 0
         self.object_started_ns = 0
@@ -249,21 +251,6 @@ class SimCameraRig(Node):
             f'{self.config.rate_hz:g} Hz{" (JPEG)" if self.config.compressed else ""}, objects '
             f'from {", ".join(self.config.categories)} (seed {self.config.seed})')
 
-    def _static_tf_publisher(self) -> Callable[[list[TransformStamped]], None]:
-        """Publish ``/tf_static`` as a static broadcaster does (latched, depth 1).
-
-        Not ``tf2_ros.StaticTransformBroadcaster``: where it keeps every frame it has sent
-        (Jazzy, Kilted), sending a frame again re-sends its first transform, but the fixed
-        cameras move with every object (the scene is scaled with its target). Each message here
-        holds every camera's current transform, so it replaces the one before.
-        """
-        from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile
-        from tf2_msgs.msg import TFMessage
-        qos = QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL,
-                         history=HistoryPolicy.KEEP_LAST)
-        publisher = self.create_publisher(TFMessage, '/tf_static', qos)
-        return lambda transforms: publisher.publish(TFMessage(transforms=transforms))
-
     def _read_config(self) -> RigConfig:
         return rig_config_from_values({spec.name: self.get_parameter(spec.name).value
                                        for spec in RIG_PARAMETERS})
@@ -282,9 +269,6 @@ class SimCameraRig(Node):
         self.masks = scene.masks
         self.layout = scene.layout
         self.pose = scene.pose
-        if self.pose is not None and self._static_tf is not None and self.config.scene != 'wrist':
-            self._static_tf(camera_transforms(
-                self.config, self.rig_cameras, self.pose, self.get_clock().now().to_msg()))
         self.truth_cloud = scene.truth_cloud  # built once per object; each tick restamps it
         self.object_name = scene.name
         self.object_count = count
@@ -307,10 +291,10 @@ class SimCameraRig(Node):
                                             (now_ns - self.started_ns) / 1e9)
             self.rig_cameras, self.views, self.masks = [camera], [view], [mask]
         stamp = ns_to_stamp(now_ns)
-        if self.pose is not None and self._moving_tf is not None and self.config.scene == 'wrist':
-            # Sent before the image, so a node looking the pose up at its stamp finds it.
-            self._moving_tf.sendTransform(camera_transforms(self.config, self.rig_cameras,
-                                                            self.pose, stamp))
+        if self.pose is not None and self._tf is not None:
+            # Sent before the images, so a node looking the pose up at their stamp finds it.
+            self._tf.sendTransform(camera_transforms(self.config, self.rig_cameras, self.pose,
+                                                     stamp))
         for i, messages in enumerate(camera_messages(self.config, self.rig_cameras, self.views,
                                                      self.masks, stamp)):
             self.image_publishers[i].publish(messages.image)
