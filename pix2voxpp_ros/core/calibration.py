@@ -184,6 +184,28 @@ class PlacementFailedError(Pix2VoxError, RuntimeError):
         self.drops = list(drops)
 
 
+def posed_frames(view_set: ViewSet, *, poses: PoseSource, settings: PlacementSettings
+                 ) -> tuple[list[tuple[Frame, np.ndarray]], list[FrameDrop]]:
+    """Look up each frame's camera pose at its stamp; frames without one are left out.
+
+    :returns: ``(frame, (4, 4) camera pose in the fixed frame)`` of the frames with a pose, and
+        the drops (``no_transform``) of the others.
+    :raises PlacementFailedError: a frame without intrinsics or mask (with the drops so far).
+    """
+    posed, drops = [], []
+    for frame in view_set.frames:
+        try:
+            pose = poses.frame_pose(frame, timeout_s=settings.tf_timeout_s)
+        except (PoseUnavailableError, PoseError) as exc:
+            drops.append(FrameDrop(frame.camera, DropReason.NO_TRANSFORM, str(exc), frame=frame))
+            continue
+        if frame.intrinsics is None or frame.mask is None:
+            raise PlacementFailedError(f'camera {frame.camera}: a frame without intrinsics or '
+                                       'mask cannot be placed', drops)
+        posed.append((frame, pose))
+    return posed, drops
+
+
 def place_view_set(grid: np.ndarray, view_set: ViewSet, *, threshold: float,
                    poses: PoseSource, settings: PlacementSettings) -> PlacedGrid:
     """Place the reconstruction of a view set in the fixed frame.
@@ -195,17 +217,8 @@ def place_view_set(grid: np.ndarray, view_set: ViewSet, *, threshold: float,
     :raises PlacementFailedError: fewer than two views with a pose, a fit below
         ``min_placement_iou``, or a placement error.
     """
-    views, drops = [], []
-    for frame in view_set.frames:
-        try:
-            pose = poses.frame_pose(frame, timeout_s=settings.tf_timeout_s)
-        except (PoseUnavailableError, PoseError) as exc:
-            drops.append(FrameDrop(frame.camera, DropReason.NO_TRANSFORM, str(exc), frame=frame))
-            continue
-        if frame.intrinsics is None or frame.mask is None:
-            raise PlacementFailedError(f'camera {frame.camera}: a frame without intrinsics or '
-                                       'mask cannot be placed', drops)
-        views.append(CalibratedView(frame.intrinsics, pose, frame.mask))
+    posed, drops = posed_frames(view_set, poses=poses, settings=settings)
+    views = [CalibratedView(frame.intrinsics, pose, frame.mask) for frame, pose in posed]
     occupied = np.asarray(grid) >= threshold
     try:
         placement = place_object(occupied, views)

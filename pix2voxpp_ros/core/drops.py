@@ -47,6 +47,10 @@ class DropReason(str, enum.Enum):
     # A whole view set: its reconstruction could not be placed (or fitted below
     # min_placement_iou) and was not published.
     PLACEMENT_FAILED = 'placement_failed'
+    # With mask_mode: instances, one object of a view set: matched in fewer than min_views
+    # cameras (an instance no other camera matched counts once per instance). An object whose
+    # placement failed counts as PLACEMENT_FAILED.
+    UNMATCHED = 'unmatched'
 
     def __str__(self) -> str:
         return self.value
@@ -60,6 +64,8 @@ BUFFER_DROP_REASONS = (DropReason.OUT_OF_ORDER, DropReason.FUTURE, DropReason.ST
 MASK_DROP_REASONS = (DropReason.NO_MASK, DropReason.EMPTY_MASK, DropReason.BAD_MASK)
 CALIBRATION_DROP_REASONS = (DropReason.NO_CAMERA_INFO, DropReason.BAD_CAMERA_INFO,
                             DropReason.NO_TRANSFORM)
+#: What one object of a view set (``mask_mode: instances``) can be left out for.
+OBJECT_DROP_REASONS = (DropReason.UNMATCHED, DropReason.PLACEMENT_FAILED)
 # Every reason a single frame is counted under, in the order diagnostics list them.
 FRAME_DROP_REASONS = ((DropReason.ENCODING, DropReason.BAD_IMAGE) + BUFFER_DROP_REASONS
                       + MASK_DROP_REASONS + (DropReason.UNDECODABLE, DropReason.TOO_LARGE)

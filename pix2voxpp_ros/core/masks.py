@@ -5,7 +5,9 @@ A segmentation node publishes one mask per frame, stamped like the frame, a litt
 as soon as both halves are there; a frame whose mask has not come within ``timeout_s`` of its
 arrival is expired (the node counts it as ``no_mask``). :class:`MaskedFrames` adds the check of
 each pair's mask against its frame: what the node and ``pix2voxpp-bag`` do with ``mask_topics``,
-on whatever clock each has. Pure Python: no ROS.
+on whatever clock each has. With ``mask_mode: instances`` a mask is a label image (0
+background, ``k > 0`` instance ``k`` of that camera) checked by :func:`check_label_image`.
+Pure Python: no ROS.
 """
 
 from __future__ import annotations
@@ -19,10 +21,38 @@ import numpy as np
 
 from .clock import NS_PER_S
 from .drops import DropReason, FrameDrop
+from .instances import MAX_INSTANCES, MIN_PIXELS, InstanceError, instance_ids
 from .preprocess import EmptyMaskError, MaskError, mask_box
 from .views import Frame
 
 F = TypeVar('F')
+MASK_MODES = ('binary', 'instances')
+
+
+def check_label_image(labels: np.ndarray, *, height: int, width: int,
+                      max_instances: int = MAX_INSTANCES, min_pixels: int = MIN_PIXELS) -> int:
+    """Check an instance label image against its frame; return how many instances it holds.
+
+    :param labels: ``(H, W)`` (or ``(H, W, 1)``) uint8 or uint16, 0 background.
+    :raises MaskError: another size or dtype, or more than ``max_instances`` instances (a flood
+        of ids: refused in one ``bincount`` pass, whatever the ids).
+    :raises EmptyMaskError: no instance of ``min_pixels`` pixels or more.
+    """
+    if labels.ndim == 3 and labels.shape[2] == 1:
+        labels = labels[:, :, 0]
+    if labels.ndim != 2 or labels.dtype not in (np.uint8, np.uint16):
+        raise MaskError(f'a label image must be (H, W) uint8 or uint16, got {labels.dtype} '
+                        f'{labels.shape}')
+    if labels.shape != (height, width):
+        raise MaskError(f'label image is {labels.shape[1]}×{labels.shape[0]}, its image '
+                        f'{width}×{height}')
+    try:
+        count = len(instance_ids(labels, max_instances=max_instances, min_pixels=min_pixels))
+    except InstanceError as exc:
+        raise MaskError(str(exc)) from exc
+    if count == 0:
+        raise EmptyMaskError(f'the label image holds no instance of {min_pixels} pixels or more')
+    return count
 
 
 class MaskPairing(Generic[F]):
@@ -105,11 +135,16 @@ class MaskedFrames:
     :param num_cameras: cameras (indices 0 .. num_cameras - 1).
     :param timeout_s: ``mask_timeout_s``: how long a frame waits for its mask after it arrived.
     :param capacity: unpaired frames and masks kept per camera.
+    :param instances: masks are instance label images (``mask_mode: instances``).
+    :param max_instances: most instances a label image may hold.
     """
 
-    def __init__(self, num_cameras: int, *, timeout_s: float, capacity: int = 16) -> None:
+    def __init__(self, num_cameras: int, *, timeout_s: float, capacity: int = 16,
+                 instances: bool = False, max_instances: int = MAX_INSTANCES) -> None:
         self._pairing: MaskPairing[Frame] = MaskPairing(num_cameras, timeout_s=timeout_s,
                                                         capacity=capacity)
+        self.instances = instances
+        self._max_instances = max_instances
         self._no_mask = f'no mask of their stamp came within mask_timeout_s {timeout_s:g} s'
 
     def add_frame(self, frame: Frame, *, now_ns: int) -> tuple[list[Frame], list[FrameDrop]]:
@@ -142,11 +177,18 @@ class MaskedFrames:
         try:
             if isinstance(mask, MaskError):
                 raise mask
-            mask_box(mask, height=frame.image.shape[0], width=frame.image.shape[1])
-        except EmptyMaskError:
-            drops.append(FrameDrop(frame.camera, DropReason.EMPTY_MASK,
-                                   'their mask marks no pixel (the segmenter did not find the '
-                                   'object)', frame=frame))
+            height, width = frame.image.shape[:2]
+            if self.instances:
+                check_label_image(mask, height=height, width=width,
+                                  max_instances=self._max_instances)
+                if mask.ndim == 3:
+                    mask = mask[:, :, 0]
+            else:
+                mask_box(mask, height=height, width=width)
+        except EmptyMaskError as exc:
+            detail = (f'{exc} (the segmenter found no object)' if self.instances else
+                      'their mask marks no pixel (the segmenter did not find the object)')
+            drops.append(FrameDrop(frame.camera, DropReason.EMPTY_MASK, detail, frame=frame))
             return [], drops
         except MaskError as exc:
             drops.append(FrameDrop(frame.camera, DropReason.BAD_MASK, f'bad mask: {exc}',

@@ -29,15 +29,20 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from .calibration import PlacementFailedError, PlacementSettings, PoseSource, posed_frames
+from .drops import DropReason, FrameDrop
 from .errors import Pix2VoxError
 from .inference import Reconstructor
 from .instances import (MAX_INSTANCES, MIN_PIXELS, CameraInstances, InstanceError,
                         MatchedObject, match_instances)
-from .placement import Placement, PlacementError, place_object
+from .metrics import iou
+from .objects import CollisionChanges, PlacedObject, collision_changes
+from .placement import ObjectPose, Placement, PlacementError, carve, place_object
+from .views import ViewSet
 
 
 @dataclass(frozen=True)
@@ -124,9 +129,11 @@ def _cameras(labels: Sequence[np.ndarray], images: Sequence[np.ndarray],
 
 def reconstruct_objects(reconstructor: Reconstructor, images: Sequence[np.ndarray],
                         labels: Sequence[np.ndarray], intrinsics: Sequence[np.ndarray],
-                        camera_to_fixed: Sequence[np.ndarray], *, encoding: str = 'rgb8',
-                        min_views: int = 2, threshold: Optional[float] = None,
-                        max_instances: int = MAX_INSTANCES, min_pixels: int = MIN_PIXELS
+                        camera_to_fixed: Sequence[np.ndarray], *,
+                        encoding: Union[str, Sequence[str]] = 'rgb8', min_views: int = 2,
+                        threshold: Optional[float] = None, max_instances: int = MAX_INSTANCES,
+                        min_pixels: int = MIN_PIXELS, roi_margin: float = -1.0,
+                        min_silhouette_iou: float = 0.0, carve_views: bool = False
                         ) -> MultiObjectResult:
     """Reconstruct and place every object that ``min_views`` cameras or more see.
 
@@ -138,11 +145,17 @@ def reconstruct_objects(reconstructor: Reconstructor, images: Sequence[np.ndarra
     :param intrinsics: per camera ``(3, 3)`` K.
     :param camera_to_fixed: per camera ``(4, 4)`` pose of its optical frame (x right, y down,
         z forward) in the fixed frame (z up).
-    :param encoding: the frames' encoding (as :meth:`Reconstructor.preprocess`).
+    :param encoding: the frames' encoding (as :meth:`Reconstructor.preprocess`), one for all
+        or one per camera.
     :param min_views: fewest cameras an object must be matched in (>= 2).
     :param threshold: occupancy threshold; None: the weights' own.
     :param max_instances: most instances a camera may hold; ``min_pixels``: smaller ones are
         specks and dropped (see :func:`.instances.split_instances`).
+    :param roi_margin: the crop's margin around each instance (negative: the masks' default).
+    :param min_silhouette_iou: placements whose silhouettes match the masks worse are dropped
+        (``min_placement_iou``).
+    :param carve_views: empty the voxels a view sees outside the object's mask
+        (:func:`.placement.carve`; ``probabilities`` and ``occupied`` then agree with it).
     :raises InstanceError: inputs that do not pair up, bad label images or calibration.
     :raises PreprocessError: a frame that cannot be preprocessed.
     :raises InferenceError: the network fails.
@@ -153,10 +166,11 @@ def reconstruct_objects(reconstructor: Reconstructor, images: Sequence[np.ndarra
     matching_s = time.perf_counter() - start
 
     start = time.perf_counter()
+    encodings = [encoding] * len(images) if isinstance(encoding, str) else list(encoding)
     inputs = []  # per object (V, 3, 224, 224): its views, each masked to its own instance
     for obj in matched.objects:
         inputs.append(np.stack([
-            reconstructor.preprocess(images[c], encoding=encoding, roi_margin=-1.0,
+            reconstructor.preprocess(images[c], encoding=encodings[c], roi_margin=roi_margin,
                                      mask=view.mask.astype(np.uint8) * 255)
             for c, view in zip(obj.cameras, obj.views)]))
     preprocess_s = time.perf_counter() - start
@@ -182,6 +196,17 @@ def reconstruct_objects(reconstructor: Reconstructor, images: Sequence[np.ndarra
         except PlacementError as exc:
             dropped.append(DroppedObject(obj.instance_ids, f'placement failed: {exc}'))
             continue
+        if not (placement.silhouette_iou >= min_silhouette_iou
+                and math.isfinite(placement.pose.size_m)):
+            dropped.append(DroppedObject(
+                obj.instance_ids, f'the placed silhouettes match the masks with IoU '
+                f'{placement.silhouette_iou:.2f}, below min_placement_iou '
+                f'{min_silhouette_iou:g}'))
+            continue
+        if carve_views:
+            kept = carve(occupied, placement.pose, obj.views)
+            grid = np.where(occupied & ~kept, np.float32(0.0), grid)
+            occupied = occupied & kept
         placed.append(ReconstructedObject(obj.instance_ids, grid, occupied, placement, obj))
     placement_s = time.perf_counter() - start
     return MultiObjectResult(tuple(placed), tuple(dropped), matched.unmatched, matched.unused,
@@ -294,3 +319,107 @@ class ObjectTracker:
         """Update with the placed objects of a :func:`reconstruct_objects` result."""
         poses = [obj.placement.pose for obj in result.objects]
         return self.update([p.position for p in poses], [p.size_m for p in poses])
+
+
+@dataclass(frozen=True)
+class ViewSetObjects:
+    """What :func:`reconstruct_view_set` made of one view set.
+
+    :ivar result: the objects found, reconstructed and placed, and those left out.
+    :ivar drops: frames left out for want of a camera pose (``no_transform``).
+    """
+
+    result: MultiObjectResult
+    drops: tuple[FrameDrop, ...]
+
+    @property
+    def left_out(self) -> dict[DropReason, int]:
+        """How many objects were left out, by reason (``unmatched``, ``placement_failed``)."""
+        return {DropReason.UNMATCHED: self.result.unmatched,
+                DropReason.PLACEMENT_FAILED: self.result.placement_failures}
+
+
+def reconstruct_view_set(reconstructor: Reconstructor, view_set: ViewSet, *, poses: PoseSource,
+                         settings: PlacementSettings, min_views: int, threshold: float,
+                         roi_margin: float = -1.0, max_instances: int = MAX_INSTANCES
+                         ) -> ViewSetObjects:
+    """Every object of a buffered view set whose masks are label images (``mask_mode: instances``).
+
+    What the node's worker and ``pix2voxpp-bag`` run: each frame's camera pose is looked up at
+    its stamp (a frame without one is left out, ``no_transform``), then
+    :func:`reconstruct_objects` on the rest with the placement settings.
+
+    :param view_set: frames with their intrinsics and label images (``Frame.mask``).
+    :raises PlacementFailedError: fewer than ``min_views`` frames with a camera pose.
+    :raises InstanceError, PreprocessError, InferenceError: as :func:`reconstruct_objects`.
+    """
+    frames, drops = posed_frames(view_set, poses=poses, settings=settings)
+    if len(frames) < max(2, min_views):
+        raise PlacementFailedError(f'{len(frames)} view(s) with a camera pose, fewer than the '
+                                   f'{max(2, min_views)} that matching objects needs', drops)
+    result = reconstruct_objects(
+        reconstructor, [f.image for f, _ in frames], [f.mask for f, _ in frames],
+        [f.intrinsics for f, _ in frames], [p for _, p in frames],
+        encoding=[f.encoding for f, _ in frames], min_views=min_views, threshold=threshold,
+        max_instances=max_instances, roi_margin=roi_margin,
+        min_silhouette_iou=settings.min_placement_iou, carve_views=settings.carve)
+    return ViewSetObjects(result, tuple(drops))
+
+
+@dataclass(frozen=True)
+class SceneUpdate:
+    """The objects of one view set with their track ids, and what a planning scene must change.
+
+    :ivar objects: the placed objects, in increasing id order.
+    :ivar changes: MoveIt collision object changes (ADD / MOVE / REMOVE) against the last update.
+    :ivar track: the tracker's pairing (ids added and removed).
+    """
+
+    objects: tuple[PlacedObject, ...]
+    changes: CollisionChanges
+    track: TrackUpdate
+
+
+class ObjectScene:
+    """The objects seen so far: stable ids (:class:`ObjectTracker`) and the collision scene.
+
+    One per node activation (and per ``pix2voxpp-bag`` run): each view set's result becomes
+    :class:`~.objects.PlacedObject` records with their track ids, and the changes a MoveIt
+    planning scene needs. An object is sent again whole (ADD) when its shape changed: the
+    occupied grid's IoU with the one last sent is below ``reshape_iou``.
+
+    :param tolerance: as :class:`ObjectTracker` (fraction of the object's size).
+    :param reshape_iou: below this IoU with the last sent grid an object counts as reshaped.
+    """
+
+    def __init__(self, *, tolerance: float = 0.5, reshape_iou: float = 0.7) -> None:
+        self.tracker = ObjectTracker(tolerance=tolerance)
+        self.reshape_iou = reshape_iou
+        self._scene: dict[int, ObjectPose] = {}
+        self._sent: dict[int, np.ndarray] = {}  # id -> occupied grid as last sent whole
+
+    def update(self, result: MultiObjectResult) -> SceneUpdate:
+        """Give the result's objects their ids and compare them with the scene."""
+        track = self.tracker.update_result(result)
+        records = sorted((PlacedObject(object_id, obj.occupied, obj.placement.pose,
+                                       probabilities=obj.probabilities)
+                          for object_id, obj in zip(track.ids, result.objects)),
+                         key=lambda record: record.object_id)
+        reshaped = [r.object_id for r in records if r.object_id in self._sent
+                    and iou(r.occupied, self._sent[r.object_id]) < self.reshape_iou]
+        changes = collision_changes(self._scene, {r.object_id: r.pose for r in records},
+                                    reshaped=reshaped)
+        self._scene = changes.scene
+        for record in records:
+            if record.object_id in changes.add:
+                self._sent[record.object_id] = record.occupied
+        for object_id in changes.remove:
+            self._sent.pop(object_id, None)
+        return SceneUpdate(tuple(records), changes, track)
+
+    def clear(self) -> SceneUpdate:
+        """Forget every object; the update removes whatever the scene held."""
+        changes = collision_changes(self._scene, {})
+        self.tracker = ObjectTracker(tolerance=self.tracker.tolerance)
+        self._scene, self._sent = {}, {}
+        return SceneUpdate((), changes, TrackUpdate((), (), changes.remove))

@@ -27,6 +27,7 @@ from .calibration import PLACEMENT_MODES, PlacementSettings
 from .errors import Pix2VoxError
 from .geometry import POSE_NUMBERS
 from .inference import PRECISION_CHOICES
+from .masks import MASK_MODES
 from .limits import (DEFAULT_MAX_IMAGE_PIXELS, MAX_IMAGE_PIXELS_LIMIT, MAX_OBJECT_SIZE_M,
                      MAX_THREADS, MAX_VIEWS, short_repr)
 from .preprocess import Roi
@@ -219,6 +220,13 @@ PARAMETERS: tuple[ParamSpec, ...] = (
     ParamSpec('mask_timeout_s', 0.5, 'float',
               'How long a frame waits for its mask, seconds; frames without one are dropped '
               '(no_mask).', _DURATION, check=checks.duration()),
+    ParamSpec('mask_mode', 'binary', 'str',
+              "'binary': each mask marks one object (mono8, nonzero on it); 'instances': each "
+              'mask is a label image (mono8 or mono16, 0 background, k > 0 instance k of that '
+              'camera, ids per camera): every object seen by min_views cameras is matched '
+              'across the cameras, reconstructed and placed (needs placement calibrated); '
+              '~/occupancy then carries every object with an instance field, and ~/objects '
+              'their poses.', 'binary or instances', check=checks.one_of(MASK_MODES)),
     ParamSpec('max_image_pixels', DEFAULT_MAX_IMAGE_PIXELS, 'int',
               'Most pixels (width x height) a frame or mask may declare; larger ones are '
               'dropped (too_large) before they are decoded or copied. The default, 50 MP, is '
@@ -257,6 +265,15 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               '(silhouette carving); off by default: where another object hides part of the '
               'target its mask misses that part, and carving removes it (measured: mean world '
               'IoU 0.632 without, 0.585 with, tabletop scene).'),
+    ParamSpec('collision_objects', False, 'bool',
+              'mask_mode instances: also publish each object as a moveit_msgs/CollisionObject '
+              '(its surface mesh in fixed_frame, a stable id per tracked object; ADD when new '
+              'or reshaped, MOVE, REMOVE when it left) on collision_object_topic, where '
+              'moveit_msgs imports.'),
+    ParamSpec('collision_object_topic', '/collision_object', 'str',
+              "mask_mode instances with collision_objects: the topic (MoveIt's planning scene "
+              'monitor listens on /collision_object).', 'a topic name',
+              check=checks.non_empty),
     ParamSpec('autostart', True, 'bool',
               'Configure and activate at startup (for ros2 run); false leaves the node '
               'unconfigured for a lifecycle manager.'),
@@ -298,6 +315,7 @@ class NodeConfig:
     roi_margin: float
     mask_topics: tuple[str, ...]
     mask_timeout_s: float
+    mask_mode: str
     max_image_pixels: int
     placement: str
     camera_info_topics: tuple[str, ...]
@@ -306,12 +324,19 @@ class NodeConfig:
     camera_poses: tuple[float, ...]
     min_placement_iou: float
     carve: bool
+    collision_objects: bool
+    collision_object_topic: str
     autostart: bool
 
     @property
     def calibrated(self) -> bool:
         """Whether results are placed in ``fixed_frame`` (``placement: calibrated``)."""
         return self.placement == 'calibrated'
+
+    @property
+    def instances(self) -> bool:
+        """Whether masks are label images of every object (``mask_mode: instances``)."""
+        return self.mask_mode == 'instances'
 
     def info_topics(self) -> tuple[str, ...]:
         """Each camera's CameraInfo topic: given, or beside its image topic."""
@@ -331,11 +356,13 @@ class NodeConfig:
 
     def describe_mode(self) -> str:
         """Say how view sets are made, for the log."""
+        objects = ', every object of instance label images' if self.instances else ''
         if self.moving_camera:
             return (f'one moving camera, {self.views_per_reconstruction} key frames '
-                    f'{self.min_view_interval_s} s apart')
+                    f'{self.min_view_interval_s} s apart{objects}')
         return (f'{len(self.camera_topics)} cameras, at least '
-                f'{self.view_buffer_config().required_views} within {self.sync_slop_s} s')
+                f'{self.view_buffer_config().required_views} within {self.sync_slop_s} s'
+                f'{objects}')
 
     def view_buffer_config(self) -> ViewBufferConfig:
         """Return the core's view-buffer configuration for these parameters."""
@@ -392,6 +419,9 @@ def find_problems(values: Mapping[str, Any]) -> list[str]:
     if config.calibrated and not config.mask_topics:
         problems.append('placement calibrated needs mask_topics: the object is placed by its '
                         'masks')
+    if config.instances and not (config.calibrated and config.mask_topics):
+        problems.append('mask_mode instances needs placement calibrated and mask_topics: '
+                        'objects are matched across the cameras by their calibration')
     if config.min_views > cameras:
         problems.append(f'min_views {config.min_views} exceeds the {cameras} camera(s) in '
                         'camera_topics')

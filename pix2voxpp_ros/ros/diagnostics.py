@@ -14,12 +14,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
 from ..core.clock import NS_PER_S
-from ..core.drops import FRAME_DROP_REASONS
+from ..core.drops import FRAME_DROP_REASONS, OBJECT_DROP_REASONS
 from ..core.limits import shorten
 
 ERROR_KINDS = ('inference', 'image', 'internal', 'callback')
@@ -71,6 +71,11 @@ class RunStats:
     last_placement_iou: str = ''
     last_size_m: str = ''
     models_ms: deque = field(default_factory=lambda: deque(maxlen=STATS_WINDOW))
+    # mask_mode instances: objects published, and left out by reason (OBJECT_DROP_REASONS)
+    objects_published: int = 0
+    objects_dropped: dict = field(default_factory=lambda: dict.fromkeys(
+        (str(r) for r in OBJECT_DROP_REASONS), 0))
+    last_objects: int = 0
 
 
 class ThrottledLog:
@@ -206,6 +211,15 @@ class NodeStats:
             run.last_placement_iou = f'{silhouette_iou:.3f}'
             run.last_size_m = f'{pose.size_m:.4f}'
 
+    def objects(self, published: int, left_out: Mapping[str, int]) -> None:
+        """Count one view set's objects: published, and left out by reason."""
+        with self.lock:
+            run = self.run
+            run.objects_published += published
+            run.last_objects = published
+            for reason, count in left_out.items():
+                run.objects_dropped[str(reason)] += count
+
     def placement_failed(self, message: str) -> None:
         """Count a view set whose reconstruction could not be placed (placement_failed)."""
         with self.lock:
@@ -277,6 +291,11 @@ class NodeStats:
             }
             values.update({f'frames_dropped.{r}': str(sum(c.drops[r] for c in self.cameras))
                            for r in FRAME_DROP_REASONS})
+            if config is not None and config.instances:
+                values['objects_published'] = str(run.objects_published)
+                values['last_objects'] = str(run.last_objects)
+                values.update({f'objects_dropped.{r}': str(n)
+                               for r, n in run.objects_dropped.items()})
             values.update({f'errors.{k}': str(n) for k, n in run.errors.items()})
             last_success, last_message = run.last_success, run.last_message
             last_done, count = run.last_done_s, run.reconstructions

@@ -31,7 +31,8 @@ from ..core.pending_slot import PendingSlot
 from ..core.preprocess import MaskError
 from ..core.views import NS_PER_S, Frame, ViewBuffer
 from .conversions import (ImageConversionError, UnsupportedEncodingError, compressed_topic,
-                          frame_to_array, mask_to_array, stamp_to_ns)
+                          frame_to_array, labels_to_array, mask_to_array,
+                          stamp_to_ns)
 from .diagnostics import NodeStats, ThrottledLog
 from .placement_io import CalibrationInputs
 from .worker import Job, ViewPreparer, Worker
@@ -100,7 +101,8 @@ class CameraInputs:
         self.topics = [getattr(sub, 'topic_name', topic)
                        for sub, topic in zip(self._subscriptions, topics)]
         self._intake = FrameIntake(buffer, take_sets=config.trigger == 'auto', masks=MaskedFrames(
-            len(topics), timeout_s=config.mask_timeout_s) if config.mask_topics else None)
+            len(topics), timeout_s=config.mask_timeout_s, instances=config.instances)
+            if config.mask_topics else None)
         if config.mask_topics:
             try:
                 for index, topic in enumerate(config.mask_topics):
@@ -174,7 +176,8 @@ class CameraInputs:
             if not self._is_active() or self._intake.masks is None:
                 return
             try:
-                mask: np.ndarray | MaskError = mask_to_array(
+                convert = labels_to_array if self._config.instances else mask_to_array
+                mask: np.ndarray | MaskError = convert(
                     msg, max_pixels=self._config.max_image_pixels)
             except MaskError as exc:
                 mask = exc
@@ -200,7 +203,9 @@ class CameraInputs:
             self._stats.accepted(frame.camera, frame.received_ns / NS_PER_S,
                                  encoding=frame.encoding,
                                  size=f'{frame.image.shape[1]}x{frame.image.shape[0]}')
-            if config.trigger == 'auto' and not config.moving_camera and not self._worker.busy:
+            # (Each object of an instance label image is cropped on its own: nothing to prefetch.)
+            if config.trigger == 'auto' and not config.moving_camera and not self._worker.busy \
+                    and not config.instances:
                 # An idle worker reconstructs every new set, this frame included: start now.
                 self._preparer.prefetch(frame)
         for view_set in intake.sets:

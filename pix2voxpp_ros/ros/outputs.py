@@ -28,7 +28,8 @@ from ..core.node_config import NodeConfig
 from ..core.placement import ObjectPose
 from ..core.preprocess import ImageInputError
 from ..core.views import NS_PER_S
-from .conversions import clear_markers, grid_to_markers, ns_to_stamp, reconstruction_messages
+from .conversions import (clear_markers, grid_to_markers, ns_to_stamp, objects_to_markers,
+                          reconstruction_messages)
 from .diagnostics import NodeStats, ThrottledLog
 from .placement_io import PlacementPublisher
 from .worker import Job, Outcome, ViewPreparer
@@ -39,9 +40,6 @@ MARKER_CHECK_PERIOD_S = 0.1  # how soon a new marker viewer gets markers of the 
 OUTPUT_QOS = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=1,
                         reliability=ReliabilityPolicy.RELIABLE,
                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
-
-# grid, threshold, object_size_m, header, placement (None: canonical)
-Output = tuple[np.ndarray, float, float, Header, Optional[ObjectPose]]
 
 
 @dataclass(frozen=True)
@@ -56,6 +54,20 @@ class Placing:
     poses: PoseSource
     publisher: PlacementPublisher
     report_drop: Callable[[FrameDrop], None]
+
+    def failed(self, exc: PlacementFailedError, what: str, *, stats: NodeStats,
+               log: Optional[ThrottledLog]) -> Outcome:
+        """Count and log a view set that could not be placed; nothing of it is published.
+
+        :param what: names the view set in the message.
+        """
+        for drop in exc.drops:
+            self.report_drop(drop)
+        message = f'{what} failed: {exc}'
+        stats.placement_failed(message)
+        if log is not None:
+            log.warn(('placement',), message + '; nothing published')
+        return Outcome(False, message)
 
 
 class ResultPublisher:
@@ -73,8 +85,14 @@ class ResultPublisher:
         # Markers cost ~10 ms per 1,000 voxels, so they are built only while someone watches.
         self._marker_lock = threading.Lock()
         self._markers_current = False  # the latched markers show the latest cloud
-        self._last_output: Optional[Output] = None
+        # The latest cloud's header and what builds its markers (for a viewer joining later).
+        self._last_output: Optional[tuple[Header, Callable[[], MarkerArray]]] = None
         node.create_timer(MARKER_CHECK_PERIOD_S, self._refresh_markers)
+
+    @property
+    def markers_watched(self) -> bool:
+        """Whether anyone subscribes to ``~/markers`` now."""
+        return self._marker_pub.get_subscription_count() > 0
 
     def publish(self, grid: np.ndarray, *, threshold: float, object_size_m: float,
                 header: Header, pose: Optional[ObjectPose] = None) -> tuple[PointCloud2, int]:
@@ -84,39 +102,55 @@ class ResultPublisher:
         """
         messages = reconstruction_messages(
             grid, threshold=threshold, object_size_m=object_size_m, header=header,
-            markers=self._marker_pub.get_subscription_count() > 0, pose=pose)
+            markers=self.markers_watched, pose=pose)
         self._cloud_pub.publish(messages.cloud)
         published_ns = time.monotonic_ns()
         self._grid_pub.publish(messages.grid)
-        self._publish_markers(messages.markers, (grid, threshold, object_size_m, header, pose))
+        self._publish_markers(messages.markers, header, lambda: grid_to_markers(
+            grid, threshold=threshold, object_size_m=object_size_m, header=header, pose=pose))
         return messages.cloud, published_ns
 
-    def _publish_markers(self, markers: Optional[MarkerArray], output: Output) -> None:
-        """Publish the markers of the latest cloud, or retract the latched ones when unbuilt."""
+    def publish_objects(self, cloud: PointCloud2, markers: Optional[MarkerArray], *,
+                        header: Header, build_markers: Callable[[], MarkerArray]) -> int:
+        """Publish the cloud of every object and (when built) their markers; ``~/grid`` rests.
+
+        :param build_markers: builds the markers when a viewer joins later.
+        :returns: the monotonic time in ns when the cloud was published.
+        """
+        self._cloud_pub.publish(cloud)
+        published_ns = time.monotonic_ns()
+        self._publish_markers(markers, header, build_markers,
+                              retract=lambda: objects_to_markers([], header=header))
+        return published_ns
+
+    def _publish_markers(self, markers: Optional[MarkerArray], header: Header,
+                         build: Callable[[], MarkerArray],
+                         retract: Optional[Callable[[], MarkerArray]] = None) -> None:
+        """Publish the markers of the latest cloud, or retract the latched ones when unbuilt.
+
+        :param retract: builds the DELETEALL markers (default: the single object's namespace).
+        """
         with self._marker_lock:
-            self._last_output = output
+            self._last_output = (header, build)
             if markers is not None:
                 self._marker_pub.publish(markers)
                 self._markers_current = True
             elif self._markers_current:
                 # Nobody watches: replace the latched markers by a cheap DELETEALL of this stamp,
                 # so a viewer joining later never sees an older object next to the cloud.
-                self._marker_pub.publish(clear_markers(output[3]))
+                self._marker_pub.publish(clear_markers(header) if retract is None
+                                         else retract())
                 self._markers_current = False
 
     def _refresh_markers(self) -> None:
         """Timer: give a viewer that joined since the last reconstruction its markers."""
         try:
-            if self._markers_current or self._last_output is None or \
-                    self._marker_pub.get_subscription_count() == 0:
+            if self._markers_current or self._last_output is None or not self.markers_watched:
                 return
             with self._marker_lock:
                 if self._markers_current or self._last_output is None:
                     return
-                grid, threshold, object_size_m, header, pose = self._last_output
-                self._marker_pub.publish(grid_to_markers(
-                    grid, threshold=threshold, object_size_m=object_size_m, header=header,
-                    pose=pose))
+                self._marker_pub.publish(self._last_output[1]())
                 self._markers_current = True
         except Exception as exc:  # noqa: BLE001 - a timer callback never kills the spin
             self._log.warn('markers', f'markers failed: {type(exc).__name__}: {exc}')
@@ -151,14 +185,9 @@ def reconstruct_and_publish(job: Job, *, reconstructor: Reconstructor, preparer:
             placed = place_view_set(grid, job.views, threshold=threshold, poses=placing.poses,
                                     settings=config.placement_settings())
         except PlacementFailedError as exc:
-            for drop in exc.drops:
-                placing.report_drop(drop)
-            message = (f'placement of {len(frames)} view(s) ({names}, stamp '
-                       f'{job.views.newest_stamp_ns / NS_PER_S:.3f}) failed: {exc}')
-            stats.placement_failed(message)
-            if log is not None:
-                log.warn(('placement',), message + '; result not published')
-            return Outcome(False, message)
+            return placing.failed(exc, f'placement of {len(frames)} view(s) ({names}, stamp '
+                                       f'{job.views.newest_stamp_ns / NS_PER_S:.3f})',
+                                  stats=stats, log=log)
         for drop in placed.drops:
             placing.report_drop(drop)
         grid, pose, size, frame_id = placed.grid, placed.pose, placed.pose.size_m, \

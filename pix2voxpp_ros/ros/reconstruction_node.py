@@ -22,8 +22,10 @@ lifecycle and the parameters; the modules named hold the rest.
 Topics: ``~/occupancy`` (PointCloud2), ``~/markers`` (MarkerArray), ``~/grid`` (dense
 PointCloud2 of every voxel), ``/diagnostics``; with ``placement: calibrated``
 (:mod:`.placement_io`) also ``~/object_pose`` (PoseStamped) and the object's TF frame, the
-outputs in ``fixed_frame``. Services: ``~/reconstruct`` and ``~/reset`` (std_srvs/Trigger), plus
-the standard lifecycle services.
+outputs in ``fixed_frame``; with ``mask_mode: instances`` (:mod:`.object_outputs`) every
+object of instance label images in one cloud, ``~/objects`` (PoseArray), ``~/detections`` and
+MoveIt collision objects where their packages import. Services: ``~/reconstruct`` and
+``~/reset`` (std_srvs/Trigger), plus the standard lifecycle services.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from ..core.views import NS_PER_S, ViewBuffer
 from .diagnostics import NodeStats, ThrottledLog
 from .inputs import CameraInputs, frame_preparer, image_qos
 from .outputs import OUTPUT_QOS, Placing, ResultPublisher, failed_outcome, reconstruct_and_publish
+from .object_outputs import ObjectPublisher, reconstruct_objects_and_publish
 from .placement_io import CalibrationInputs, PlacementPublisher
 from .params import declare_parameters, read_values
 from .services import SERVICE_TIMEOUT_S, NodeServices, Snapshot, waiting_for_views
@@ -98,6 +101,7 @@ class ReconstructionNode(LifecycleNode):
         self._log = ThrottledLog(self.get_logger())
         self._outputs = ResultPublisher(self, self._log)
         self._placement_outputs = PlacementPublisher(self, OUTPUT_QOS)
+        self._object_outputs = ObjectPublisher(self)
         self._calibration: Optional[CalibrationInputs] = None
         self._diagnostics_pub = self.create_publisher(DiagnosticArray, '/diagnostics', 10)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
@@ -210,6 +214,9 @@ class ReconstructionNode(LifecycleNode):
                 preparer=self._preparer, stats=self._stats, log=self._log,
                 is_active=lambda: self._active, calibration=self._calibration)
             self._topics = self._inputs.topics
+            if config.instances:
+                for notice in self._object_outputs.activate(config):
+                    self.get_logger().info(notice)
         except Exception as exc:  # noqa: BLE001 - e.g. an invalid topic name
             self.get_logger().error(f'activate failed: {type(exc).__name__}: {exc}')
             self._stop_worker()
@@ -271,6 +278,7 @@ class ReconstructionNode(LifecycleNode):
         calibration, self._calibration = self._calibration, None
         if calibration is not None:
             calibration.close()
+        self._object_outputs.deactivate()
         slot = self._slot
         self._worker = None
         if not self._workers.stop(timeout=SERVICE_TIMEOUT_S):
@@ -337,6 +345,12 @@ class ReconstructionNode(LifecycleNode):
             if calibration is None or inputs is None:
                 return Outcome(False, 'the node is not active')
             placing = Placing(calibration.poses, self._placement_outputs, inputs.report_drop)
+        if config.instances and placing is not None:
+            return reconstruct_objects_and_publish(
+                job, reconstructor=reconstructor, config=config, threshold=self._threshold(),
+                publisher=self._outputs, objects=self._object_outputs, placing=placing,
+                stats=self._stats, topics=self._topics, logger=self.get_logger(),
+                log=self._log)
         return reconstruct_and_publish(
             job, reconstructor=reconstructor, preparer=preparer, config=config,
             threshold=self._threshold(), publisher=self._outputs, stats=self._stats,

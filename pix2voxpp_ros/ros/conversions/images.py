@@ -175,6 +175,55 @@ def mask_to_array(msg: Image, *, backend: str = 'auto',
         raise MaskError(f'malformed mask: {exc}') from exc
 
 
+LABEL_ENCODINGS = {'mono8': np.dtype(np.uint8), 'mono16': np.dtype(np.uint16)}
+
+
+def labels_to_array(msg: Image, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+    """Convert an instance label image (mono8 or mono16, 0 background) to ``(H, W)`` labels.
+
+    :param max_pixels: the most pixels the image may declare (``max_image_pixels``).
+    :returns: uint8 (mono8) or native-order uint16 (mono16, either ``is_bigendian``).
+    :raises MaskError: another encoding, a malformed message, or more than ``max_pixels``.
+    """
+    dtype = LABEL_ENCODINGS.get(msg.encoding)
+    if dtype is None:
+        raise MaskError(f'label image encoding is {short_repr(msg.encoding)}, not mono8 or '
+                        'mono16')
+    if dtype == np.uint8:
+        return mask_to_array(msg, max_pixels=max_pixels)
+    height, width, step = int(msg.height), int(msg.width), int(msg.step)
+    try:
+        check_pixels(width, height, max_pixels=max_pixels)
+    except preprocess.ImageTooLargeError as exc:
+        raise MaskError(f'oversized label image: {exc}') from None
+    if height == 0 or width == 0 or step < 2 * width or len(msg.data) != step * height:
+        raise MaskError(f'malformed label image: {width}x{height} mono16, step {step}, '
+                        f'{len(msg.data)} bytes of data (expected step x height, step >= '
+                        f'{2 * width})')
+    rows = np.frombuffer(msg.data, dtype=np.uint8).reshape(height, step)[:, :2 * width]
+    stored = np.dtype('>u2') if msg.is_bigendian else np.dtype('<u2')
+    return np.ascontiguousarray(rows).view(stored).astype(np.uint16)  # (H, W) native order
+
+
+def labels_to_image(labels: np.ndarray, *, stamp: Optional[Time] = None,
+                    frame_id: str = '') -> Image:
+    """Build an instance label image: mono8 from uint8, mono16 (little-endian) from uint16.
+
+    :raises ImageConversionError: not a ``(H, W)`` uint8 or uint16 array.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.dtype not in (np.uint8, np.uint16):
+        raise ImageConversionError(f'a label image is (H, W) uint8 or uint16, got '
+                                   f'{labels.dtype} {labels.shape}')
+    if labels.dtype == np.uint8:
+        return array_to_image(labels, encoding='mono8', stamp=stamp, frame_id=frame_id)
+    height, width = labels.shape
+    msg = Image(header=Header(stamp=stamp or Time(), frame_id=frame_id), height=height,
+                width=width, encoding='mono16', is_bigendian=0, step=2 * width)
+    msg.data = array.array('B', labels.astype('<u2').tobytes())
+    return msg
+
+
 def array_to_compressed(
     image: np.ndarray,
     *,
