@@ -21,6 +21,7 @@ from geometry_msgs.msg import PoseArray
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
+from visualization_msgs.msg import Marker, MarkerArray
 
 from placement_helpers import share_on_object
 from ros_helpers import NodeProcess, Rig, isolate_ros_domain, wait_for, write_params
@@ -172,6 +173,31 @@ def test_every_object_lands_on_its_true_object(env: Env) -> None:
     assert found == {0, 1, 2}
     values = _main(env)
     assert int(values['objects_published']) >= 3 and values['last_objects'] == '3'
+
+
+def test_markers_show_each_object_of_the_cloud(env: Env) -> None:
+    arrays = env.rig.subscribe(MarkerArray, f'{NODE}/markers', durability='transient_local')
+    try:
+        _, cloud = objects_cloud(env)  # markers are built while someone watches
+        wait_for(lambda: any(a.markers and a.markers[-1].header.stamp == cloud.header.stamp
+                             for a in arrays), timeout=20, what='the markers of the cloud')
+        markers = [a for a in arrays if a.markers[-1].header.stamp == cloud.header.stamp][-1]
+    finally:
+        env.rig.unsubscribe(arrays)
+    objects = by_instance(cloud)
+    cleared = {m.ns for m in markers.markers if m.action == Marker.DELETEALL}
+    assert cleared == {'objects/voxels', 'objects/mesh', 'objects/box', 'objects/label'}
+    added = [m for m in markers.markers if m.action == Marker.ADD]
+    voxels = {m.id: m for m in added if m.ns == 'objects/voxels'}
+    assert sorted(voxels) == sorted(objects)
+    for object_id, points in objects.items():
+        marker = voxels[object_id]
+        assert marker.type == Marker.CUBE_LIST and len(marker.points) == len(points)
+        assert marker.header.frame_id == 'world'
+    meshes = [m for m in added if m.ns == 'objects/mesh']
+    assert sorted(m.id for m in meshes) == sorted(objects)
+    assert all(m.type == Marker.TRIANGLE_LIST and len(m.points) % 3 == 0 and m.points
+               for m in meshes)
 
 
 def test_ids_swapped_between_cameras_and_frames_change_nothing(env: Env) -> None:
