@@ -8,6 +8,7 @@ the size of an image of the same camera.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -217,12 +218,14 @@ def test_wrist_camera_moves_and_its_masks_follow(large_images) -> None:
     assert np.median(np.diff(stamps)) / 1e9 < 0.75
 
 
-def test_tabletop_switches_objects_without_missing_a_tick(large_images) -> None:
+@pytest.mark.parametrize('objects', [1, 5], ids=['one_target', 'table_of_five'])
+def test_tabletop_switches_objects_without_missing_a_tick(large_images, objects: int) -> None:
     from sensor_msgs.msg import Image
 
     # A switch every 1.5 s renders three cameras (one 1280x720) in about as long as a tick
-    # lasts here; the background renderer has the next object ready before it is due.
-    rig = _start_rig('scene:=tabletop', 'object_switch_s:=1.5')
+    # lasts here (a table of five: about twice as long); the background renderer has the next
+    # scene ready before it is due.
+    rig = _start_rig('scene:=tabletop', 'object_switch_s:=1.5', f'objects:={objects}')
     try:
         received = _listen({mask_topic(0, ROOT): Image}, 60.0,
                            need=lambda r: len(r[mask_topic(0, ROOT)]) >= 16)
@@ -284,3 +287,158 @@ def test_fixed_cameras_are_posed_at_every_tick_with_the_images_stamp(large_image
         checked += 1
     assert checked >= 4 and len({truth[_stamp(i)] for i in received[image_topic(0, ROOT)]
                                  if _stamp(i) in truth}) >= 2
+
+
+def _table_config(**overrides: Any):
+    return _config(scene='tabletop', objects=3, **overrides)
+
+
+def test_objects_is_checked_and_one_keeps_the_one_target_scene() -> None:
+    assert _config().objects == 1 and not _config().shuffle_instance_ids
+    for values, words in (({'objects': 6, 'scene': 'tabletop'}, 'objects must be 1 to 5'),
+                          ({'objects': 0}, 'objects must be 1 to 5'),
+                          ({'objects': 2, 'scene': 'wrist'}, 'needs scene tabletop'),
+                          ({'objects': 2}, 'needs scene tabletop (a table the fixed cameras '
+                                           "see whole), got scene 'plain'"),
+                          ({'objects': 2, 'scene': 'tabletop', 'place_objects': False},
+                           'needs place_objects')):
+        with pytest.raises(ValueError, match=re.escape(words)):
+            _config(**values)
+    # One sequence of held-out objects: a table of three shows what three scenes of one would.
+    single, table = _config(), _table_config()
+    assert table.scene_objects(1) == [single.scene_objects(k)[0] for k in (3, 4, 5)]
+    assert single.scene_objects(9) == [('chair', 1)]  # categories in turn, then index + 1
+    scene = render_scene(_config(scene='tabletop'), _config(scene='tabletop').cameras(), 2)
+    assert scene.name == 'lamp/0' and not scene.targets and not scene.indices
+    assert [f.name for f in scene.truth_cloud.fields] == ['x', 'y', 'z', 'occupancy']
+
+
+def test_a_table_shows_every_target_to_every_camera_with_ids_of_its_own() -> None:
+    from builtin_interfaces.msg import Time
+    from pix2voxpp_ros.core.clouds import cloud_points
+    from pix2voxpp_ros.core.geometry import pose_matrix
+    from pix2voxpp_ros.core.metrics import cloud_to_voxels
+    from pix2voxpp_ros.core.synthetic import dataset_object
+    from pix2voxpp_ros.core.synthetic.voxelize import voxelize
+    from pix2voxpp_ros.core.voxels import grid_to_ros_axes
+    from pix2voxpp_ros.ros.sim_camera_rig import tick_messages
+    config = _table_config()
+    scene = render_scene(config, config.cameras(), 1)
+    names = ['airplane/0', 'car/0', 'mug/0']  # the sequence's objects 3, 4 and 5
+    assert scene.name == ' '.join(names) and [n for n, _ in scene.targets] == names
+    tick = tick_messages(config, scene, config.cameras(), 7_000_000_123, time_s=0.0, tick=0)
+    assert tick.name.data == f'{scene.name} 7000000123' and tick.true_placement is None
+    markers = tick.true_placements.markers
+    assert [(m.ns, m.id, m.header.frame_id) for m in markers] == [
+        ('true_placements', k, 'world') for k in range(3)]
+    # The truth: every target's canonical grid, tagged with its truth index.
+    assert [f.name for f in tick.truth.fields][4] == 'instance' and tick.truth.point_step == 20
+    rows = np.frombuffer(bytes(tick.truth.data), np.uint32).reshape(-1, 5)
+    points = cloud_points(tick.truth)
+    for k, name in enumerate(names):
+        category, index = name.split('/')
+        truth = grid_to_ros_axes(voxelize(dataset_object(category, int(index),
+                                                         seed=config.seed)))
+        np.testing.assert_array_equal(cloud_to_voxels(points[rows[:, 4] == k], 0.5), truth)
+    ids = []
+    for i, (camera, transform) in enumerate(zip(tick.cameras, tick.transforms)):
+        labels = np.frombuffer(bytes(camera.instance_mask.data), np.uint8).reshape(
+            camera.instance_mask.height, camera.instance_mask.width)
+        mask = np.frombuffer(bytes(camera.mask.data), np.uint8).reshape(labels.shape)
+        assert camera.instance_mask.header == camera.mask.header == camera.info.header
+        np.testing.assert_array_equal(mask, np.where(labels > 0, 255, 0))  # their union
+        seen = sorted(set(np.unique(labels).tolist()) - {0})
+        assert len(seen) == 3, f'camera {i} sees {len(seen)} of 3 targets'
+        ids.append(tuple(int(v) for v in scene.label_ids[i]))
+        # Each target's true grid, placed where the rig says, projects onto its own label.
+        t, q = transform.transform.translation, transform.transform.rotation
+        pose = pose_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
+        k_matrix = np.reshape(camera.info.k, (3, 3))
+        for k, marker in enumerate(markers):
+            p = marker.pose.position
+            local = (np.array([p.x, p.y, p.z]) - pose[:3, 3]) @ pose[:3, :3]
+            u, v = (k_matrix @ local)[:2] / local[2]
+            rows_, cols = np.nonzero(labels == ids[i][k])
+            assert cols.min() <= u <= cols.max() and rows_.min() <= v <= rows_.max(), (i, k)
+    assert len(set(ids)) == 3  # every camera its own ids
+    assert Time(sec=7, nanosec=123) == tick.truth.header.stamp == markers[0].header.stamp
+
+
+def test_shuffled_instance_ids_change_every_tick_and_keep_the_objects() -> None:
+    from pix2voxpp_ros.ros.sim_camera_rig import instance_labels
+    still = _table_config()
+    shuffled = _table_config(shuffle_instance_ids=True)
+    scene = render_scene(still, still.cameras(), 0)
+    first, second = (instance_labels(shuffled, scene, tick) for tick in (0, 1))
+    assert instance_labels(still, scene, 0)[0].tobytes() == \
+        instance_labels(still, scene, 5)[0].tobytes()
+    for a, b, index in zip(first, second, scene.indices):
+        assert not np.array_equal(a, b)
+        for k in range(1, 4):  # one id per target, another one at the next tick
+            (id_a,), (id_b,) = np.unique(a[index == k]), np.unique(b[index == k])
+            assert id_a != id_b and (a == id_a).sum() == (index == k).sum()
+
+
+def test_a_table_of_three_over_dds_labels_and_truth_of_every_target(large_images) -> None:
+    from sensor_msgs.msg import Image, PointCloud2
+    from std_msgs.msg import String
+    from visualization_msgs.msg import MarkerArray
+    from pix2voxpp_ros.ros.rig_topics import (instance_mask_topic, object_topic,
+                                              true_placements_topic, truth_topic)
+
+    labels = [instance_mask_topic(i, ROOT) for i in range(3)]
+    truth, placements, names = truth_topic(ROOT), true_placements_topic(ROOT), object_topic(ROOT)
+    topics = dict.fromkeys(labels, Image)
+    topics.update({truth: PointCloud2, placements: MarkerArray, names: String})
+
+    def ticks(received: dict[str, list]) -> list[int]:
+        """Stamps of which every topic has arrived."""
+        stamps = [{_stamp(m) for m in received[t]} for t in labels + [truth]]
+        stamps.append({_stamp(m.markers[0]) for m in received[placements]})
+        stamps.append({int(m.data.rsplit(' ', 1)[1]) for m in received[names]})
+        return sorted(set.intersection(*stamps))
+    rig = _start_rig('scene:=tabletop', 'objects:=3', 'shuffle_instance_ids:=true')
+    try:
+        received = _listen(topics, 60.0, need=lambda r: len(ticks(r)) >= 2)
+    finally:
+        log = _stop(rig)
+    assert len(ticks(received)) >= 2, log
+    assert '3 objects a table' in log
+    ids = {}  # (stamp, camera) -> the ids it shows
+    for stamp in ticks(received)[:2]:
+        for i, topic in enumerate(labels):
+            image = next(m for m in received[topic] if _stamp(m) == stamp)
+            assert image.encoding == 'mono8'
+            values = set(np.unique(np.frombuffer(bytes(image.data), np.uint8)).tolist()) - {0}
+            assert len(values) == 3
+            ids[stamp, i] = values
+        cloud = next(m for m in received[truth] if _stamp(m) == stamp)
+        instances = np.frombuffer(bytes(cloud.data), np.uint32).reshape(-1, 5)[:, 4]
+        assert set(np.unique(instances).tolist()) == {0, 1, 2}
+        (markers,) = [m.markers for m in received[placements] if _stamp(m.markers[0]) == stamp]
+        assert [m.id for m in markers] == [0, 1, 2]
+    first, second = ticks(received)[:2]
+    assert len({frozenset(ids[first, i]) for i in range(3)}) == 3  # the cameras disagree
+    assert all(ids[first, i] != ids[second, i] for i in range(3))  # shuffled at every tick
+    assert len({m.data.rsplit(' ', 1)[0] for m in received[names]}) == 1
+    assert received[names][0].data.startswith('table/0 chair/0 lamp/0 ')
+
+
+def test_a_recorded_table_holds_what_the_live_rig_publishes(tmp_path) -> None:
+    from bag_helpers import read_bag, stamp_of
+    from pix2voxpp_ros.ros.rig_bag import record_rig_bag
+    from pix2voxpp_ros.ros.rig_topics import instance_mask_topic, true_placements_topic
+    counts = record_rig_bag(tmp_path / 'table', objects=2, start_ns=10**18, overrides={
+        'scene': 'tabletop', 'objects': 2, 'object_switch_s': 1.0, 'categories': ['mug', 'car']})
+    recorded = read_bag(tmp_path / 'table')
+    ticks = [10**18 + k * 500_000_000 for k in range(4)]  # two tables, two ticks each
+    for topic in [instance_mask_topic(i) for i in range(3)] + ['/tf', mask_topic(0)]:
+        assert [stamp_of(m) if topic != '/tf' else stamp_of(m.transforms[0])
+                for _, m in recorded[topic]] == ticks, topic
+    assert counts[true_placements_topic()] == 4 and '/rig/sim_camera_rig/true_placement' \
+        not in recorded
+    names = [m.data.rsplit(' ', 1)[0] for _, m in recorded['/rig/sim_camera_rig/object']]
+    assert names == ['mug/0 car/0'] * 2 + ['mug/1 car/1'] * 2
+    # The cameras move with each table: the poses of its two ticks agree, the tables' differ.
+    xs = [m.transforms[0].transform.translation.x for _, m in recorded['/tf']]
+    assert xs[0] == xs[1] and xs[2] == xs[3] and xs[0] != xs[2]

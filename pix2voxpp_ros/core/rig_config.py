@@ -19,6 +19,8 @@ from .synthetic import CATEGORIES, R2N2_MAX_DISTANCE, Camera
 from .synthetic.scenes import tabletop_cameras, wrist_camera
 
 SCENES = ('plain', 'tabletop', 'wrist')
+#: Most targets on one table of the tabletop scene (parameter ``objects``).
+MAX_RIG_OBJECTS = 5
 # 3D-R2N2's renderings keep the centre 128 of 137 pixels at a 25° field of view; a 640×480 camera
 # whose centre 480×480 square sees the same angle has this horizontal field of view, so the
 # reconstruction node's centre crop frames objects as the training images did.
@@ -55,6 +57,8 @@ class RigConfig:
     wrist_period_s: float = 12.0
     fixed_frame: str = 'world'
     place_objects: bool = True
+    objects: int = 1
+    shuffle_instance_ids: bool = False
 
     @property
     def placed(self) -> bool:
@@ -82,6 +86,20 @@ class RigConfig:
     def wrist_camera(self, time_s: float) -> Camera:
         """Return the wrist scene's camera ``time_s`` seconds after the rig started."""
         return wrist_camera(time_s, period_s=self.wrist_period_s)
+
+    def scene_objects(self, count: int) -> list[tuple[str, int]]:
+        """Return the ``(category, index)`` of each target of scene number ``count``.
+
+        The rig shows the held-out objects in one sequence: the categories in turn, the index
+        counting up from ``first_index`` once per round. Scene ``count`` holds the
+        :attr:`objects` objects from number ``count * objects`` on, so a table of three shows
+        what three scenes of one target would.
+        """
+        out = []
+        for k in range(count * self.objects, (count + 1) * self.objects):
+            out.append((self.categories[k % len(self.categories)],
+                        self.first_index + k // len(self.categories)))
+        return out
 
 
 RIG_PARAMETERS: tuple[ParamSpec, ...] = (
@@ -131,6 +149,15 @@ RIG_PARAMETERS: tuple[ParamSpec, ...] = (
               'tabletop and wrist scenes: stand each target at a random position and heading '
               'on the table at a real size of its category (core/synthetic/world.py), publish '
               'the cameras as TF in fixed_frame and the true placement on ~/true_placement'),
+    ParamSpec('objects', 1, 'int',
+              f'tabletop scene: targets on each table, 1 to {MAX_RIG_OBJECTS}; from 2 on the '
+              'cameras aim at every target, each camera publishes an instance label image on '
+              'camera_<i>/instance_mask and the truth of every target comes on '
+              '~/true_placements and ~/ground_truth (needs place_objects)'),
+    ParamSpec('shuffle_instance_ids', False, 'bool',
+              "objects >= 2: draw every camera's instance ids again at every tick (else once "
+              'per table); each camera draws its own (1-255), so the cameras disagree, as '
+              'separate segmenters do'),
 )
 RIG_PARAMETER_NAMES = frozenset(spec.name for spec in RIG_PARAMETERS)
 
@@ -157,6 +184,15 @@ def _problems(values: Mapping[str, Any], azimuths: tuple[float, ...]) -> list[st
         problems.append('wrist_period_s must be > 0')
     if len(values['background_rgb']) != 3:
         problems.append('background_rgb needs three values')
+    objects = values['objects']
+    if not 1 <= objects <= MAX_RIG_OBJECTS:
+        problems.append(f'objects must be 1 to {MAX_RIG_OBJECTS}, got {objects}')
+    elif objects > 1 and values['scene'] != 'tabletop':
+        problems.append(f'objects {objects} needs scene tabletop (a table the fixed cameras '
+                        f'see whole), got scene {values["scene"]!r}')
+    elif objects > 1 and not values['place_objects']:
+        problems.append(f"objects {objects} needs place_objects: each table's cameras aim at "
+                        'its targets, so only their TF poses say where the targets stand')
     return problems
 
 
@@ -188,4 +224,6 @@ def rig_config_from_values(values: Mapping[str, Any]) -> RigConfig:
         object_size_m=float(values['object_size_m']), scene=str(values['scene']),
         compressed=bool(values['compressed']),
         wrist_period_s=float(values['wrist_period_s']),
-        fixed_frame=str(values['fixed_frame']), place_objects=bool(values['place_objects']))
+        fixed_frame=str(values['fixed_frame']), place_objects=bool(values['place_objects']),
+        objects=int(values['objects']),
+        shuffle_instance_ids=bool(values['shuffle_instance_ids']))

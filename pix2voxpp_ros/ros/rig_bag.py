@@ -16,6 +16,10 @@ tick, stamped like its images and written before them (fixed cameras too: they m
 truth on ``~/true_placement`` every tick. Each camera's
 ``camera_info`` is written just before its image, so the first frame of a recording already has
 its calibration (the live rig publishes both together; their order on the wire is not fixed).
+
+Tables of several targets (``objects`` >= 2 in the rig's parameters) record what the live rig
+publishes for them too: each camera's ``instance_mask`` (with ``masks``) and
+``~/true_placements``; ``objects`` here then counts tables.
 """
 
 from __future__ import annotations
@@ -24,20 +28,19 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Union
 
-from std_msgs.msg import String
-
 from ..core.params_file import read_params_file
 from ..core.rig_config import RIG_PARAMETER_NAMES, rig_config_from_values, rig_defaults
 from .bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
-                     MARKER_TYPE, STRING_TYPE, TF_TYPE, BagWriter, tf_message_cdr)
-from .conversions import compressed_topic, ns_to_stamp
+                     MARKER_TYPE, MARKERS_TYPE, STRING_TYPE, TF_TYPE, BagWriter, tf_message_cdr)
+from .conversions import compressed_topic
 from .rig_topics import (OBJECT_TOPIC, RIG_NODE_NAME, TRUTH_TOPIC, image_topic, info_topic,
-                         mask_topic, true_placement_topic)
-from .sim_camera_rig import (camera_messages, camera_transforms, render_scene,
-                             true_placement_marker, wrist_view)
+                         instance_mask_topic, mask_topic, true_placement_topic,
+                         true_placements_topic)
+from .sim_camera_rig import render_scene, tick_messages
 
 TF_TOPIC = '/tf'
 TRUE_PLACEMENT_TOPIC = true_placement_topic()
+TRUE_PLACEMENTS_TOPIC = true_placements_topic()
 
 
 def record_rig_bag(
@@ -80,43 +83,42 @@ def record_rig_bag(
     started_ns = stamp_ns - period_ns  # the live rig starts a period before its first tick
     images = [compressed_topic(image_topic(i)) if config.compressed else image_topic(i)
               for i in range(len(cameras))]
-    moving = config.scene == 'wrist'
+    tables = config.objects > 1
     with BagWriter(path, storage=storage, overwrite=overwrite) as bag:
         if config.placed:  # first: a reader may order messages of one time by topic
             bag.add_topic(TF_TOPIC, TF_TYPE)
-            bag.add_topic(TRUE_PLACEMENT_TOPIC, MARKER_TYPE)
+            bag.add_topic(TRUE_PLACEMENTS_TOPIC if tables else TRUE_PLACEMENT_TOPIC,
+                          MARKERS_TYPE if tables else MARKER_TYPE)
         for i, topic in enumerate(images):
             bag.add_topic(info_topic(i), CAMERA_INFO_TYPE)
             bag.add_topic(topic, COMPRESSED_IMAGE_TYPE if config.compressed else IMAGE_TYPE)
             if masks:
                 bag.add_topic(mask_topic(i), IMAGE_TYPE)
+                if tables:
+                    bag.add_topic(instance_mask_topic(i), IMAGE_TYPE)
         bag.add_topic(TRUTH_TOPIC, CLOUD_TYPE)
         bag.add_topic(OBJECT_TOPIC, STRING_TYPE)
         for count in range(objects):
             scene = render_scene(config, cameras, count)
             if progress is not None:
                 progress(f'object {count + 1}/{objects}: {scene.name}, {ticks} tick(s)')
-            seen_by, views, scene_masks = cameras, scene.views, scene.masks
-            for _ in range(ticks):
-                if moving and scene.layout is not None:
-                    camera, view, mask = wrist_view(config, scene.layout,
-                                                    (stamp_ns - started_ns) / 1e9)
-                    seen_by, views, scene_masks = [camera], [view], [mask]
-                stamp = ns_to_stamp(stamp_ns)
-                if scene.pose is not None:  # before the images, as the live rig
-                    bag.write(TF_TOPIC, tf_message_cdr(camera_transforms(
-                        config, seen_by, scene.pose, stamp)), stamp_ns)
-                for i, messages in enumerate(camera_messages(config, seen_by, views, scene_masks,
-                                                             stamp)):
-                    bag.write(info_topic(i), messages.info, stamp_ns)
-                    bag.write(images[i], messages.image, stamp_ns)
+            for tick in range(ticks):
+                messages = tick_messages(config, scene, cameras, stamp_ns,
+                                         time_s=(stamp_ns - started_ns) / 1e9, tick=tick)
+                if messages.transforms:  # before the images, as the live rig
+                    bag.write(TF_TOPIC, tf_message_cdr(messages.transforms), stamp_ns)
+                for i, camera in enumerate(messages.cameras):
+                    bag.write(info_topic(i), camera.info, stamp_ns)
+                    bag.write(images[i], camera.image, stamp_ns)
                     if masks:
-                        bag.write(mask_topic(i), messages.mask, stamp_ns)
-                if scene.pose is not None:
-                    bag.write(TRUE_PLACEMENT_TOPIC, true_placement_marker(config, scene.pose,
-                                                                          stamp), stamp_ns)
-                scene.truth_cloud.header.stamp = stamp
-                bag.write(TRUTH_TOPIC, scene.truth_cloud, stamp_ns)
-                bag.write(OBJECT_TOPIC, String(data=f'{scene.name} {stamp_ns}'), stamp_ns)
+                        bag.write(mask_topic(i), camera.mask, stamp_ns)
+                        if camera.instance_mask is not None:
+                            bag.write(instance_mask_topic(i), camera.instance_mask, stamp_ns)
+                if messages.true_placement is not None:
+                    bag.write(TRUE_PLACEMENT_TOPIC, messages.true_placement, stamp_ns)
+                if messages.true_placements is not None:
+                    bag.write(TRUE_PLACEMENTS_TOPIC, messages.true_placements, stamp_ns)
+                bag.write(TRUTH_TOPIC, messages.truth, stamp_ns)
+                bag.write(OBJECT_TOPIC, messages.name, stamp_ns)
                 stamp_ns += period_ns
         return dict(bag.counts)

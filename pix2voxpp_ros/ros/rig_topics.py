@@ -27,6 +27,11 @@ def mask_topic(camera: int, namespace: str = NAMESPACE) -> str:
     return _under(namespace, f'camera_{camera}/object_mask')
 
 
+def instance_mask_topic(camera: int, namespace: str = NAMESPACE) -> str:
+    """Return camera ``camera``'s instance label topic (sensor_msgs/Image, mono8; objects >= 2)."""
+    return _under(namespace, f'camera_{camera}/instance_mask')
+
+
 def info_topic(camera: int, namespace: str = NAMESPACE) -> str:
     """Return camera ``camera``'s camera info topic (sensor_msgs/CameraInfo)."""
     return _under(namespace, f'camera_{camera}/camera_info')
@@ -46,6 +51,12 @@ def true_placement_topic(namespace: str = NAMESPACE) -> str:
     """Return the true placement's topic (visualization_msgs/Marker CUBE, private)."""
     return _under(namespace, f'{RIG_NODE_NAME}/true_placement') if namespace \
         else '~/true_placement'
+
+
+def true_placements_topic(namespace: str = NAMESPACE) -> str:
+    """Return every target's true placement (visualization_msgs/MarkerArray, objects >= 2)."""
+    return _under(namespace, f'{RIG_NODE_NAME}/true_placements') if namespace \
+        else '~/true_placements'
 
 
 TRUTH_TOPIC = truth_topic()

@@ -1,9 +1,10 @@
 """Tables with several target objects: images, instance label images and the truth of each.
 
-:func:`make_view_set` is what tests, benchmarks and a rig use: it draws ``count`` held-out
-objects (1 to :data:`MAX_OBJECTS`), stands them on one table at separate spots (their
-footprints never overlap, though one may hide another in some views), renders every camera's
-RGB image and instance label image, and returns each object's truth in the fixed frame.
+:func:`make_view_set` is what tests and benchmarks use: it draws ``count`` held-out objects
+(1 to :data:`MAX_OBJECTS`), stands them on one table at separate spots (their footprints never
+overlap, though one may hide another in some views), renders every camera's RGB image and
+instance label image, and returns each object's truth in the fixed frame. :func:`view_set` does
+the same for objects chosen by the caller (the simulated rig's sequence).
 
 The scene frame is ShapeNet's (y up), one unit the grid edge of a scale-1 object; object ``i``
 is its canonical self turned about y by ``yaw_i``, scaled by ``scale_i`` and moved so that its
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -171,30 +172,35 @@ def make_multi_object_scene(objects: Sequence[SyntheticObject], *, seed: int
 
 def scene_cameras(scene: MultiObjectScene, count: int, *, seed: int,
                   profile: CameraProfile = TABLETOP_PROFILES[0], elevation_deg: float = 30.0,
-                  first_azimuth_deg: float = 30.0) -> list[Camera]:
+                  first_azimuth_deg: float = 30.0,
+                  profiles: Sequence[CameraProfile] = ()) -> list[Camera]:
     """Build ``count`` cameras spread around the table, each seeing every object whole.
 
     They aim at the middle of the objects from a distance at which the farthest footprint
     (and a height of one unit) fits in the image's shorter field of view with a margin.
 
+    :param profiles: the cameras' kinds in turn (camera ``i`` is of ``profiles[i % n]``);
+        empty: every camera is of ``profile``.
     :raises ValueError: ``count`` below 1.
     """
     if count < 1:
         raise ValueError(f'need at least one camera, got {count}')
+    profiles = tuple(profiles) or (profile,)
     rng = np.random.default_rng([int(seed), 3301])
     middle = scene.offsets.mean(axis=0)
     look_at = (float(middle[0]), 0.4, float(middle[2]))
     reach = float(np.max(np.hypot(scene.offsets[:, 0] - middle[0],
                                   scene.offsets[:, 2] - middle[2]) + scene.footprints))
-    half_fov = math.atan(math.tan(math.radians(profile.fov_deg) / 2.0)
-                         * min(profile.width, profile.height) / profile.width)
-    distance = 1.25 * max(reach, 0.8) / math.tan(half_fov)
     cameras = []
     for i in range(count):
+        kind = profiles[i % len(profiles)]
+        half_fov = math.atan(math.tan(math.radians(kind.fov_deg) / 2.0)
+                             * min(kind.width, kind.height) / kind.width)
+        distance = 1.25 * max(reach, 0.8) / math.tan(half_fov)
         azimuth = first_azimuth_deg + 360.0 * i / count + float(rng.uniform(-10.0, 10.0))
         elevation = elevation_deg + float(rng.uniform(-5.0, 5.0))
-        cameras.append(Camera(azimuth, elevation, 0.0, 1.0, profile.fov_deg, profile.width,
-                              profile.height, max_distance=distance, look_at=look_at))
+        cameras.append(Camera(azimuth, elevation, 0.0, 1.0, kind.fov_deg, kind.width,
+                              kind.height, max_distance=distance, look_at=look_at))
     return cameras
 
 
@@ -226,6 +232,11 @@ def object_pose(scene: MultiObjectScene, index: int, scene_pose: ObjectPose) -> 
                       scene_pose.size_m * float(scene.scales[index]))
 
 
+def draw_label_ids(rng: np.random.Generator, count: int) -> np.ndarray:
+    """Draw one camera's label ids of ``count`` objects: ``(count,)`` distinct, in 1..255."""
+    return rng.choice(np.arange(1, 256), size=count, replace=False)
+
+
 def make_view_set(count: int, *, seed: int, num_cameras: int = 3,
                   categories: Sequence[str] = tuple(CATEGORIES), object_seed: int = HELD_OUT_SEED,
                   profile: CameraProfile = TABLETOP_PROFILES[0]) -> MultiObjectViewSet:
@@ -241,8 +252,27 @@ def make_view_set(count: int, *, seed: int, num_cameras: int = 3,
     objects = [dataset_object(categories[(first + k) % len(categories)],
                               int(rng.integers(0, 1000)), seed=object_seed)
                for k in range(count)]
+    return view_set(objects, seed=seed, num_cameras=num_cameras, profiles=(profile,), rng=rng)
+
+
+def view_set(objects: Sequence[SyntheticObject], *, seed: int, num_cameras: int = 3,
+             profiles: Sequence[CameraProfile] = (TABLETOP_PROFILES[0],),
+             elevation_deg: float = 30.0,
+             rng: Optional[np.random.Generator] = None) -> MultiObjectViewSet:
+    """Stand ``objects`` on one table, place it in the fixed frame and render every camera.
+
+    :param seed: the table's layout and its cameras (:func:`make_multi_object_scene`,
+        :func:`scene_cameras` with ``profiles`` and ``elevation_deg``).
+    :param rng: draws the table's metric size and pose, then each camera's label ids
+        (:func:`draw_label_ids`); default a generator of ``seed``.
+    :raises ValueError: no objects or too many, or no camera.
+    """
+    if rng is None:
+        rng = np.random.default_rng([int(seed), 5521])
+    count = len(objects)
     scene = make_multi_object_scene(objects, seed=seed)
-    cameras = scene_cameras(scene, num_cameras, seed=seed, profile=profile)
+    cameras = scene_cameras(scene, num_cameras, seed=seed, profiles=profiles,
+                            elevation_deg=elevation_deg)
     unit_m = float(rng.uniform(*UNIT_RANGE_M))
     # The table's surface (scene y = table_y) is the fixed plane z = 0, as in world.py.
     scene_pose = ObjectPose((float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.3, 0.3)),
@@ -250,7 +280,7 @@ def make_view_set(count: int, *, seed: int, num_cameras: int = 3,
                             float(rng.uniform(-math.pi, math.pi)), unit_m)
     images, labels, label_ids = [], [], []
     for camera in cameras:
-        ids = rng.choice(np.arange(1, 256), size=count, replace=False)  # (N,) this camera's
+        ids = draw_label_ids(rng, count)  # (N,) this camera's
         image, label = render_labels(scene, camera, ids)
         seen = set(np.unique(label).tolist()) - {0}
         images.append(image)
