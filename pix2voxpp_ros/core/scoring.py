@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, Hashable, Mapping, Optional
 
 import numpy as np
 
@@ -97,33 +97,33 @@ class StampScorer:
     def add_view(self, stamp_ns: int, camera: int, image: np.ndarray) -> None:
         """Record camera ``camera``'s rgb image ``(H, W, 3)`` of ``stamp_ns``."""
         with self.lock:
-            _keep_recent(self.views)
+            keep_recent(self.views)
             self.views.setdefault(stamp_ns, {})[camera] = image
 
     def add_mask(self, stamp_ns: int, camera: int, mask: np.ndarray) -> None:
         """Record camera ``camera``'s mono8 object mask ``(H, W)`` of ``stamp_ns``."""
         with self.lock:
-            _keep_recent(self.masks)
+            keep_recent(self.masks)
             self.masks.setdefault(stamp_ns, {})[camera] = mask
 
     def add_true_pose(self, stamp_ns: int, pose: ObjectPose) -> None:
         """Record where the rig's target stood at ``stamp_ns`` (its grid's pose and size)."""
         with self.lock:
-            _keep_recent(self.true_poses)
+            keep_recent(self.true_poses)
             self.true_poses[stamp_ns] = pose
 
     def add_object_pose(self, stamp_ns: int, position: tuple[float, float, float],
                         heading_rad: float) -> None:
         """Record the placed grid's centre and heading of the cloud of ``stamp_ns``."""
         with self.lock:
-            _keep_recent(self.placements)
+            keep_recent(self.placements)
             self.placements.setdefault(stamp_ns, {}).update(position=position,
                                                             heading_rad=heading_rad)
 
     def add_object_size(self, stamp_ns: int, size_m: float) -> None:
         """Record the placed grid's edge (metres) of the cloud of ``stamp_ns``."""
         with self.lock:
-            _keep_recent(self.placements)
+            keep_recent(self.placements)
             self.placements.setdefault(stamp_ns, {})['size_m'] = size_m
 
     def add_cloud(self, stamp_ns: int, cloud: np.ndarray, latency_s: float) -> None:
@@ -160,14 +160,7 @@ class StampScorer:
         (A placed scene's node publishes nothing for a view set it cannot place.)
         """
         with self.lock:
-            if not self.scored:
-                return []
-            last = max(s.stamp_ns for s in self.scored.values())
-            first_tick: dict[str, int] = {}
-            for stamp, name in sorted(self.names.items()):
-                first_tick.setdefault(name, stamp)
-            return [name for name, stamp in sorted(first_tick.items(), key=lambda item: item[1])
-                    if stamp < last and name not in self.scored]
+            return unscored_before(self.names, self.scored)
 
     def _settling(self, stamp: int, name: str | None) -> bool:
         """Whether a cloud of ``name`` may hold key frames of the object before."""
@@ -203,7 +196,24 @@ class StampScorer:
             pose=pose, true_pose=true_pose, placement=placement)
 
 
-def _keep_recent(by_stamp: dict[int, object]) -> None:
+def keep_recent(by_stamp: dict[int, Any]) -> None:
     """Forget the oldest stamp once more than :data:`KEPT_TICKS` are kept (memory bound)."""
     if len(by_stamp) > KEPT_TICKS:
         del by_stamp[min(by_stamp)]
+
+
+def unscored_before(names: Mapping[int, Hashable], scored: Mapping[Hashable, Any]
+                    ) -> list[Hashable]:
+    """Return what was shown before the last scored one but never scored, in showing order.
+
+    :param names: tick stamp -> what the rig showed then (an object's name, a table's names).
+    :param scored: what was scored, by the same key; each value has a ``stamp_ns``.
+    """
+    if not scored:
+        return []
+    last = max(s.stamp_ns for s in scored.values())
+    first_tick: dict[Hashable, int] = {}
+    for stamp, name in sorted(names.items()):
+        first_tick.setdefault(name, stamp)
+    return [name for name, stamp in sorted(first_tick.items(), key=lambda item: item[1])
+            if stamp < last and name not in scored]
