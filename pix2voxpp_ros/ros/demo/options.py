@@ -17,7 +17,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     """Parse the demo's options (``sys.argv[1:]`` when ``argv`` is None)."""
     parser = argparse.ArgumentParser(prog='pix2voxpp-demo', description=DESCRIPTION)
     parser.add_argument('--objects', type=int, default=5,
-                        help='objects to reconstruct and score (default 5)')
+                        help='objects to reconstruct and score (default 5); with '
+                             '--objects-per-scene, tables')
     parser.add_argument('--weights', type=Path, default=DEFAULT_WEIGHTS,
                         help='checkpoint for the node (default: the demo weights trained on '
                              "synthetic objects; the authors' release files work too)")
@@ -50,6 +51,12 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                              'scores it there against the true placement; canonical: in the '
                              "object's frame (default: calibrated for tabletop and wrist, "
                              'canonical for plain and with --no-masks)')
+    parser.add_argument('--objects-per-scene', type=int, default=1, metavar='N',
+                        help='tabletop: N objects (2-5) on each table instead of one target '
+                             'among distractors; the node runs with mask_mode instances on the '
+                             "rig's instance label images (placement calibrated, TF) and every "
+                             'object of a table is scored (found, missed, invented, placement). '
+                             'Default 1')
     parser.add_argument('--compressed', action='store_true',
                         help='the rig publishes JPEG CompressedImage and the node subscribes '
                              'with image_transport compressed')

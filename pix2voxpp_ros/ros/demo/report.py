@@ -5,7 +5,9 @@ for a placed cloud (``placement: calibrated``) each view shows the cloud project
 that camera's calibration, the cloud in the fixed frame drawn over the image. The PLY is the
 scored cloud as the node published it; the summary holds every object's IoU (and, placed, its
 world scores: :class:`~pix2voxpp_ros.core.metrics.PlacementScore`) and the end-to-end
-latencies. No ROS here.
+latencies. Tables of several objects (``--objects-per-scene``) get a picture per table (views,
+instance label images, each true object beside the object paired with it) and a summary of
+every object, found, missed and invented (:func:`write_tables_report`). No ROS here.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ...core.metrics import placement_summary, round_floats, ros_grid_to_shapenet
+from ...core.metrics import PlacementScore, placement_summary, round_floats, ros_grid_to_shapenet
+from ...core.scene_scoring import TableScore, tables_summary
 from ...core.scoring import ScoredObject
 from ...core.visualize import render_grid_views
 from ...core.voxels import write_ply
@@ -113,10 +116,14 @@ def mean_iou(scored: list[ScoredObject]) -> float:
 
 def world_line(item: ScoredObject) -> str:
     """Return the printed line of a placed object's world scores (relative: of its true size)."""
-    score = item.placement
+    return f'  {"":<14} {placement_text(item.placement)}'
+
+
+def placement_text(score: PlacementScore) -> str:
+    """Return a placed object's world scores as text (relative errors: of its true size)."""
     heading = ('– (round)' if score.heading_error_deg is None
                else f'{score.heading_error_deg:.1f} deg')
-    return (f'  {"":<14} world IoU {score.world_iou:.3f}  position '
+    return (f'world IoU {score.world_iou:.3f}  position '
             f'{100 * score.position_error_rel:.1f} % of {score.size_m:.2f} m  size '
             f'{100 * score.size_error:+.1f} %  heading {heading}')
 
@@ -181,5 +188,114 @@ def write_report(out: Path, scored: list[ScoredObject], latencies: list[float], 
         # The scored cloud as the node published it (metres, ROS axes, occupancy).
         write_ply(path.with_suffix('.ply'), item.cloud[:, :3], item.cloud[:, 3])
     content = summary(scored, latencies, weights=weights, setup=setup, missed=missed)
+    (out / 'summary.json').write_text(json.dumps(content, indent=2))
+    return content
+
+
+# --- tables of several objects (--objects-per-scene) --------------------------------------------
+
+def table_lines(table: TableScore) -> list[str]:
+    """Return the printed lines of one scored table: the counts, then each paired object."""
+    lines = [f'  table {table.name}: found {len(table.objects)}/{table.total}'
+             + (f', missed {", ".join(table.missed)}' if table.missed else '')
+             + f', invented {len(table.invented)}, latency {table.latency_s * 1000:.0f} ms']
+    for score in table.objects:
+        lines.append(f'    {score.name:<12} id {score.found:<3} IoU {score.iou:.3f}  '
+                     f'{placement_text(score.placement)}')
+    return lines
+
+
+def tables_summary_line(content: dict[str, Any]) -> str:
+    """Return the printed line of a tables ``summary.json``'s totals."""
+    totals = content['totals']
+    world = totals['world']
+    share = totals['found_share']
+
+    def spread(name: str, scale: float = 100.0, unit: str = ' %') -> str:
+        values = world[name]
+        if values['median'] is None:
+            return '–'
+        return f'{scale * values["median"]:.1f}/{scale * values["p90"]:.1f}{unit}'
+    mean = totals['mean_world_iou']
+    return (f'{totals["found"]} of {totals["objects"]} objects found'
+            + ('' if share is None else f' ({100 * share:.1f} %)')
+            + f', {totals["invented"]} invented; mean world IoU '
+            + ('–' if mean is None else f'{mean:.3f}')
+            + f'; median/p90 position {spread("position_error_rel")} of the size, size '
+            f'{spread("size_error_abs")}, heading {spread("heading_error_deg", 1.0, " deg")}')
+
+
+def _label_colours(labels: np.ndarray) -> np.ndarray:
+    """Colour an instance label image (BGR): each id its own colour, the background black."""
+    coloured = cv2.applyColorMap(((labels.astype(np.int64) * 97) % 255).astype(np.uint8),
+                                 cv2.COLORMAP_HSV)
+    coloured[labels == 0] = 0
+    return coloured
+
+
+def table_picture(table: TableScore) -> np.ndarray:
+    """Draw the views and label images, and below each true object beside its paired one (BGR)."""
+    rows = []
+    if table.views:
+        rows.append(cv2.cvtColor(_row(table.views), cv2.COLOR_RGB2BGR))
+    if table.labels:
+        rows.append(_row([_label_colours(labels) for labels in table.labels]))
+    paired = {score.name: score for score in table.objects}
+    found = {obj.label: obj for obj in table.found}
+    for truth in table.truths:
+        score = paired.get(truth.label)
+        panels = [render_grid_views(ros_grid_to_shapenet(truth.grid).astype(np.float32),
+                                    threshold=0.5, cell_px=3,
+                                    title=f'truth {truth.label} {truth.pose.size_m:.2f} m')]
+        if score is not None:
+            panels.append(render_grid_views(
+                ros_grid_to_shapenet(found[score.found].grid).astype(np.float32),
+                threshold=0.5, cell_px=3,
+                title=f'id {score.found}  world IoU {score.placement.world_iou:.3f}'))
+        rows.append(np.hstack([p for panel in panels
+                               for p in (panel, np.full((panel.shape[0], 10, 3), 255,
+                                                        np.uint8))]))
+    width = max(row.shape[1] for row in rows)
+    padded = [cv2.copyMakeBorder(row, 0, 10, 0, width - row.shape[1], cv2.BORDER_CONSTANT,
+                                 value=(255, 255, 255)) for row in rows]
+    return np.vstack(padded)
+
+
+def tables_report(tables: Sequence[TableScore], latencies: list[float], *, weights: Path,
+                  setup: DemoSetup, unscored: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+    """Return a tables demo's ``summary.json``: every table's objects and the totals.
+
+    :param unscored: tables shown before the last scored one that got no object set.
+    :returns: ``tables`` (per table ``name``, ``stamp_ns``, ``latency_s``, ``objects`` with
+        each paired object's canonical and world scores, ``missed``, ``invented``), ``totals``
+        (:func:`~..core.scene_scoring.tables_summary`), ``mean_world_iou``, ``latency_s`` and
+        the demo's settings.
+    """
+    latencies = sorted(latencies)
+    totals = round_floats(tables_summary(tables, unscored))
+    return {
+        'tables': [{'name': t.name, 'stamp_ns': t.stamp_ns, 'latency_s': round(t.latency_s, 4),
+                    'objects': [o.as_dict() for o in t.objects], 'missed': t.missed,
+                    'invented': t.invented} for t in tables],
+        'totals': totals, 'mean_world_iou': totals['mean_world_iou'],
+        'latency_s': {'median': round(statistics.median(latencies), 4),
+                      'p95': round(latencies[int(0.95 * (len(latencies) - 1))], 4),
+                      'sets': len(latencies)} if latencies else None,
+        'weights': str(weights), 'cameras': setup.cameras, 'scene': setup.scene,
+        'objects_per_scene': setup.objects_per_scene, 'masks': 'instances',
+        'compressed': setup.compressed, 'placement': setup.placement,
+        'fixed_frame': setup.fixed_frame, 'placement_note': setup.note,
+        'unscored_tables': [' '.join(names) for names in unscored],
+    }
+
+
+def write_tables_report(out: Path, tables: Sequence[TableScore], latencies: list[float], *,
+                        weights: Path, setup: DemoSetup,
+                        unscored: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+    """Write every table's picture and ``summary.json`` under ``out``; return the summary."""
+    for k, table in enumerate(tables):
+        name = '_'.join(n.replace('/', '') for n in table.name.split(' '))
+        cv2.imwrite(str(out / f'{k:02d}_{name}.png'), table_picture(table))
+    content = tables_report(tables, latencies, weights=weights, setup=setup, unscored=unscored)
     (out / 'summary.json').write_text(json.dumps(content, indent=2))
     return content

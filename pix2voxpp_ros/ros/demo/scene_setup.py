@@ -13,6 +13,12 @@ does not place its targets (``place_objects: false``: every target's grid centre
 frame's origin, ``object_size_m`` wide) and the node gets the rig's fixed cameras as
 ``camera_poses``. The wrist camera moves, so without TF the wrist scene stays canonical. Every
 such fallback is said in :attr:`DemoSetup.note`.
+
+``objects_per_scene`` N >= 2 (``--objects-per-scene``) shows tables of N objects: the rig runs
+with ``objects: N`` and the node with ``mask_mode: instances`` on the rig's instance label
+images (``camera_<i>/instance_mask``) and ``placement: calibrated``. That needs the tabletop
+scene, masks, the calibrated placement and TF (each table's cameras aim at its objects, so only
+TF gives their poses); anything else is refused with the reason.
 """
 
 from __future__ import annotations
@@ -26,10 +32,10 @@ import numpy as np
 from ...core.geometry import matrix_to_quaternion, poses_from_numbers
 from ...core.params_file import read_params_file
 from ...core.placement import ObjectPose
-from ...core.rig_config import (RIG_PARAMETER_NAMES, SCENES, RigConfig, rig_config_from_values,
-                                rig_defaults)
+from ...core.rig_config import (MAX_RIG_OBJECTS, RIG_PARAMETER_NAMES, SCENES, RigConfig,
+                                rig_config_from_values, rig_defaults)
 from ...core.synthetic.world import camera_to_fixed
-from ..rig_topics import RIG_NODE_NAME, image_topic, mask_topic
+from ..rig_topics import RIG_NODE_NAME, image_topic, instance_mask_topic, mask_topic
 
 PACKAGE_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = PACKAGE_DIR / 'weights' / 'pix2voxpp_f_synthetic.pth'
@@ -70,6 +76,7 @@ class DemoSetup:
     camera_poses: tuple[float, ...] = ()
     true_pose: Optional[ObjectPose] = None  # calibrated without TF: where every target stands
     note: str = ''  # why the placement differs from the one asked for, or how it is done
+    objects_per_scene: int = 1  # 2 or more: tables of several objects, instance masks
 
     @property
     def placed(self) -> bool:
@@ -166,9 +173,26 @@ def _placement_parameters(
     return fields, rig, node
 
 
+def _why_not_tables(objects_per_scene: int, scene: str, *, masks: bool, placement: str,
+                    tf: bool) -> str:
+    """Return why tables of ``objects_per_scene`` objects cannot be shown, or ''."""
+    if not 2 <= objects_per_scene <= MAX_RIG_OBJECTS:
+        return f'must be 1 (one object a scene) or 2 to {MAX_RIG_OBJECTS}'
+    if scene != 'tabletop':
+        return f'needs --scene tabletop, not {scene}'
+    if not masks:
+        return 'needs the instance masks (not --no-masks)'
+    if placement != 'calibrated':
+        return 'needs --placement calibrated: every object is scored where it stands'
+    if not tf:
+        return ("needs tf2_ros (a robot's ROS, or the robot-tools kit): each table's cameras "
+                'aim at its objects, so their poses come over TF')
+    return ''
+
+
 def demo_setup(scene: str = 'plain', *, masks: bool = True, compressed: bool = False,
                placement: str = 'canonical', tf: bool = True,
-               config: Optional[Path] = None) -> DemoSetup:
+               config: Optional[Path] = None, objects_per_scene: int = 1) -> DemoSetup:
     """Return the rig and node overrides of a scene; plain without them is today's demo.
 
     :param placement: ``canonical`` or ``calibrated`` (falls back to canonical where it cannot
@@ -176,11 +200,17 @@ def demo_setup(scene: str = 'plain', *, masks: bool = True, compressed: bool = F
     :param tf: ``tf2_ros`` imports in the node's and the rig's processes.
     :param config: the folder of ``demo_rig.yaml`` (calibrated: the rig's fixed frame and
         cameras); default :func:`config_dir`.
-    :raises ValueError: unknown scene or placement, or invalid rig parameters.
+    :param objects_per_scene: 2 or more: tables of that many objects (see the module).
+    :raises ValueError: unknown scene or placement, invalid rig parameters, or tables that
+        cannot be shown (the reason).
     :raises ParamsFileError: calibrated, and ``demo_rig.yaml`` cannot be read.
     """
     if scene not in SCENES:
         raise ValueError(f'scene must be one of {", ".join(SCENES)}, got {scene!r}')
+    if objects_per_scene != 1:
+        why = _why_not_tables(objects_per_scene, scene, masks=masks, placement=placement, tf=tf)
+        if why:
+            raise ValueError(f'--objects-per-scene {objects_per_scene} {why}')
     masks = masks and scene != 'plain'
     cameras = 1 if scene == 'wrist' else NUM_CAMERAS
     rig, node = [], []
@@ -195,8 +225,12 @@ def demo_setup(scene: str = 'plain', *, masks: bool = True, compressed: bool = F
                  f'min_view_interval_s:={WRIST_VIEW_INTERVAL_S}',
                  # The oldest key frame must still be fresh when the newest arrives.
                  f'max_frame_age_s:={WRIST_VIEWS * WRIST_VIEW_INTERVAL_S + 1.0}']
+    if objects_per_scene > 1:
+        rig.append(f'objects:={objects_per_scene}')
+        node.append('mask_mode:=instances')
     if masks:
-        topics = ', '.join(f"'{mask_topic(i)}'" for i in range(cameras))
+        masked = instance_mask_topic if objects_per_scene > 1 else mask_topic
+        topics = ', '.join(f"'{masked(i)}'" for i in range(cameras))
         node.append(f'mask_topics:=[{topics}]')
     # A moving camera's first clouds of an object still hold key frames of the one before:
     # score only clouds whose key frames can all be of the object.
@@ -205,4 +239,5 @@ def demo_setup(scene: str = 'plain', *, masks: bool = True, compressed: bool = F
                                                             config=config)
     return DemoSetup(scene=scene, masks=masks, compressed=compressed, cameras=cameras,
                      settle_s=settle_s, rig_parameters=tuple(rig + placed_rig),
-                     node_parameters=tuple(node + placed_node), **fields)
+                     node_parameters=tuple(node + placed_node),
+                     objects_per_scene=objects_per_scene, **fields)
