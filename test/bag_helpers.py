@@ -1,7 +1,7 @@
 """Recordings for the bag tool's tests, written and read with ``rosbags`` (not rclpy).
 
 ``rosbags`` serializes independently of rclpy, so a bag written here checks the tool's reading,
-and a bag read here checks what the tool wrote. Shared by ``test_bag`` and ``test_bag_node``.
+and a bag read here checks what the tool wrote. Shared by the ``test_bag*`` files.
 """
 
 from __future__ import annotations
@@ -20,16 +20,38 @@ IMAGE = 'sensor_msgs/msg/Image'
 STORAGE = {'mcap': StoragePlugin.MCAP, 'sqlite3': StoragePlugin.SQLITE3}
 
 
-def image_message(array: np.ndarray, stamp_ns: int, encoding: str) -> Any:
-    """Build a rosbags sensor_msgs/Image (not rclpy: an independent serializer)."""
-    header = TS.types['std_msgs/msg/Header'](
+def header_message(stamp_ns: int, frame_id: str) -> Any:
+    """Build a rosbags std_msgs/Header."""
+    return TS.types['std_msgs/msg/Header'](
         stamp=TS.types['builtin_interfaces/msg/Time'](sec=stamp_ns // NS_PER_S,
                                                       nanosec=stamp_ns % NS_PER_S),
-        frame_id='camera')
+        frame_id=frame_id)
+
+
+def image_message(array: np.ndarray, stamp_ns: int, encoding: str, *,
+                  frame_id: str = 'camera') -> Any:
+    """Build a rosbags sensor_msgs/Image (not rclpy: an independent serializer).
+
+    :param array: ``(H, W)`` or ``(H, W, C)`` uint8, or uint16 (stored little-endian).
+    """
     channels = 1 if array.ndim == 2 else array.shape[2]
-    return TS.types[IMAGE](header=header, height=array.shape[0], width=array.shape[1],
-                           encoding=encoding, is_bigendian=0, step=array.shape[1] * channels,
-                           data=np.ascontiguousarray(array).reshape(-1))
+    data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder('<')).view(np.uint8)
+    return TS.types[IMAGE](header=header_message(stamp_ns, frame_id), height=array.shape[0],
+                           width=array.shape[1], encoding=encoding, is_bigendian=0,
+                           step=array.shape[1] * channels * array.itemsize,
+                           data=data.reshape(-1))
+
+
+def transform_message(parent: str, child: str, xyz: tuple, quaternion: tuple,
+                      stamp_ns: int) -> Any:
+    """Build a rosbags geometry_msgs/TransformStamped (for a recorded /tf)."""
+    types = TS.types
+    return types['geometry_msgs/msg/TransformStamped'](
+        header=header_message(stamp_ns, parent), child_frame_id=child,
+        transform=types['geometry_msgs/msg/Transform'](
+            translation=types['geometry_msgs/msg/Vector3'](x=xyz[0], y=xyz[1], z=xyz[2]),
+            rotation=types['geometry_msgs/msg/Quaternion'](x=quaternion[0], y=quaternion[1],
+                                                           z=quaternion[2], w=quaternion[3])))
 
 
 def write_bag(path: Path, messages: list[tuple[str, int, Any]], *, storage: str = 'mcap',

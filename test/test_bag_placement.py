@@ -19,7 +19,7 @@ from typing import Any, Iterator, NamedTuple
 import numpy as np
 import pytest
 
-from bag_helpers import TS, read_bag, stamp_of, write_bag
+from bag_helpers import TS, read_bag, stamp_of, transform_message, write_bag
 from placement_helpers import share_on_object
 from pix2voxpp_ros.cli import bag as bag_cli
 from pix2voxpp_ros.core.calibration import PoseUnavailableError
@@ -127,33 +127,19 @@ def test_every_set_is_placed_on_the_true_object(
     assert summary['frames']['dropped'] == {}
 
 
-def _tf_message(parent: str, child: str, xyz: tuple, quaternion: tuple, stamp_ns: int) -> Any:
-    types = TS.types
-    return types['geometry_msgs/msg/TransformStamped'](
-        header=types['std_msgs/msg/Header'](
-            stamp=types['builtin_interfaces/msg/Time'](sec=stamp_ns // NS_PER_S,
-                                                       nanosec=stamp_ns % NS_PER_S),
-            frame_id=parent),
-        child_frame_id=child,
-        transform=types['geometry_msgs/msg/Transform'](
-            translation=types['geometry_msgs/msg/Vector3'](x=xyz[0], y=xyz[1], z=xyz[2]),
-            rotation=types['geometry_msgs/msg/Quaternion'](x=quaternion[0], y=quaternion[1],
-                                                           z=quaternion[2], w=quaternion[3])))
-
-
 def _hostile_tf() -> list[tuple[str, int, Any]]:
     """Return /tf messages a robot never sends: over 1 MiB, non-finite, a long name, a loop."""
     identity = (0.0, 0.0, 0.0, 1.0)
-    huge = TS.types[TF](transforms=[_tf_message('world', 'j' * MAX_TF_MESSAGE_BYTES,
-                                                (0.0, 0.0, 0.0), identity, T0)])
+    huge = TS.types[TF](transforms=[transform_message(
+        'world', 'j' * MAX_TF_MESSAGE_BYTES, (0.0, 0.0, 0.0), identity, T0)])
     raw = bytes(TS.serialize_cdr(huge, TF))
     assert len(raw) > MAX_TF_MESSAGE_BYTES
     bad = TS.types[TF](transforms=[
-        _tf_message('world', 'nan', (float('nan'), 0.0, 0.0), identity, T0),
-        _tf_message('world', 'zero_q', (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), T0),
-        _tf_message('world', 'x' * 10_000, (0.0, 0.0, 0.0), identity, T0),
+        transform_message('world', 'nan', (float('nan'), 0.0, 0.0), identity, T0),
+        transform_message('world', 'zero_q', (0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0), T0),
+        transform_message('world', 'x' * 10_000, (0.0, 0.0, 0.0), identity, T0),
         # world under a camera whose parent is world: a loop, refused
-        _tf_message('rig/camera_0_optical', 'world', (0.0, 0.0, 0.0), identity, T0)])
+        transform_message('rig/camera_0_optical', 'world', (0.0, 0.0, 0.0), identity, T0)])
     return [('/tf', T0 + 1, raw), ('/tf', T0 + 2, bad)]  # after the first tick's /tf
 
 
