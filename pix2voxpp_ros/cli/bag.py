@@ -18,7 +18,9 @@ recorded ``camera_info`` and ``/tf``, ``/tf_static`` (or ``camera_poses``) give 
 intrinsics and camera pose at its stamp, the node's
 :func:`~pix2voxpp_ros.core.calibration.place_view_set` fits the pose and metric size, and the
 outputs are in ``fixed_frame`` with ``~/object_pose`` and the object's frame on ``/tf``. A set
-that cannot be placed is dropped (``placement_failed``), as the node drops it.
+that cannot be placed is dropped (``placement_failed``), as the node drops it. With ``mask_mode:
+instances`` every object of each set is reconstructed, placed and written as the node publishes
+it (:mod:`.bag_objects`).
 
 What needs ROS: the frames go through the core's pipeline (:mod:`.bag_input`); reading the bag
 needs only ``rosbags``, but the images are converted by :mod:`..ros.conversions` (its own numpy
@@ -51,8 +53,9 @@ from ..core.voxels import grid_to_points, grid_to_ros_axes, write_ply
 from ..ros.bag_files import StagedFolder
 from ..ros.bag_io import BagError
 from . import bag_report
-from .bag_input import (PROG, BagRunStats, BagUsageError, Inputs, PlacingSet, Truth,
-                        check_inputs, count_drops, load_config, prepare_frames, produce)
+from .bag_input import (PROG, BagRunStats, BagUsageError, Inputs, PlacingSet, RecordedSets,
+                        Truth, check_inputs, count_drops, load_config, prepare_frames, produce)
+from .bag_objects import ObjectSets
 from .options import add_inference_options
 
 DEFAULT_BATCH = 8  # measured on 2 CPU cores: see the README's Performance section
@@ -95,9 +98,11 @@ def _parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
     add('--overwrite', action='store_true',
         help='replace an existing OUT_BAG written by pix2voxpp (never the input, a file or a '
              'directory it did not write)')
-    add('--ply-dir', type=Path, help='also write one .ply per reconstruction')
+    add('--ply-dir', type=Path,
+        help='also write one .ply per reconstruction (mask_mode instances: per object)')
     add('--npy-dir', type=Path,
-        help='also write one .npy probability grid (ROS axes) per reconstruction')
+        help='also write one .npy probability grid (ROS axes) per reconstruction '
+             '(mask_mode instances: per object)')
     add('--truth-topic', metavar='TOPIC',
         help='sensor_msgs/PointCloud2 ground truth stamped like the frames: score every '
              'reconstruction (IoU)')
@@ -133,29 +138,41 @@ def _infer(reconstructor: Reconstructor, batch: list[PreparedSet],
 
 
 class _Output:
-    """Where each reconstruction goes: the node's three topics, optional files, the scores."""
+    """Where each reconstruction goes: the node's topics, optional files, the scores.
+
+    With ``mask_mode: instances`` the topics and files are those of :attr:`objects`.
+    """
 
     def __init__(self, bag: Any, args: argparse.Namespace, config: NodeConfig, *,
-                 threshold: float, scoring: bool) -> None:
+                 threshold: float, scoring: bool, inputs: Inputs, stats: BagRunStats) -> None:
         self.bag, self.args, self.config, self.threshold = bag, args, config, threshold
         self.topics = {kind: f'/{args.node_name}/{kind}' for kind in OUTPUT_KINDS}
         self.scored: Optional[list[bag_report.Scored]] = [] if scoring else None
-        from ..ros.bag_io import CLOUD_TYPE, MARKERS_TYPE, POSE_TYPE, TF_TYPE
-        for kind, msgtype in zip(OUTPUT_KINDS, (CLOUD_TYPE, MARKERS_TYPE, CLOUD_TYPE)):
-            bag.add_topic(self.topics[kind], msgtype)
-        if config.calibrated:
-            self.topics['object_pose'] = f'/{args.node_name}/object_pose'
-            bag.add_topic(self.topics['object_pose'], POSE_TYPE)
-            bag.add_topic(TF_OUTPUT, TF_TYPE)
         # PLY/NPY files go to a temporary folder first: a run that fails leaves none of them.
         self.staged: dict[str, StagedFolder] = {}
+        self.objects: Optional[ObjectSets] = None
         try:
             for kind, folder in (('ply', args.ply_dir), ('npy', args.npy_dir)):
                 if folder is not None:
                     self.staged[kind] = StagedFolder(folder)
+            if config.instances:
+                self.objects = ObjectSets(
+                    bag, config, node_name=args.node_name, threshold=threshold, inputs=inputs,
+                    stats=stats, files={k: staged.path for k, staged in self.staged.items()})
+            else:
+                self._add_topics()
         except BaseException:
             self.finish(ok=False)
             raise
+
+    def _add_topics(self) -> None:
+        from ..ros.bag_io import CLOUD_TYPE, MARKERS_TYPE, POSE_TYPE, TF_TYPE
+        for kind, msgtype in zip(OUTPUT_KINDS, (CLOUD_TYPE, MARKERS_TYPE, CLOUD_TYPE)):
+            self.bag.add_topic(self.topics[kind], msgtype)
+        if self.config.calibrated:
+            self.topics['object_pose'] = f'/{self.args.node_name}/object_pose'
+            self.bag.add_topic(self.topics['object_pose'], POSE_TYPE)
+            self.bag.add_topic(TF_OUTPUT, TF_TYPE)
 
     def write(self, index: int, stamp_ns: int, grid: np.ndarray,
               placed: Optional[PlacedGrid] = None) -> None:
@@ -209,28 +226,42 @@ def _reconstruct(reader: Any, config: NodeConfig, args: argparse.Namespace, inpu
         from tqdm import tqdm
         progress = tqdm(total=sum(reader.counts[t] for t in inputs.cameras), unit='frame',
                         file=sys.stderr, leave=False)
-    batches = in_background(produce(reader, config, inputs, clock=args.clock, batch=args.batch,
-                                    prepare=prepare_frames(reconstructor, config), stats=stats,
-                                    truth=truth))
+    sets = RecordedSets(reader, config, inputs, clock=args.clock, stats=stats, truth=truth)
+    objects = output.objects
+    if objects is not None:  # one set at a time (its objects share one pass), unprepared
+        work = in_background((sets.frames, item) for item in sets)
+    else:
+        work = in_background(produce(sets, config, batch=args.batch, stats=stats,
+                                     prepare=prepare_frames(reconstructor, config)))
     try:
-        for frames_read, batch in batches:
-            for item, grid in _infer(reconstructor, batch, stats):
-                placed = None
-                if config.calibrated:
-                    placed = _place(item, grid, config, inputs, output.threshold, stats)
-                    if placed is None:
-                        continue
-                    grid = placed.grid
-                output.write(stats.reconstructed, item.view_set.newest_stamp_ns, grid, placed)
-                stats.reconstructed += 1
-                stats.views[len(item.view_set)] += 1
-            if progress is not None:  # frames up to this batch's last one
+        for frames_read, batch in work:
+            if objects is not None:
+                view_set, poses = batch
+                objects.reconstruct(reconstructor, view_set, poses)
+            else:
+                _write_batch(batch, reconstructor, config, inputs, output, stats)
+            if progress is not None:  # frames up to this set's last one
                 progress.set_postfix_str(f'{stats.reconstructed} sets', refresh=False)
                 progress.update(frames_read - progress.n)
     finally:
-        batches.close()
+        work.close()
         if progress is not None:
             progress.close()
+
+
+def _write_batch(batch: list[PreparedSet], reconstructor: Reconstructor, config: NodeConfig,
+                 inputs: Inputs, output: _Output, stats: BagRunStats) -> None:
+    """Reconstruct one batch of sets, place each (``placement: calibrated``) and write it."""
+    for item, grid in _infer(reconstructor, batch, stats):
+        placed = None
+        if config.calibrated:
+            placed = _place(item, grid, config, inputs, output.threshold, stats)
+            if placed is None:
+                continue
+            grid = placed.grid
+        output.write(stats.reconstructed, item.view_set.newest_stamp_ns, grid, placed)
+        stats.reconstructed += 1
+        stats.views[len(item.view_set)] += 1
 
 
 def _place(item: PreparedSet, grid: np.ndarray, config: NodeConfig, inputs: Inputs,
@@ -272,17 +303,18 @@ def run(args: argparse.Namespace) -> int:
         reconstructor = _load_model(config)
         threshold = config.threshold if config.threshold >= 0.0 else reconstructor.threshold
         kinds = ('JPEG/PNG ' if inputs.compressed else '') + ('masked ' if inputs.masks else '')
+        passes = 'each set its own pass' if config.instances else f'batch {args.batch}'
         print(f'{PROG}: {args.bag}: {sum(reader.counts[t] for t in inputs.cameras)} {kinds}'
               f'frames on {len(inputs.cameras)} camera topic(s); '
               f'Pix2Vox++/{reconstructor.model.config.variant} on {reconstructor.device}, '
-              f'batch {args.batch}, threshold {threshold:g}', file=sys.stderr)
+              f'{passes}, threshold {threshold:g}', file=sys.stderr)
         stats = BagRunStats()
         reconstruct_start = time.perf_counter()
         output: Optional[_Output] = None
         try:
             with writer as bag:
                 output = _Output(bag, args, config, threshold=threshold,
-                                 scoring=truth is not None)
+                                 scoring=truth is not None, inputs=inputs, stats=stats)
                 _reconstruct(reader, config, args, inputs, reconstructor, output, stats, truth)
                 summary, scores = _summarize(args, config, stats, output, truth, bag.counts,
                                              start=start, reconstruct_start=reconstruct_start)

@@ -2,12 +2,15 @@
 
 :func:`load_config` merges the node's parameters file and the command line into its
 :class:`~pix2voxpp_ros.core.node_config.NodeConfig`; :func:`check_inputs` finds its topics in the
-bag. :func:`produce` reads the bag in recorded order and feeds the core's
+bag. :class:`RecordedSets` reads the bag in recorded order and feeds the core's
 :class:`~pix2voxpp_ros.core.offline.OfflineAssembler` (the node's frame intake plus its rate limit
-on recorded time) with decoded frames and masks; the view sets that come out are preprocessed
-once per frame and grouped into batches. The recorded ground truth (``--truth-topic``) becomes
-voxels here, once per message. Reading uses :mod:`..ros.bag_io` (``rosbags``, no ROS); images and
-masks are converted by :mod:`..ros.conversions`' own numpy path, the node's validation.
+on recorded time) with decoded frames and masks; :func:`produce` preprocesses the view sets that
+come out once per frame and groups them into batches. With ``mask_mode: instances`` the masks
+are instance label images (mono8 or mono16), checked on arrival as the node checks them, and the
+sets go unprepared to :mod:`.bag_objects` (each object is cropped on its own). The recorded
+ground truth (``--truth-topic``) becomes voxels here, once per message. Reading uses
+:mod:`..ros.bag_io` (``rosbags``, no ROS); images and masks are converted by
+:mod:`..ros.conversions`' own numpy path, the node's validation.
 
 With ``placement: calibrated`` the recording's ``camera_info`` topics go into the core's
 :class:`~pix2voxpp_ros.core.calibration.CameraInfos` (each frame is checked as the node checks
@@ -33,8 +36,8 @@ import yaml
 from ..core.calibration import (MAX_CAMERA_INFO_BYTES, CameraInfos, FixedPoses, PoseSource)
 from ..core.clock import NS_PER_S, seconds_to_ns
 from ..core.clouds import cloud_points
-from ..core.drops import (CALIBRATION_DROP_REASONS, MASK_DROP_REASONS, FrameDrop,
-                          bad_image_drop, encoding_drop, undecodable_drop)
+from ..core.drops import (CALIBRATION_DROP_REASONS, MASK_DROP_REASONS, OBJECT_DROP_REASONS,
+                          FrameDrop, bad_image_drop, encoding_drop, undecodable_drop)
 from ..core.errors import Pix2VoxError
 from ..core.geometry import PoseError
 from ..core.inference import Reconstructor
@@ -53,7 +56,7 @@ from ..core.views import Frame, ViewSet
 from ..ros.bag_io import (CAMERA_INFO_TYPE, CLOUD_TYPE, COMPRESSED_IMAGE_TYPE, IMAGE_TYPE,
                           STRING_TYPE, TF_TYPE, BagError, BagReader)
 from ..ros.conversions import (ImageConversionError, UnsupportedEncodingError, compressed_topic,
-                               frame_to_array, mask_to_array)
+                               frame_to_array, labels_to_array, mask_to_array)
 from ..ros.tf_poses import transform_to_matrix
 
 PROG = 'pix2voxpp-bag'
@@ -85,7 +88,12 @@ class BagRunStats:
     frames_decoded: int = 0  # of them, those that became frames (before the view buffer)
     tf: Counter = field(default_factory=Counter)  # recorded TF: messages, transforms, refused
     infos_bad: int = 0  # camera_info messages undecodable or too large (bad_camera_info)
-    placed: list = field(default_factory=list)  # (stamp ns, ObjectPose, silhouette IoU)
+    # (stamp ns, ObjectPose, silhouette IoU[, object id with mask_mode instances])
+    placed: list = field(default_factory=list)
+    objects_published: int = 0  # mask_mode instances: objects written
+    objects_dropped: Counter = field(default_factory=lambda: Counter(
+        dict.fromkeys(OBJECT_DROP_REASONS, 0)))  # left out, per reason
+    object_ids: set = field(default_factory=set)  # every id written
     warned: set = field(default_factory=set)
 
     def warn_once(self, key: Any, message: str) -> None:
@@ -181,6 +189,9 @@ def load_config(args: argparse.Namespace) -> tuple[NodeConfig, list[str]]:
         notes.append('trigger: service has no calls in a recording; every new view set is '
                      'reconstructed as with trigger: auto')
         values['trigger'] = 'auto'
+    if values['mask_mode'] == 'instances' and args.truth_topic:
+        notes.append(f'--truth-topic {args.truth_topic} is ignored: one truth cloud per set '
+                     'cannot score several objects (mask_mode instances)')
     try:
         config = config_from_values(values)
     except NodeConfigError as exc:
@@ -215,7 +226,7 @@ def check_inputs(reader: BagReader, config: NodeConfig, args: argparse.Namespace
         for topic in tf:
             reader.require(topic, TF_TYPE, role='TF topic')
         inputs = dataclasses.replace(inputs, tf=tf)
-    if not args.truth_topic:
+    if not args.truth_topic or config.instances:
         return inputs
     reader.require(args.truth_topic, CLOUD_TYPE, role='truth topic')
     sibling = args.truth_topic.rsplit('/', 1)[0] + '/object'
@@ -245,8 +256,8 @@ class _Reading:
         self.reader, self.config, self.inputs = reader, config, inputs
         self.receive_clock = clock == 'receive'
         self.stats, self.truth = stats, truth
-        masks = MaskedFrames(len(inputs.cameras), timeout_s=config.mask_timeout_s) \
-            if inputs.masks else None
+        masks = MaskedFrames(len(inputs.cameras), timeout_s=config.mask_timeout_s,
+                             instances=config.instances) if inputs.masks else None
         self.assembler = OfflineAssembler(config.view_buffer_config(),
                                           max_rate_hz=config.max_rate_hz, masks=masks)
         self.camera_of = {topic: i for i, topic in enumerate(inputs.cameras)}
@@ -356,8 +367,7 @@ class _Reading:
                                  f'{topic}: {exc}')
             return []
         try:
-            mask: np.ndarray | MaskError = mask_to_array(
-                msg, backend='own', max_pixels=self.config.max_image_pixels)
+            mask: np.ndarray | MaskError = self._mask_array(msg)
         except MaskError as exc:
             mask = exc
         stamp_ns = _stamp_ns(msg.header.stamp)
@@ -369,6 +379,14 @@ class _Reading:
                                               now_ns=self.now_ns, wait_ns=arrival_ns)
         self._count(drops)
         return sets
+
+    def _mask_array(self, msg: Any) -> np.ndarray:
+        """Convert a recorded mask as the node does (a label image with mask_mode instances)."""
+        limit = self.config.max_image_pixels
+        if self.config.instances and msg.encoding != 'mono8':  # mono16, or refused with why
+            return labels_to_array(msg, max_pixels=limit)
+        # mono8 (a label image's too): the own path, as cv_bridge takes no rosbags message
+        return mask_to_array(msg, backend='own', max_pixels=limit)
 
     def _info(self, topic: str, raw: Any) -> None:
         """Keep a camera's calibration; a broken message makes its frames bad_camera_info."""
@@ -468,47 +486,65 @@ class _PoseWait:
         return out
 
 
-def produce(reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str, batch: int,
-            prepare: Callable[[Frame], np.ndarray], stats: BagRunStats,
-            truth: Optional[Truth]) -> Iterator[tuple[int, list[PreparedSet]]]:
-    """Read the bag in recorded order; yield (camera frames read so far, a batch of sets).
+class RecordedSets:
+    """The view sets of a recording, in recorded order, each with its cameras' poses.
 
-    Runs on the reader thread, ahead of the network by a batch or two. Frames go through the
-    node's steps: conversion (raw or compressed), with ``placement: calibrated`` the check of
-    their camera_info, with ``mask_topics`` the pairing with the mask of their stamp, then the
-    view buffer; "now" is the recorded clock throughout. Placed sets carry their cameras'
-    poses, looked up when the set is complete or up to ``tf_timeout_s`` later.
+    Iterating reads the bag once (on whatever thread iterates) through the node's steps:
+    conversion (raw or compressed), with ``placement: calibrated`` the check of each frame's
+    camera_info, with ``mask_topics`` the pairing with the mask of its stamp, then the view
+    buffer; "now" is the recorded clock throughout. Placed sets carry their cameras' poses,
+    looked up when the set is complete or up to ``tf_timeout_s`` later (None otherwise).
 
     :param clock: ``header`` (the newest stamp so far is "now") or ``receive`` (receive times).
+    """
+
+    def __init__(self, reader: BagReader, config: NodeConfig, inputs: Inputs, *, clock: str,
+                 stats: BagRunStats, truth: Optional[Truth]) -> None:
+        self._reader, self._inputs = reader, inputs
+        self._reading = _Reading(reader, config, inputs, clock=clock, stats=stats, truth=truth)
+
+    @property
+    def frames(self) -> int:
+        """Camera messages read so far."""
+        return self._reading.frames
+
+    def __iter__(self) -> Iterator[tuple[ViewSet, Optional[ResolvedPoses]]]:
+        reading, inputs = self._reading, self._inputs
+        wanted = [*inputs.cameras, *inputs.masks, *inputs.infos, *inputs.tf] + [
+            t for t in (inputs.truth, inputs.names) if t]
+        waits = _PoseWait(reading)
+        received_ns = 0
+        for topic, received_ns, raw in self._reader.messages(wanted):
+            yield from waits.release(received_ns)  # late: placed with what came in time
+            yield from waits.release(received_ns, reading.message(topic, received_ns, raw))
+        yield from waits.release(received_ns, reading.finish(), final=True)
+
+
+def produce(sets: RecordedSets, config: NodeConfig, *, batch: int,
+            prepare: Callable[[Frame], np.ndarray], stats: BagRunStats
+            ) -> Iterator[tuple[int, list[PreparedSet]]]:
+    """Yield (camera frames read so far, a batch of prepared sets) of a recording's sets.
+
+    Runs on the reader thread, ahead of the network by a batch or two: each frame is
+    preprocessed once (a frame in several sets is reused), and consecutive sets of one view
+    count are grouped into batches of ``batch``.
+
     :param prepare: turns a frame into the network's input (see :func:`prepare_frames`).
     """
-    reading = _Reading(reader, config, inputs, clock=clock, stats=stats, truth=truth)
-    required = reading.assembler.buffer.config.required_views
-    prepared = PreparedViews(prepare, capacity=2 * max(required, len(inputs.cameras)) + 1)
+    required = config.view_buffer_config().required_views
+    prepared = PreparedViews(prepare, capacity=2 * max(required, len(config.camera_topics)) + 1)
     batcher = Batcher(batch)
-
-    def ready(view_sets: list[tuple[ViewSet, Optional[ResolvedPoses]]]
-              ) -> Iterator[tuple[int, list[PreparedSet]]]:
-        for view_set, poses in view_sets:
-            try:
-                views = prepared.views(view_set)  # (V, 3, 224, 224)
-            except ImageInputError as exc:
-                stats.sets_failed['image'] += 1
-                stats.warn_once(('image', str(exc)), f'skipping a view set: {exc}')
-                continue
-            for done in batcher.add(PlacingSet(view_set, views, poses)):
-                yield reading.frames, done
-
-    wanted = [*inputs.cameras, *inputs.masks, *inputs.infos, *inputs.tf] + [
-        t for t in (inputs.truth, inputs.names) if t]
-    waits = _PoseWait(reading)
-    received_ns = 0
-    for topic, received_ns, raw in reader.messages(wanted):
-        yield from ready(waits.release(received_ns))  # late: placed with what came in time
-        yield from ready(waits.release(received_ns, reading.message(topic, received_ns, raw)))
-    yield from ready(waits.release(received_ns, reading.finish(), final=True))
+    for view_set, poses in sets:
+        try:
+            views = prepared.views(view_set)  # (V, 3, 224, 224)
+        except ImageInputError as exc:
+            stats.sets_failed['image'] += 1
+            stats.warn_once(('image', str(exc)), f'skipping a view set: {exc}')
+            continue
+        for done in batcher.add(PlacingSet(view_set, views, poses)):
+            yield sets.frames, done
     for done in batcher.flush():
-        yield reading.frames, done
+        yield sets.frames, done
 
 
 def prepare_frames(reconstructor: Reconstructor, config: NodeConfig

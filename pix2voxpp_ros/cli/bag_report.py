@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from ..core.drops import DropReason
 from ..core.metrics import format_score, iou
 from ..core.node_config import NodeConfig
 from .bag_input import BagRunStats, Truth, resolve_inputs, resolve_topic
+
+if TYPE_CHECKING:
+    from ..core.placement import ObjectPose
 
 Scored = tuple[int, np.ndarray, int]  # (stamp ns, occupied (32, 32, 32) bool in ROS axes, voxels)
 
@@ -72,10 +75,12 @@ def summary(args: argparse.Namespace, config: NodeConfig, stats: BagRunStats, *,
         dropped_sets[DropReason.RATE] = stats.sets_rate_dropped
     return {
         'bag': str(args.bag), 'out': str(args.out), 'weights': config.weights,
-        'device': config.device, 'batch': args.batch, 'clock': args.clock,
+        'device': config.device, 'batch': 1 if config.instances else args.batch,
+        'clock': args.clock,
         'camera_topics': [resolve_topic(t, args.node_name) for t in config.camera_topics],
         'image_transport': config.image_transport,
         'mask_topics': resolve_inputs(config, args.node_name).masks,
+        'mask_mode': config.mask_mode,
         'frames': {'read': dict(stats.frames_read), 'dropped': dict(stats.frames_dropped),
                    'undecodable_masks': stats.masks_undecodable},
         'sets': {'found': stats.sets_found, 'reconstructed': stats.reconstructed,
@@ -89,6 +94,9 @@ def summary(args: argparse.Namespace, config: NodeConfig, stats: BagRunStats, *,
         'messages_written': counts,
         'scores': _rounded(scores),
         'placement': _placement(args, config, stats) if config.calibrated else None,
+        'objects': {'published': stats.objects_published,
+                    'dropped': {str(r): n for r, n in stats.objects_dropped.items()},
+                    'ids': sorted(stats.object_ids)} if config.instances else None,
     }
 
 
@@ -99,11 +107,18 @@ def _placement(args: argparse.Namespace, config: NodeConfig, stats: BagRunStats)
         'camera_poses': 'camera_poses' if config.camera_poses else 'recorded TF',
         'camera_info_topics': resolve_inputs(config, args.node_name).infos,
         'camera_info_unusable': stats.infos_bad, 'tf': dict(stats.tf),
-        'placed': [{'stamp_ns': stamp, 'position_m': [round(float(v), 5) for v in pose.position],
-                    'heading_deg': round(math.degrees(pose.heading_rad), 3),
-                    'size_m': round(float(pose.size_m), 5), 'silhouette_iou': round(quality, 4)}
-                   for stamp, pose, quality in stats.placed],
+        'placed': [_placed(*row) for row in stats.placed],
     }
+
+
+def _placed(stamp: int, pose: ObjectPose, quality: float, object_id: Optional[int] = None
+            ) -> dict:
+    """Return one placement's row; with mask_mode instances it names its object's id."""
+    row = {'stamp_ns': stamp} if object_id is None else {'stamp_ns': stamp,
+                                                         'object_id': object_id}
+    return dict(row, position_m=[round(float(v), 5) for v in pose.position],
+                heading_deg=round(math.degrees(pose.heading_rad), 3),
+                size_m=round(float(pose.size_m), 5), silhouette_iou=round(float(quality), 4))
 
 
 def report(args: argparse.Namespace, stats: BagRunStats, summary: dict,
@@ -115,7 +130,12 @@ def report(args: argparse.Namespace, stats: BagRunStats, summary: dict,
     print(f'{stats.sets_found} view set(s) found, {stats.reconstructed} reconstructed in '
           f'{stats.passes} forward pass(es) ({summary["sets_per_s"]} sets/s, model '
           f'{stats.model_s:.1f} s); sets dropped: {set_drops}; frames dropped: {dropped}')
-    if summary['placement'] is not None:
+    objects = summary['objects']
+    if objects is not None:
+        left_out = ', '.join(f'{n} {r}' for r, n in objects['dropped'].items())
+        print(f'{objects["published"]} object(s) written in {summary["placement"]["fixed_frame"]}'
+              f' (ids {", ".join(map(str, objects["ids"])) or "none"}); left out: {left_out}')
+    elif summary['placement'] is not None:
         placement = summary['placement']
         print(f'placed {len(placement["placed"])} in {placement["fixed_frame"]} (camera poses '
               f'from {placement["camera_poses"]})')

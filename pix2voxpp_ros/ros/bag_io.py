@@ -8,10 +8,13 @@ checked first, :func:`~.bag_files.check_metadata`). :class:`BagWriter` writes rc
 (serialized with ``rclpy.serialization``, the bytes a live publisher sends) into a bag under a
 temporary name and renames it into place only when it is complete, with mcap chunk checksums
 and a mark in its metadata by which ``overwrite`` later recognizes it as the project's own.
+A message type that rosbags' definitions lack (``vision_msgs``, ``moveit_msgs``: written only
+where they import) is described from its package's ``.msg`` files (:func:`register_types`).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import sys
@@ -20,8 +23,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Iterable, Iterator, Optional, Union
 
+from rosbags.interfaces import Nodetype
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
-from rosbags.typesys import Stores, get_typestore
+from rosbags.typesys import Stores, TypesysError, get_types_from_msg, get_typestore
 
 from ..core.errors import Pix2VoxError
 from ..core.limits import shorten
@@ -41,6 +45,9 @@ MARKERS_TYPE = 'visualization_msgs/msg/MarkerArray'
 MARKER_TYPE = 'visualization_msgs/msg/Marker'
 STRING_TYPE = 'std_msgs/msg/String'
 POSE_TYPE = 'geometry_msgs/msg/PoseStamped'
+POSE_ARRAY_TYPE = 'geometry_msgs/msg/PoseArray'
+DETECTIONS_TYPE = 'vision_msgs/msg/Detection3DArray'
+COLLISION_OBJECT_TYPE = 'moveit_msgs/msg/CollisionObject'
 TF_TYPE = 'tf2_msgs/msg/TFMessage'  # /tf and /tf_static
 # A message of a message-compressed bag, or a compressed mcap chunk, expanded: 512 MiB is more
 # than three of the largest images the node takes (50 MP RGB, 150 MB) and hundreds of times the
@@ -190,6 +197,67 @@ class BagReader:
             raise BagError(f'undecodable {msgtype}: {_reason(exc)}') from exc
 
 
+def _nested_types(node: tuple) -> Iterator[str]:
+    """Yield the message types a field of a parsed definition names (through arrays)."""
+    kind, detail = node
+    if kind == Nodetype.NAME:
+        yield detail
+    elif kind in (Nodetype.ARRAY, Nodetype.SEQUENCE):
+        yield from _nested_types(detail[0])
+
+
+def _msg_file(msgtype: str) -> Path:
+    """Find ``pkg/msg/Name``'s ``.msg`` file in the package's ``share`` folder.
+
+    Looked for beside the Python package that imports (``<prefix>/share/<pkg>``, a few
+    levels above its ``site-packages`` or ``dist-packages``), then in the ament index.
+
+    :raises BagError: no such file.
+    """
+    package, _, name = msgtype.partition('/')
+    relative = Path('share', package, *name.split('/')).with_suffix('.msg')
+    places = []
+    spec = importlib.util.find_spec(package) if package.isidentifier() else None
+    if spec is not None and spec.origin:
+        places += list(Path(spec.origin).parents)[:6]
+    try:
+        from ament_index_python.packages import get_package_prefix
+        places.append(Path(get_package_prefix(package)))
+    except Exception:  # noqa: BLE001 - no ament index here, or not in it
+        pass
+    for place in places:
+        if (place / relative).is_file():
+            return place / relative
+    raise BagError(f'cannot write {msgtype}: its definition ({relative}) is not installed '
+                   'beside its Python package nor in the ament index')
+
+
+def register_types(store: Any, msgtype: str) -> None:
+    """Add ``msgtype`` and every type it uses that ``store`` lacks, from their ``.msg`` files.
+
+    What a bag needs to describe a topic (its definition and RIHS01 hash) for message
+    packages rosbags does not ship; found as :func:`_msg_file` says.
+
+    :raises BagError: a definition is not installed or cannot be parsed.
+    """
+    found: dict[str, Any] = {}
+    pending = [msgtype]
+    while pending:
+        name = pending.pop()
+        if name in found or name in store.types:
+            continue
+        path = _msg_file(name)
+        try:
+            found.update(get_types_from_msg(path.read_text(encoding='utf-8'), name))
+        except (OSError, UnicodeError, TypesysError) as exc:
+            raise BagError(f'cannot write {msgtype}: {path}: {_reason(exc)}') from exc
+        pending += [nested for _, field in found[name][1] for nested in _nested_types(field)]
+    try:
+        store.register(found)
+    except TypesysError as exc:
+        raise BagError(f'cannot write {msgtype}: {_reason(exc)}') from exc
+
+
 def tf_message_cdr(transforms: Iterable[Any]) -> bytes:
     """Serialize transforms as one ``tf2_msgs/msg/TFMessage`` (CDR), for ``/tf`` in a bag.
 
@@ -273,8 +341,13 @@ class BagWriter:
         return self
 
     def add_topic(self, topic: str, msgtype: str) -> None:
-        """Declare a topic and its type (``sensor_msgs/msg/PointCloud2`` style)."""
+        """Declare a topic and its type (``sensor_msgs/msg/PointCloud2`` style).
+
+        :raises BagError: a type rosbags lacks whose definition is not installed here.
+        """
         assert self._writer is not None, 'use BagWriter as a context manager'
+        if msgtype not in typestore().types:
+            register_types(typestore(), msgtype)
         self._connections[topic] = self._writer.add_connection(topic, msgtype,
                                                                typestore=typestore())
         self.counts[topic] = 0
