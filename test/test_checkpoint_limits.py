@@ -89,7 +89,7 @@ def _with_metadata(path: Path, **values: object) -> Path:
 @pytest.mark.parametrize(('values', 'message'), [
     ({'input_size': 0}, r'input_size 0: must be 224'),
     ({'input_size': 1e5}, r'input_size 100000.0: must be 224'),
-    ({'resolution': 64}, r'resolution 64: must be 32'),
+    ({'resolution': 64}, r'resolution 64: must be 32 or 128'),
     ({'background': 'grey'}, r"background 'grey': must be a grey level in \[0, 1\]"),
     ({'background': float('nan')}, r'background nan'),
     ({'std': [0.5, 0.0, 0.5]}, r'std \(0.5, 0.0, 0.5\): must be 3 numbers in \[0.001, 10\]'),

@@ -163,7 +163,7 @@ class TorchRunner:
         return self._graphs[shape]
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
-        """Return ``(B, 32, 32, 32)`` float32 for ``(B, V, 3, S, S)`` float32 images."""
+        """Return ``(B, R, R, R)`` float32 for ``(B, V, 3, S, S)`` float32 images."""
         with torch.inference_mode():
             on_device = self._to_device(images)
             graph = self._graph(tuple(images.shape))
@@ -331,7 +331,7 @@ class OpenVinoRunner:
         return ('single', 'multi')
 
     def __call__(self, images: torch.Tensor) -> np.ndarray:
-        """Return ``(B, 32, 32, 32)`` float32 for ``(B, V, 3, S, S)`` float32 images."""
+        """Return ``(B, R, R, R)`` float32 for ``(B, V, 3, S, S)`` float32 images."""
         array = np.ascontiguousarray(images.numpy(), dtype=np.float32)
         request = self._requests['single' if array.shape[1] == 1 else 'multi']
         request.infer({0: array})
@@ -344,7 +344,7 @@ def export_onnx(model: Pix2VoxPP, path: str | Path, *, size: int = 224,
 
     The graph contains the merger (exported with a symbolic views axis); with one view its softmax
     weight is exactly 1, so one-view results equal PyTorch's too. Input ``images``
-    ``(B, V, 3, S, S)``, output ``occupancy`` ``(B, 32, 32, 32)``.
+    ``(B, V, 3, S, S)``, output ``occupancy`` ``(B, R, R, R)`` (R: the network's resolution).
 
     :raises BackendError: the export failed.
     """
@@ -390,7 +390,7 @@ class OnnxRuntimeRunner:
             raise BackendError(f'ONNX Runtime cannot load {path}: {exc}') from exc
 
     def __call__(self, images: torch.Tensor | np.ndarray) -> np.ndarray:
-        """Return ``(B, 32, 32, 32)`` float32 for ``(B, V, 3, S, S)`` float32 images."""
+        """Return ``(B, R, R, R)`` float32 for ``(B, V, 3, S, S)`` float32 images."""
         array = np.ascontiguousarray(np.asarray(images), dtype=np.float32)
         return self.session.run(['occupancy'], {'images': array})[0]
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, NamedTuple, Union
 
@@ -28,6 +28,7 @@ import torch
 
 from .checkpoint_file import CheckpointError, load_weights_file
 from .model import ModelConfig, Pix2VoxPP, build_model
+from .model.config import RESOLUTIONS
 
 PathLike = Union[str, Path]
 
@@ -38,9 +39,8 @@ __all__ = ['CheckpointError', 'LoadedCheckpoint', 'WeightsMetadata', 'load_check
            'read_checkpoint', 'save_checkpoint']
 
 # What the network itself fixes: 224x224 inputs (the encoder's 7x7 features are reshaped for the
-# decoder) and a 32^3 output grid.
+# decoder) and an output grid of 32^3 or 128^3 (the model configuration's resolution).
 NETWORK_INPUT_SIZE = 224
-NETWORK_RESOLUTION = 32
 STD_RANGE = (1e-3, 10.0)  # ImageNet's is 0.23, the project's 0.5; below 1e-3 inputs blow up
 
 
@@ -66,7 +66,8 @@ def _check_values(values: Any, name: str, low: float, high: float) -> None:
 class WeightsMetadata:
     """How a set of weights expects its input and what it was made from.
 
-    :param resolution: edge of the output grid in voxels.
+    :param resolution: edge of the output grid in voxels (32 or 128); a project checkpoint's
+        must equal its model configuration's, :func:`save_checkpoint` writes the network's own.
     :param input_size: edge of the square input image in pixels.
     :param mean: per-channel normalization mean, in the network's channel order, values in [0, 1].
     :param std: per-channel normalization standard deviation.
@@ -87,12 +88,13 @@ class WeightsMetadata:
 
     def __post_init__(self) -> None:
         """Refuse any value the network or the preprocessing cannot use (ValueError)."""
-        for name, needed in (('resolution', NETWORK_RESOLUTION),
-                             ('input_size', NETWORK_INPUT_SIZE)):
+        for name, allowed, text in (
+                ('resolution', RESOLUTIONS, ' or '.join(map(str, RESOLUTIONS))),
+                ('input_size', (NETWORK_INPUT_SIZE,), str(NETWORK_INPUT_SIZE))):
             value = getattr(self, name)
             if not (isinstance(value, numbers.Integral) and not isinstance(value, bool)
-                    and value == needed):
-                raise ValueError(f'{name} {_short(value)}: must be {needed}, what the '
+                    and value in allowed):
+                raise ValueError(f'{name} {_short(value)}: must be {text}, what the '
                                  'Pix2Vox++ network takes')
         for name in ('mean', 'std'):  # lists are taken as tuples, as from_dict gives them
             if isinstance(getattr(self, name), list):
@@ -210,6 +212,10 @@ def read_checkpoint(path: PathLike, *, device: str | torch.device = 'cpu') -> Lo
             metadata = WeightsMetadata.from_dict(raw.get('metadata', {}))
         except (TypeError, ValueError) as exc:
             raise CheckpointError(f'{path}: refused metadata: {exc}') from exc
+        if metadata.resolution != config.resolution:
+            raise CheckpointError(f'{path}: refused metadata: resolution {metadata.resolution} '
+                                  f'but the model configuration builds a '
+                                  f'{config.resolution}³ network')
         kind = 'project'
         known = {'format', 'format_version', 'model_config', 'metadata', 'state_dict'}
     elif isinstance(raw.get('encoder_state_dict'), dict) and isinstance(
@@ -237,7 +243,8 @@ def load_checkpoint(path: PathLike, *, device: str | torch.device = 'cpu') -> Pi
     """Load a release or project checkpoint and return the network in eval mode.
 
     The network's forward takes ``(B, V, 3, 224, 224)`` normalized images and returns occupancy
-    probabilities ``(B, 32, 32, 32)``. Use :func:`read_checkpoint` to get the metadata too.
+    probabilities ``(B, R, R, R)``, R = ``model.config.resolution`` (32 or 128). Use
+    :func:`read_checkpoint` to get the metadata too.
 
     :raises CheckpointError: see :func:`read_checkpoint`.
     """
@@ -257,10 +264,20 @@ def save_checkpoint(
     The file is written to a temporary name and renamed, so a crash never leaves a truncated
     checkpoint under ``path``.
 
+    :param metadata: how the weights expect their input; None: the defaults. Its resolution
+        must be the network's (a default ``WeightsMetadata()`` is taken as the network's own).
     :param extra: more top-level entries (training state, epoch, ...); plain values and tensors.
     :param half: store floating-point tensors as float16 (deployment files).
+    :raises ValueError: the metadata names another resolution than the network's.
     """
     path = Path(path)
+    metadata = metadata or WeightsMetadata()
+    resolution = model.config.resolution
+    if metadata.resolution != resolution:
+        if metadata.resolution != WeightsMetadata.resolution:
+            raise ValueError(f'metadata resolution {metadata.resolution} does not match the '
+                             f'{resolution}³ network')
+        metadata = replace(metadata, resolution=resolution)
     state = model.state_dict()
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
@@ -269,7 +286,7 @@ def save_checkpoint(
         'format': PROJECT_FORMAT,
         'format_version': PROJECT_FORMAT_VERSION,
         'model_config': model.config.to_dict(),
-        'metadata': (metadata or WeightsMetadata()).to_dict(),
+        'metadata': metadata.to_dict(),
         'state_dict': {k: v.detach().cpu() for k, v in state.items()},
     })
     tmp = path.with_name(path.name + '.tmp')

@@ -207,6 +207,11 @@ class Reconstructor:
         """The weights' recommended occupancy threshold."""
         return self.metadata.threshold
 
+    @property
+    def resolution(self) -> int:
+        """The edge of the grids this network returns: 32, or 128 for 128³ weights."""
+        return self.model.config.resolution
+
     def preprocess(self, image: np.ndarray, *, encoding: str, roi: Roi | None = None,
                    roi_margin: float = 0.0, mask: np.ndarray | None = None) -> np.ndarray:
         """Preprocess one camera frame for these weights (see :func:`preprocess_frame`)."""
@@ -217,7 +222,7 @@ class Reconstructor:
         """Run the network on preprocessed views.
 
         :param images: ``(B, V, 3, 224, 224)`` normalized, as tensor or array.
-        :returns: ``(B, 32, 32, 32)`` float32 occupancy probabilities.
+        :returns: ``(B, R, R, R)`` float32 occupancy probabilities, R = :attr:`resolution`.
         :raises InferenceError: wrong input shape, or the input or output holds NaN or Inf.
         """
         tensor = torch.as_tensor(images, dtype=torch.float32)
@@ -251,7 +256,8 @@ class Reconstructor:
         :param frames: V images of the same object, any sizes.
         :param encodings: one encoding for all frames or one per frame.
         :param rois: optional region of interest per frame.
-        :returns: ``(32, 32, 32)`` float32 occupancy probabilities, ShapeNet axes (y up).
+        :returns: ``(R, R, R)`` float32 occupancy probabilities, ShapeNet axes (y up),
+            R = :attr:`resolution`.
         :raises ImageInputError: a frame cannot be preprocessed.
         :raises InferenceError: see :meth:`infer`.
         """

@@ -23,8 +23,8 @@ MAX_VIEWS = 24  # ShapeNet renders 24 views per object; more is allowed by the m
 class Reconstruction(NamedTuple):
     """The intermediate and final volumes of one forward pass (training needs all of them)."""
 
-    coarse: torch.Tensor  # (B, V, 32, 32, 32) per-view decoder output
-    fused: torch.Tensor  # (B, 32, 32, 32) after merger (or average)
+    coarse: torch.Tensor  # (B, V, R, R, R) per-view decoder output, R = config.resolution
+    fused: torch.Tensor  # (B, R, R, R) after merger (or average)
     refined: torch.Tensor | None  # (B, 32, 32, 32) after the refiner, None without one
 
     @property
@@ -54,12 +54,14 @@ class Pix2VoxPP(nn.Module):
             raise ValueError('expected images of shape (B, V, 3, H, W), '
                              f'got {tuple(images.shape)}')
         batch, views = images.shape[:2]
+        fusing = views > 1 and self.merger is not None
         features = self.encoder(images.flatten(0, 1))  # (B*V, C, 7, 7)
-        coarse, context = self.decoder(features)  # (B*V, 32, 32, 32), (B*V, 9, 32, 32, 32)
-        coarse = coarse.unflatten(0, (batch, views))  # (B, V, 32, 32, 32)
+        # (B*V, R, R, R) and, when fusing, (B*V, 9, F, F, F) on the fusion grid F
+        coarse, context = self.decoder(features, with_context=fusing)
+        coarse = coarse.unflatten(0, (batch, views))  # (B, V, R, R, R)
         if views == 1:
             fused = coarse[:, 0]  # softmax over one view is exactly 1: the merger is a no-op
-        elif self.merger is not None:
+        elif fusing:
             fused = self.merger(coarse, context.unflatten(0, (batch, views)))
         else:
             fused = coarse.mean(dim=1)
@@ -67,7 +69,7 @@ class Pix2VoxPP(nn.Module):
         return Reconstruction(coarse, fused, refined)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Return occupancy ``(B, 32, 32, 32)`` for normalized images ``(B, V, 3, 224, 224)``."""
+        """Return occupancy ``(B, R, R, R)`` for normalized images ``(B, V, 3, 224, 224)``."""
         return self.reconstruct(images).occupancy
 
 
