@@ -383,10 +383,9 @@ class _Reading:
     def _mask_array(self, msg: Any) -> np.ndarray:
         """Convert a recorded mask as the node does (a label image with mask_mode instances)."""
         limit = self.config.max_image_pixels
-        if self.config.instances and msg.encoding != 'mono8':  # mono16, or refused with why
-            return labels_to_array(msg, max_pixels=limit)
-        # mono8 (a label image's too): the own path, as cv_bridge takes no rosbags message
-        return mask_to_array(msg, backend='own', max_pixels=limit)
+        # The own path: cv_bridge takes no rosbags message.
+        convert = labels_to_array if self.config.instances else mask_to_array
+        return convert(msg, backend='own', max_pixels=limit)
 
     def _info(self, topic: str, raw: Any) -> None:
         """Keep a camera's calibration; a broken message makes its frames bad_camera_info."""

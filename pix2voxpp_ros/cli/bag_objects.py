@@ -109,7 +109,7 @@ class ObjectSets:
         try:
             return reconstruct_view_set(
                 reconstructor, view_set, poses=poses, settings=config.placement_settings(),
-                min_views=config.min_views if not config.moving_camera else 2,
+                min_views=config.object_min_views,
                 threshold=self.threshold, roi_margin=config.roi_margin)
         except PlacementFailedError as exc:
             count_drops(stats, self.inputs, exc.drops)

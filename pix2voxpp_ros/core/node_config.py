@@ -338,6 +338,11 @@ class NodeConfig:
         """Whether masks are label images of every object (``mask_mode: instances``)."""
         return self.mask_mode == 'instances'
 
+    @property
+    def object_min_views(self) -> int:
+        """Fewest cameras (key frames of a moving camera: 2) an object must be matched in."""
+        return 2 if self.moving_camera else self.view_buffer_config().required_views
+
     def info_topics(self) -> tuple[str, ...]:
         """Each camera's CameraInfo topic: given, or beside its image topic."""
         if self.camera_info_topics:

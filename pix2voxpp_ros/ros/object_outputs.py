@@ -114,7 +114,7 @@ def reconstruct_objects_and_publish(
     try:
         found = reconstruct_view_set(
             reconstructor, view_set, poses=placing.poses, settings=config.placement_settings(),
-            min_views=config.min_views if not config.moving_camera else 2,
+            min_views=config.object_min_views,
             threshold=threshold, roi_margin=config.roi_margin)
     except PlacementFailedError as exc:
         return placing.failed(exc, f'objects of {len(view_set)} view(s) ({names}, stamp '
@@ -153,7 +153,8 @@ def reconstruct_objects_and_publish(
                f'(ids {ids}) placed in {config.fixed_frame}, {messages.cloud.width} occupied '
                f'voxels; left out: {left_out[DropReason.UNMATCHED]} unmatched, '
                f'{left_out[DropReason.PLACEMENT_FAILED]} unplaced; '
-               f'{result.forward_passes} forward pass(es), model {model_ms:.1f} ms, frame to cloud {latency_ms:.1f} ms')
+               f'{result.forward_passes} forward pass(es), model {model_ms:.1f} ms, frame to '
+               f'cloud {latency_ms:.1f} ms')
     if first:
         logger.info(f'first objects published: {summary}')
     else:

@@ -178,9 +178,11 @@ def mask_to_array(msg: Image, *, backend: str = 'auto',
 LABEL_ENCODINGS = {'mono8': np.dtype(np.uint8), 'mono16': np.dtype(np.uint16)}
 
 
-def labels_to_array(msg: Image, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
+def labels_to_array(msg: Image, *, backend: str = 'auto',
+                    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> np.ndarray:
     """Convert an instance label image (mono8 or mono16, 0 background) to ``(H, W)`` labels.
 
+    :param backend: for mono8, as :func:`mask_to_array` (mono16 is always converted here).
     :param max_pixels: the most pixels the image may declare (``max_image_pixels``).
     :returns: uint8 (mono8) or native-order uint16 (mono16, either ``is_bigendian``).
     :raises MaskError: another encoding, a malformed message, or more than ``max_pixels``.
@@ -190,7 +192,7 @@ def labels_to_array(msg: Image, *, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -
         raise MaskError(f'label image encoding is {short_repr(msg.encoding)}, not mono8 or '
                         'mono16')
     if dtype == np.uint8:
-        return mask_to_array(msg, max_pixels=max_pixels)
+        return mask_to_array(msg, backend=backend, max_pixels=max_pixels)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     try:
         check_pixels(width, height, max_pixels=max_pixels)
