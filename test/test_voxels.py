@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from pix2voxpp_ros.core.voxels import (SHAPENET_TO_ROS, VoxelFileError, grid_to_points,
-                                       read_binvox, read_ply, voxel_centres, write_binvox,
-                                       write_ply)
+                                       pool_grid, read_binvox, read_ply, upsample_grid,
+                                       voxel_centres, write_binvox, write_ply)
 
 from bounded import within
 
@@ -146,3 +146,27 @@ def test_fuzzed_binvox_files_are_refused_or_read(tmp_path) -> None:
             outcomes['read'] += 1
         assert time.monotonic() < deadline
     assert outcomes['refused'] > 20 and outcomes['read'] > 20, outcomes
+
+
+def test_pool_and_upsample_keep_the_grid_convention(tmp_path) -> None:
+    """A coarse voxel covers its fine block: same edge, same centre, 128³ binvox round trip."""
+    rng = np.random.default_rng(3)
+    coarse = rng.random((8, 8, 8)).astype(np.float32)
+    fine = upsample_grid(coarse, 4)
+    assert fine.shape == (32, 32, 32) and fine[4 * 5 + 3, 4 * 2, 4 * 7 + 1] == coarse[5, 2, 7]
+    assert np.array_equal(pool_grid(fine, 4), coarse)
+    np.testing.assert_allclose(pool_grid(fine, 4, reduce='mean'), coarse, rtol=1e-6)
+    # Each coarse voxel's centre is the mean of its fine voxels' centres.
+    np.testing.assert_allclose(voxel_centres(8), voxel_centres(32).reshape(
+        8, 4, 8, 4, 8, 4, 3).mean(axis=(1, 3, 5)), atol=1e-6)
+    occupied = rng.random((128, 128, 128)) > 0.97
+    block = occupied.reshape(32, 4, 32, 4, 32, 4)
+    assert np.array_equal(pool_grid(occupied, 4), block.any(axis=(1, 3, 5)))
+    assert np.array_equal(pool_grid(occupied, 4, reduce='mean') >= 0.5,
+                          block.sum(axis=(1, 3, 5)) >= 32)  # majority, ties occupied
+    write_binvox(tmp_path / 'fine.binvox', occupied)
+    assert np.array_equal(read_binvox(tmp_path / 'fine.binvox')[0], occupied)
+    for bad in (lambda: pool_grid(fine, 3), lambda: pool_grid(fine[:, :, :8], 4),
+                lambda: pool_grid(fine, 4, reduce='min'), lambda: upsample_grid(coarse, 0)):
+        with pytest.raises(ValueError):
+            bad()

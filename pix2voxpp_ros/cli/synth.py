@@ -17,7 +17,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description='Generate procedural objects with 24 R2N2-style renderings and a 32³ grid '
-                    'each, as ShapeNetRendering/, ShapeNetVox32/ and ShapeNet.json.')
+                    'each, as ShapeNetRendering/, ShapeNetVox32/ and ShapeNet.json '
+                    '(--resolution 128: a 128³ grid each, in ShapeNetVox128/).')
     parser.add_argument('--out', required=True, type=Path, help='output folder')
     parser.add_argument('--per-category', required=True, type=int, metavar='N',
                         help='models per category')
@@ -37,6 +38,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument('--supersample', type=int, default=2,
                         help='rays per pixel along each axis; 2 anti-aliases the edges as '
                              "Blender's renderings are (default 2, 1 for hard edges)")
+    parser.add_argument('--resolution', type=int, choices=(32, 128), default=32,
+                        help='grid edge: 32 (ShapeNetVox32, default) or 128 (objects built for '
+                             'the 128³ network, ShapeNetVox128)')
     parser.add_argument('--quiet', action='store_true', help='no progress bar')
     return parser.parse_args(argv)
 
@@ -95,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                                 categories=args.categories, counts=counts,
                                 workers=args.workers,
                                 split=args.split, supersample=args.supersample,
-                                progress=not args.quiet)
+                                resolution=args.resolution, progress=not args.quiet)
     except DatasetError as exc:
         return _fail(str(exc))
     except OSError as exc:

@@ -173,6 +173,52 @@ def grid_to_ros_axes(grid: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(grid.transpose(order))
 
 
+def pool_grid(grid: np.ndarray, factor: int, *, reduce: str = 'max') -> np.ndarray:
+    """Shrink a cubic grid by an integer factor per axis, each coarse voxel from its block.
+
+    The coarse grid keeps the edge length and the centring (voxel ``i`` covers fine voxels
+    ``factor*i .. factor*i + factor - 1``), so it follows the same convention at ``D / factor``.
+
+    :param grid: ``(D, D, D)`` probabilities or booleans, ``D`` a multiple of ``factor``.
+    :param factor: fine voxels per coarse voxel along each axis (1 returns a copy).
+    :param reduce: ``'max'`` (booleans: *any* fine voxel occupied; probabilities: the largest,
+        which keeps every occupied fine voxel occupied) or ``'mean'`` (the occupied fraction;
+        ``>= 0.5`` of a boolean grid's mean is the majority rule).
+    :returns: ``(D / factor,) * 3``; ``'max'`` keeps the dtype, ``'mean'`` gives float32.
+    :raises ValueError: not a cube, a factor that does not divide its edge, an unknown reduce.
+    """
+    grid = np.asarray(grid)
+    if grid.ndim != 3 or len(set(grid.shape)) != 1:
+        raise ValueError(f'expected a (D, D, D) grid, got shape {grid.shape}')
+    if factor < 1 or grid.shape[0] % factor:
+        raise ValueError(f'factor {factor} does not divide the grid edge {grid.shape[0]}')
+    if reduce not in ('max', 'mean'):
+        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+    n = grid.shape[0] // factor
+    blocks = grid.reshape(n, factor, n, factor, n, factor)
+    if reduce == 'max':
+        return blocks.max(axis=(1, 3, 5))
+    return blocks.mean(axis=(1, 3, 5), dtype=np.float64).astype(np.float32)
+
+
+def upsample_grid(grid: np.ndarray, factor: int) -> np.ndarray:
+    """Repeat every voxel ``factor`` times along each axis (nearest neighbour, same edge length).
+
+    A 32³ result compared with 128³ truth is upsampled this way: each 32³ voxel becomes the 4³
+    block it covers, the inverse of :func:`pool_grid`'s block layout.
+
+    :raises ValueError: not a cube, or a factor below 1.
+    """
+    grid = np.asarray(grid)
+    if grid.ndim != 3 or len(set(grid.shape)) != 1:
+        raise ValueError(f'expected a (D, D, D) grid, got shape {grid.shape}')
+    if factor < 1:
+        raise ValueError(f'factor must be at least 1, got {factor}')
+    return np.ascontiguousarray(np.broadcast_to(
+        grid[:, None, :, None, :, None],
+        (grid.shape[0], factor) * 3).reshape((grid.shape[0] * factor,) * 3))
+
+
 def voxel_centres(resolution: int, *, edge_length: float = 1.0) -> np.ndarray:
     """Return the centre of every voxel of a cubic grid centred on the origin, ShapeNet axes.
 

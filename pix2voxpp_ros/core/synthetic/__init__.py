@@ -8,9 +8,10 @@ Pure numpy and OpenCV (no ROS, no torch). The pieces:
 * :mod:`.render` — :func:`render_view` (RGBA) and :func:`render_depth` for any camera;
 * :mod:`.scenes` — :func:`make_tabletop_scene`: the object on a table among distractors, with
   its exact mask (:func:`render_scene_view`), off-centre cameras and the wrist camera's orbit;
-* :mod:`.voxelize` — :func:`voxelize`, the 32³ solid grid in ShapeNetVox32's frame;
+* :mod:`.voxelize` — :func:`voxelize`, the 32³ (or 128³) solid grid in ShapeNetVox32's frame;
 * :mod:`.dataset` — :func:`write_dataset`, the whole ShapeNetRendering / ShapeNetVox32 /
-  ShapeNet.json layout, deterministic for a seed and parallel over processes.
+  ShapeNet.json layout (ShapeNetVox128 for the 128³ network), deterministic for a seed and
+  parallel over processes.
 """
 
 from .camera import Camera, CameraError, R2N2_MAX_DISTANCE, sample_r2n2_cameras

@@ -7,6 +7,14 @@ Layout under the output folder::
                                                                renderings.txt,
                                                                rendering_metadata.txt
     ShapeNetVox32/<taxonomy_id>/<model_id>/model.binvox        solid 32³ grid
+    (or ShapeNetVox128/.../model.binvox, a solid 128³ grid, with ``resolution=128``)
+
+A 128³ dataset (for the 128³ network) builds every object faithful to the 128³ grid
+(:func:`~.shapes.make_object` with ``resolution=128``: the same draws as the 32³ object of its
+seed, snapped four times as finely), renders it and writes its 128³ grid only: such an object's
+thin parts are thinner than a 32³ voxel, so a 32³ grid of it would not be the voxel-faithful
+ground truth of ShapeNetVox32. One folder holds one resolution; the other's voxel folder in it is
+refused.
 
 Everything is a pure function of ``(seed, category, index)``: object shape, views and model id
 come from hashes of those values, never from the order in which worker processes finish, and
@@ -33,12 +41,15 @@ from ..voxels import write_binvox
 from .camera import sample_r2n2_cameras
 from .render import render_view
 from .shapes import CATEGORIES, SyntheticObject, category, make_object
+from .lattice import RESOLUTION
 from .voxelize import voxelize
 
 PathLike = Union[str, Path]
 
 #: Views per model, as in ShapeNetRendering.
 VIEWS = 24
+#: Grids a dataset can be written at: ShapeNetVox32's and the 128³ network's.
+RESOLUTIONS = (32, 128)
 #: Default train / val / test fractions.
 DEFAULT_SPLIT = (0.7, 0.1, 0.2)
 _PNG_PARAMS = [cv2.IMWRITE_PNG_COMPRESSION, 3]
@@ -91,31 +102,41 @@ def object_seed(seed: int, taxonomy_id: str, index: int) -> int:
     return int.from_bytes(_digest(seed, taxonomy_id, index, 'object', 8), 'big') >> 1
 
 
-def dataset_object(name: str, index: int, *, seed: int) -> SyntheticObject:
+def dataset_object(name: str, index: int, *, seed: int,
+                   resolution: int = RESOLUTION) -> SyntheticObject:
     """Rebuild object ``index`` of a category exactly as :func:`write_dataset` made it.
 
+    :param resolution: the dataset's grid (32 or 128).
     :raises UnknownCategoryError: unknown category.
     """
     cat = category(name)
-    return make_object(cat.name, seed=object_seed(seed, cat.taxonomy_id, index))
+    return make_object(cat.name, seed=object_seed(seed, cat.taxonomy_id, index),
+                       resolution=resolution)
+
+
+def voxel_folder(resolution: int) -> str:
+    """Return the folder of a resolution's grids: ``ShapeNetVox32`` or ``ShapeNetVox128``."""
+    return f'ShapeNetVox{resolution}'
 
 
 def generate_model(root: PathLike, name: str, index: int, *, seed: int, views: int = VIEWS,
-                   supersample: int = 2) -> str:
+                   supersample: int = 2, resolution: int = RESOLUTION) -> str:
     """Write the renderings, metadata and voxels of one model; return its model id.
 
-    :param root: dataset folder (``ShapeNetRendering`` and ``ShapeNetVox32`` go below it).
+    :param root: dataset folder (``ShapeNetRendering`` and ``ShapeNetVox<resolution>`` go below
+        it).
     :param name: category name or taxonomy id.
     :param index: object index within the category.
     :param seed: dataset seed.
     :param views: number of renderings.
     :param supersample: anti-aliasing factor of the renderings (1: hard edges, alpha 0 or 255).
+    :param resolution: the grid the object is built for and voxelized at, 32 or 128.
     :raises UnknownCategoryError: unknown category.
     """
     cat = category(name)
     mid = model_id(seed, cat.taxonomy_id, index)
     obj_seed = object_seed(seed, cat.taxonomy_id, index)
-    obj = make_object(cat.name, seed=obj_seed)
+    obj = make_object(cat.name, seed=obj_seed, resolution=resolution)
     cameras = sample_r2n2_cameras(np.random.default_rng([obj_seed, 1]), views)
     root = Path(root)
     render_dir = root / 'ShapeNetRendering' / cat.taxonomy_id / mid / 'rendering'
@@ -130,11 +151,11 @@ def generate_model(root: PathLike, name: str, index: int, *, seed: int, views: i
     (render_dir / 'renderings.txt').write_text(''.join(f'{n}\n' for n in names))
     (render_dir / 'rendering_metadata.txt').write_text(
         ''.join(f'{c.metadata_line()}\n' for c in cameras))
-    vox_dir = root / 'ShapeNetVox32' / cat.taxonomy_id / mid
+    vox_dir = root / voxel_folder(resolution) / cat.taxonomy_id / mid
     vox_dir.mkdir(parents=True, exist_ok=True)
     # translate/scale place the unit grid cube, centred on the origin, in the object frame.
-    write_binvox(vox_dir / 'model.binvox', voxelize(obj), translate=(-0.5, -0.5, -0.5),
-                 scale=1.0)
+    write_binvox(vox_dir / 'model.binvox', voxelize(obj, resolution=resolution),
+                 translate=(-0.5, -0.5, -0.5), scale=1.0)
     return mid
 
 
@@ -153,7 +174,10 @@ def _split(ids: Sequence[str], fractions: Sequence[float], rng: np.random.Genera
 
 
 def _check_args(per_category: int, counts: Mapping[str, int], seed: int, names: Sequence[str],
-                workers: int, split: Sequence[float], views: int, supersample: int) -> None:
+                workers: int, split: Sequence[float], views: int, supersample: int,
+                resolution: int) -> None:
+    if resolution not in RESOLUTIONS:
+        raise DatasetError(f'resolution must be 32 or 128, got {resolution}')
     if per_category < 1:
         raise DatasetError(f'per_category must be at least 1, got {per_category}')
     if seed < 0:
@@ -186,7 +210,8 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
                   categories: Sequence[str] | None = None,
                   counts: Mapping[str, int] | None = None, workers: int = 1,
                   split: Sequence[float] = DEFAULT_SPLIT, views: int = VIEWS,
-                  supersample: int = 2, progress: bool = True) -> DatasetSummary:
+                  supersample: int = 2, resolution: int = RESOLUTION,
+                  progress: bool = True) -> DatasetSummary:
     """Generate a whole synthetic dataset in ShapeNet/3D-R2N2's layout.
 
     :param out_dir: output folder, created if needed; existing files of the same models are
@@ -202,14 +227,22 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     :param split: train / val / test fractions.
     :param views: renderings per model.
     :param supersample: anti-aliasing factor of the renderings.
+    :param resolution: 32 (ShapeNetVox32) or 128 (objects built for and voxelized at 128³,
+        ShapeNetVox128; see the module's docstring).
     :param progress: show a tqdm progress bar.
     :returns: a :class:`DatasetSummary`.
-    :raises DatasetError: invalid arguments.
+    :raises DatasetError: invalid arguments, or ``out_dir`` holds the other resolution's grids.
     :raises UnknownCategoryError: an unknown category.
     """
     names = list(CATEGORIES) if categories is None else list(categories)
     counts = dict(counts or {})
-    _check_args(per_category, counts, seed, names, workers, split, views, supersample)
+    _check_args(per_category, counts, seed, names, workers, split, views, supersample,
+                resolution)
+    for other in RESOLUTIONS:
+        if other != resolution and (Path(out_dir) / voxel_folder(other)).exists():
+            raise DatasetError(f'{out_dir} holds {voxel_folder(other)}: a {other}³ dataset, '
+                               f'whose renderings a {resolution}³ one would replace; choose '
+                               'another folder')
     cats = []
     for name in names:
         cat = category(name)
@@ -227,7 +260,8 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
         if workers == 1:
             for name, index in jobs:
                 results[name, index] = generate_model(root, name, index, seed=seed, views=views,
-                                                      supersample=supersample)
+                                                      supersample=supersample,
+                                                      resolution=resolution)
                 bar.update(1)
         else:
             # 'spawn' starts clean interpreters: safe whatever threads the caller runs.
@@ -235,7 +269,8 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
             with ProcessPoolExecutor(max_workers=workers, mp_context=context,
                                      initializer=_init_worker) as pool:
                 futures = {pool.submit(generate_model, root, name, index, seed=seed,
-                                       views=views, supersample=supersample): (name, index)
+                                       views=views, supersample=supersample,
+                                       resolution=resolution): (name, index)
                            for name, index in jobs}
                 try:
                     for future in as_completed(futures):

@@ -8,8 +8,9 @@ primitives in a rough metric scale, in ShapeNet's canonical orientation: **y up,
 proportions, part counts, part types and colours, all drawn from one Generator seeded per object,
 so an object is a pure function of ``(category, seed)``.
 
-Objects are **voxel-faithful**: built as a 32³ grid can hold them, so that the ground-truth voxels
-and the renderings agree (see :mod:`.lattice`). Axis-aligned parts have their faces on voxel
+Objects are **voxel-faithful**: built as a 32³ grid can hold them (or a 128³ grid, for the 128³
+network: ``make_object(..., resolution=128)``), so that the ground-truth voxels and the
+renderings agree (see :mod:`.lattice`). Axis-aligned parts have their faces on voxel
 faces, thin parts (legs, poles, slats, plates, wings) are a whole number of voxels thick, round
 parts under :data:`ROUND_MIN_VOXELS` wide are square posts, and the joints between parts are
 built from the snapped faces, so nothing floats or overlaps by a fraction of a voxel. Parts that
@@ -29,7 +30,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import Pix2VoxError
-from .lattice import Lattice
+from .lattice import RESOLUTION, Lattice
 from .primitives import Box, Ellipsoid, Frustum, Part
 
 #: Round parts narrower than this many voxels are made square. A post up to three voxels wide
@@ -906,7 +907,7 @@ def _union_bounds(parts: Sequence[Part]) -> tuple[np.ndarray, np.ndarray]:
     return np.min(lows, axis=0), np.max(highs, axis=0)
 
 
-def make_object(name: str, *, seed: int) -> SyntheticObject:
+def make_object(name: str, *, seed: int, resolution: int = RESOLUTION) -> SyntheticObject:
     """Build one object of a category, centred and scaled so its largest extent is 1.
 
     The category builds the object twice from the same draws: a sizing pass gives its bounds,
@@ -915,13 +916,19 @@ def make_object(name: str, *, seed: int) -> SyntheticObject:
     faces, centred to within half a voxel.
 
     :param name: category name or taxonomy id.
-    :param seed: non-negative seed; the object is a pure function of ``(category, seed)``.
+    :param seed: non-negative seed; the object is a pure function of
+        ``(category, seed, resolution)``.
+    :param resolution: the grid the object is built faithful to (32, ShapeNetVox32's; or 128
+        for the 128³ network): the same draws, its parts snapped to that grid's voxel faces, so
+        a 128³ object has thinner legs and finer steps than the 32³ one of the same seed.
     :raises UnknownCategoryError: unknown category.
-    :raises ValueError: negative seed.
+    :raises ValueError: negative seed or a resolution below 1.
     """
     cat = category(name)
     if seed < 0:
         raise ValueError(f'seed must be non-negative, got {seed}')
+    if resolution < 1:
+        raise ValueError(f'resolution must be at least 1, got {resolution}')
     draws = [int(seed), int(cat.taxonomy_id)]
     lattice = Lattice()
     for attempt in range(_FITS):
@@ -933,7 +940,7 @@ def make_object(name: str, *, seed: int) -> SyntheticObject:
         # tilted back) out of the grid: fit the grid to what was built, with a margin of half a
         # voxel per refit, and build again.
         pad = 0.5 * attempt * lattice.voxel
-        lattice = Lattice.fit(lo - pad, hi + pad)
+        lattice = Lattice.fit(lo - pad, hi + pad, resolution=resolution)
     else:
         raise RuntimeError(f'{cat.name} {seed} does not fit its grid after {_FITS} builds')
     offset = np.asarray(lattice.offset)
