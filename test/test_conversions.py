@@ -296,6 +296,35 @@ def test_reconstruction_messages_share_one_header_and_agree() -> None:
                                    markers=False).markers is None
 
 
+def test_128_grid_messages_follow_its_shape_and_stay_practical() -> None:
+    """Voxel size edge / 128 in cloud and markers; ~/grid max-pooled to 32³; visible markers."""
+    grid = np.zeros((128, 128, 128), np.float32)
+    grid[40:100, 20:60, 10:50] = 0.9  # a solid block, 60 x 40 x 40 voxels
+    grid[64, 64, 127] = 0.7  # one voxel alone, on the border
+    out = reconstruction_messages(grid, threshold=0.5, object_size_m=1.28, header=HEADER)
+    points, _ = grid_to_points(grid, threshold=0.5, object_size_m=1.28, ros_axes=True)
+    assert out.cloud.width == len(points) == 60 * 40 * 40 + 1
+    cloud = np.frombuffer(bytes(out.cloud.data), np.float32).reshape(-1, 4)
+    np.testing.assert_allclose(cloud[:, :3] % 0.01, 0.005, atol=1e-5)  # centres 1 cm apart
+    data, voxel, origin = dense_cloud_to_grid(out.grid)  # what a planner reads: 32³
+    assert data.shape == (32, 32, 32) and voxel == pytest.approx(0.04)
+    np.testing.assert_allclose(origin, -0.62, atol=1e-6)
+    block = grid_to_ros_axes(grid).reshape(32, 4, 32, 4, 32, 4)
+    np.testing.assert_array_equal(data, block.max(axis=(1, 3, 5)))
+    assert len(serialize_message(out.grid)) < 0.6e6  # not 33.6 MB
+    marker = out.markers.markers[0]
+    assert marker.scale.x == pytest.approx(0.01)
+    inside = 58 * 38 * 38  # the block's hidden voxels are not drawn
+    assert len(marker.points) == out.cloud.width - inside
+    drawn = {tuple(np.rint(np.array([p.x, p.y, p.z]) * 100 - 0.5).astype(int))
+             for p in marker.points}
+    assert drawn <= {tuple(np.rint(p * 100 - 0.5).astype(int)) for p in points}
+    small = reconstruction_messages(grid[::4, ::4, ::4], threshold=0.5, object_size_m=1.28,
+                                    header=HEADER)  # 32³: every voxel drawn, grid as it is
+    assert len(small.markers.markers[0].points) == small.cloud.width
+    assert dense_cloud_to_grid(small.grid)[0].shape == (32, 32, 32)
+
+
 @pytest.mark.parametrize('encoding', ['rgb8', 'bgr8', 'rgba8', 'bgra8', 'mono8'])
 def test_compressed_png_round_trip_in_opencv_order(encoding: str) -> None:
     channels = {'mono8': 1, 'rgb8': 3, 'bgr8': 3, 'rgba8': 4, 'bgra8': 4}[encoding]

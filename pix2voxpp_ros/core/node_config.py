@@ -170,7 +170,8 @@ PARAMETERS: tuple[ParamSpec, ...] = (
               'node broadcasts for the placed object in fixed_frame.', 'non-empty',
               check=checks.non_empty),
     ParamSpec('object_size_m', 0.5, 'float',
-              'Edge of the reconstructed cube in metres (voxel size = object_size_m / 32).',
+              'Edge of the reconstructed cube in metres (voxel size = object_size_m / 32, or '
+              '/ 128 with 128³ weights).',
               f'> 0, <= {MAX_OBJECT_SIZE_M:g}',
               check=lambda v: 'must be > 0' if not v > 0 else checks.between(
                   0.0, MAX_OBJECT_SIZE_M, 'a 32-voxel grid says nothing of larger things')(v)),

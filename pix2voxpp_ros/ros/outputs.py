@@ -175,7 +175,7 @@ def reconstruct_and_publish(job: Job, *, reconstructor: Reconstructor, preparer:
     # What Reconstructor.reconstruct does, with each frame preprocessed once, maybe early.
     views = np.stack(preparer.views(frames))  # (V, 3, 224, 224)
     prepared_ns = time.monotonic_ns()
-    grid = reconstructor.infer(views[None])[0]  # (32, 32, 32)
+    grid = reconstructor.infer(views[None])[0]  # (R, R, R), R = reconstructor.resolution
     inferred_ns = time.monotonic_ns()
     model_ms = reconstructor.last_model_time_s * 1e3
     names = describe_views(job, topics)
