@@ -17,8 +17,9 @@ import torch.nn.functional as F
 from pix2voxpp_ros.core.checkpoint import (CheckpointError, WeightsMetadata, read_checkpoint,
                                            save_checkpoint)
 from pix2voxpp_ros.core.inference import Reconstructor
-from pix2voxpp_ros.core.model import ModelConfig, build_model
+from pix2voxpp_ros.core.model import ModelConfig, build_model, load_matching_weights
 from pix2voxpp_ros.core.model.merger import Merger
+from pix2voxpp_ros.core.voxels import upsample_grid
 
 from model_helpers import make_model
 
@@ -66,6 +67,19 @@ def test_the_128_network_holds_every_32_tensor_with_its_shape() -> None:
     added = sum(large[key].numel() for key in new if not key.endswith('num_batches_tracked')
                 and not key.endswith(('running_mean', 'running_var')))
     assert added == 2 * (8 * 8 * 4 ** 3 + 2 * 8)  # two ConvTranspose3d k4 + BatchNorm affine
+
+
+def test_32_weights_and_nearest_upsampling_start_at_the_32_output_repeated() -> None:
+    small = make_model('F', seed=6)
+    large = build_model(ModelConfig(**F128)).eval()
+    copied = load_matching_weights(large, {k: v.half() for k, v in small.state_dict().items()})
+    assert copied == sorted(small.state_dict())  # all of them, from a float16 file too
+    large.decoder.init_upsampling_as_nearest()
+    images = _images(1, seed=3)
+    with torch.no_grad():
+        expected = upsample_grid(small.half().float()(images)[0].numpy(), 4)
+        got = large(images)[0].numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-5, rtol=0)
 
 
 @pytest.mark.parametrize('fusion', [32, 128])

@@ -55,6 +55,25 @@ class Decoder(nn.Module):
         self.layer5 = nn.Sequential(nn.ConvTranspose3d(c4, 1, kernel_size=1, bias=False),
                                     Sigmoid32())  # probabilities in float32 under autocast
 
+    def init_upsampling_as_nearest(self) -> None:
+        """Make the upsampling blocks repeat every voxel 2×2×2, channel by channel.
+
+        Each ConvTranspose3d (k4 s2 p1) gets the taps 1 and 2 of its kernel set to one along
+        every axis, so output voxel ``2i`` and ``2i + 1`` take input voxel ``i`` exactly; each
+        BatchNorm is the identity (weight 1, bias 0, running mean 0, variance 1, up to its
+        epsilon), and ReLU passes layer 4's non-negative output. With the 32³ weights in the
+        other layers the 128³ network in eval mode then starts at the 32³ network's coarse
+        volume repeated 4³ times (to 1e-5): what training at 128³ starts from and has to beat.
+        Nothing happens without upsampling blocks.
+        """
+        for block in self.upsample or ():
+            conv, norm = block[0], block[1]
+            with torch.no_grad():
+                conv.weight.zero_()
+                for channel in range(conv.in_channels):
+                    conv.weight[channel, channel, 1:3, 1:3, 1:3] = 1.0
+                norm.reset_parameters()  # running mean 0, variance 1, weight 1, bias 0
+
     def forward(self, features: torch.Tensor, *, with_context: bool = True
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Decode a flat batch of encoded views.

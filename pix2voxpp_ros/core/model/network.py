@@ -87,6 +87,23 @@ def init_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
+def load_matching_weights(model: Pix2VoxPP, state: dict[str, torch.Tensor]) -> list[str]:
+    """Copy every tensor of ``state`` whose name and shape the network has; return their names.
+
+    This starts a network from another configuration's weights: a 32³ checkpoint gives a 128³
+    network its encoder, decoder layers 1-5 and merger (their shapes are the same), and nothing
+    for the upsampling blocks, which keep their initialisation. Tensors are cast to the
+    network's dtypes (a float16 deployment file works).
+    """
+    own = model.state_dict()
+    matching = {key: value for key, value in state.items()
+                if key in own and tuple(value.shape) == tuple(own[key].shape)}
+    with torch.no_grad():
+        for key, value in matching.items():
+            own[key].copy_(value)
+    return sorted(matching)
+
+
 def build_model(config: ModelConfig | None = None, **overrides: object) -> Pix2VoxPP:
     """Build a freshly initialised Pix2Vox++.
 
