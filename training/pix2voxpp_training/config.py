@@ -18,6 +18,7 @@ from typing import Any, Union
 import yaml
 
 from pix2voxpp_ros.core.errors import Pix2VoxError
+from pix2voxpp_ros.core.model.config import RESOLUTIONS
 
 PathLike = Union[str, Path]
 
@@ -37,11 +38,23 @@ class ModelSection:
     :param backbone_weights: optional file with a torchvision ResNet state dict (e.g. ImageNet),
         loaded into the encoder's backbone at the start of stage 1; relative paths are taken
         from the working directory. Never downloaded.
+    :param resolution: output grid edge, 32 or 128 (the decoder continues to 128³; the data's
+        grids must be of this size, e.g. ``data.voxels: ShapeNetVox128``).
+    :param fusion_resolution: the grid the merger scores views on: 32, or ``resolution``.
+    :param transfer_weights: optional checkpoint (project or release format) whose tensors
+        initialise every layer of the same name and shape before ``--init`` is applied: a 32³
+        network's weights give a 128³ one its encoder, decoder layers and (in stage 2) merger;
+        its upsampling blocks then start as nearest-neighbour upsampling
+        (``Decoder.init_upsampling_as_nearest``). Relative paths are taken from the working
+        directory.
     """
 
     variant: str = 'F'
     use_refiner: bool = False
     backbone_weights: str | None = None
+    resolution: int = 32
+    fusion_resolution: int = 32
+    transfer_weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -273,6 +286,14 @@ def _validate(config: TrainConfig) -> None:
 
     need(config.model.variant in ('F', 'A'), 'model.variant',
          f"must be 'F' or 'A', got {config.model.variant!r}")
+    need(config.model.resolution in RESOLUTIONS, 'model.resolution',
+         f'must be 32 or 128, got {config.model.resolution}')
+    need(config.model.fusion_resolution in (32, config.model.resolution),
+         'model.fusion_resolution',
+         f'must be 32 or model.resolution ({config.model.resolution}), got '
+         f'{config.model.fusion_resolution}')
+    need(not config.model.use_refiner or config.model.resolution == 32, 'model.use_refiner',
+         'the refiner exists at 32³ only; set it false for model.resolution 128')
     need(config.precision in PRECISIONS, 'precision',
          f'must be one of {", ".join(PRECISIONS)}, got {config.precision!r}')
     need(config.channels_last_3d in ('auto', 'on', 'off'), 'channels_last_3d',

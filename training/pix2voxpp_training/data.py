@@ -34,7 +34,7 @@ from .transforms import TestTransform, TrainTransform
 PathLike = Union[str, Path]
 
 SPLITS = ('train', 'val', 'test')
-RESOLUTION = 32
+RESOLUTION = 32  # ShapeNetVox32's grids; a 128³ network reads 128³ ones (ShapeNetViews)
 
 
 class ShapeNetDataError(Pix2VoxError, RuntimeError):
@@ -187,22 +187,23 @@ def read_rendering(path: Path) -> np.ndarray:
     return image
 
 
-def read_volume(path: Path) -> np.ndarray:
-    """Read a ground-truth grid as float32 ``(32, 32, 32)``.
+def read_volume(path: Path, resolution: int = RESOLUTION) -> np.ndarray:
+    """Read a ground-truth grid as float32 ``(R, R, R)``.
 
-    :raises ShapeNetDataError: missing or malformed file, or a grid that is not 32³.
+    :param resolution: the edge R the grid must have (the network's).
+    :raises ShapeNetDataError: missing or malformed file, or a grid of another size.
     """
     try:
         grid, _, _ = read_binvox(path)
     except VoxelFileError as exc:
         raise ShapeNetDataError(str(exc)) from exc
-    if grid.shape != (RESOLUTION,) * 3:
-        raise ShapeNetDataError(f'{path}: expected a {RESOLUTION}³ grid, got {grid.shape}')
+    if grid.shape != (resolution,) * 3:
+        raise ShapeNetDataError(f'{path}: expected a {resolution}³ grid, got {grid.shape}')
     return grid.astype(np.float32)
 
 
 class ShapeNetViews(Dataset):
-    """Samples of a split: ``images (V, 3, 224, 224)`` and ``volume (32, 32, 32)``.
+    """Samples of a split: ``images (V, 3, 224, 224)`` and ``volume (R, R, R)``.
 
     Training samples take a random subset of the object's views and the training transform;
     testing samples take views ``0..V-1`` and the released test transform.
@@ -210,9 +211,14 @@ class ShapeNetViews(Dataset):
 
     def __init__(self, records: Sequence[ObjectRecord], *, train: bool,
                  transform: TrainTransform | TestTransform, seed: int = 0,
-                 views_per_model: int = 24, default_views: int = 1) -> None:
-        """:param default_views: views of a sample addressed by a plain integer index."""
+                 views_per_model: int = 24, default_views: int = 1,
+                 resolution: int = RESOLUTION) -> None:
+        """:param default_views: views of a sample addressed by a plain integer index.
+
+        :param resolution: the edge of the grids to read (32, or 128 for a 128³ network).
+        """
         self.records = list(records)
+        self.resolution = resolution
         self.train = train
         self.transform = transform
         self.seed = seed
@@ -243,7 +249,7 @@ class ShapeNetViews(Dataset):
         images = self.transform(bgra, rng)
         return {
             'images': torch.from_numpy(images),
-            'volume': torch.from_numpy(read_volume(record.voxel_path)),
+            'volume': torch.from_numpy(read_volume(record.voxel_path, self.resolution)),
             'taxonomy_id': record.taxonomy_id,
             'index': key.index,
         }
@@ -297,7 +303,7 @@ def collate(samples: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack samples into a batch; categories and indices stay Python lists."""
     return {
         'images': torch.stack([s['images'] for s in samples]),  # (B, V, 3, 224, 224)
-        'volume': torch.stack([s['volume'] for s in samples]),  # (B, 32, 32, 32)
+        'volume': torch.stack([s['volume'] for s in samples]),  # (B, R, R, R)
         'taxonomy_id': [s['taxonomy_id'] for s in samples],
         'index': torch.tensor([s['index'] for s in samples], dtype=torch.long),
     }

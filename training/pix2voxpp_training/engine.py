@@ -23,7 +23,8 @@ from torch import nn
 
 from pix2voxpp_ros.core.checkpoint import CheckpointError, read_checkpoint
 from pix2voxpp_ros.core.checkpoint_file import load_weights_file
-from pix2voxpp_ros.core.model import ModelConfig, Pix2VoxPP, Reconstruction, build_model
+from pix2voxpp_ros.core.model import (ModelConfig, Pix2VoxPP, Reconstruction, build_model,
+                                      load_matching_weights)
 
 from .config import StageSection, TrainConfig
 from .distributed import DistContext, gather_objects
@@ -39,9 +40,10 @@ class InitCheckpointError(CheckpointError):
 
 
 def stage_model_config(config: TrainConfig, stage: int) -> ModelConfig:
-    """Return the network of a stage: the config's variant and refiner, merger only in stage 2."""
+    """Return the network of a stage: the config's variant, refiner, grids; merger in stage 2."""
     return ModelConfig(variant=config.model.variant, use_refiner=config.model.use_refiner,
-                       use_merger=stage == 2)
+                       use_merger=stage == 2, resolution=config.model.resolution,
+                       fusion_resolution=config.model.fusion_resolution)
 
 
 def load_backbone(model: Pix2VoxPP, path: str | Path) -> None:
@@ -67,11 +69,34 @@ def load_backbone(model: Pix2VoxPP, path: str | Path) -> None:
                                   f'({exc})') from exc
 
 
+def transfer_weights(model: Pix2VoxPP, path: str | Path) -> list[str]:
+    """Start ``model`` from another network's weights: every tensor of the same name and shape.
+
+    Upsampling blocks the file has no weights for (a 32³ file, a 128³ network) start as
+    nearest-neighbour upsampling, so the network begins at the file's coarse volumes repeated.
+
+    :returns: the names of the tensors copied.
+    :raises InitCheckpointError: missing or unreadable file, or nothing in it fits.
+    """
+    path = Path(path)
+    try:
+        source = read_checkpoint(path).model.state_dict()
+    except CheckpointError as exc:
+        raise InitCheckpointError(f'model.transfer_weights: {exc}') from exc
+    copied = load_matching_weights(model, source)
+    if not copied:
+        raise InitCheckpointError(f'{path}: model.transfer_weights holds no tensor of the '
+                                  "network's names and shapes (another variant?)")
+    if not any(key.startswith('decoder.upsample.') for key in copied):
+        model.decoder.init_upsampling_as_nearest()
+    return copied
+
+
 def load_init_checkpoint(model: Pix2VoxPP, path: str | Path) -> dict[str, Any]:
     """Copy a (stage-1) checkpoint's weights into ``model``.
 
-    Variant and refiner must match; a merger missing from the file (stage 1 has none) keeps its
-    fresh initialisation.
+    Variant, refiner and resolution must match; a merger missing from the file (stage 1 has
+    none) keeps what it had (its fresh initialisation, or ``model.transfer_weights``).
 
     :returns: the checkpoint's extra entries (its training record).
     :raises InitCheckpointError: missing or unreadable file, or another architecture.
@@ -82,10 +107,12 @@ def load_init_checkpoint(model: Pix2VoxPP, path: str | Path) -> dict[str, Any]:
     except CheckpointError as exc:
         raise InitCheckpointError(str(exc)) from exc
     theirs, ours = loaded.model.config, model.config
-    if (theirs.variant, theirs.use_refiner) != (ours.variant, ours.use_refiner):
+    if (theirs.variant, theirs.use_refiner, theirs.resolution) != (
+            ours.variant, ours.use_refiner, ours.resolution):
         def describe(config: ModelConfig) -> str:
             refiner = 'with' if config.use_refiner else 'without'
-            return f'Pix2Vox++/{config.variant} {refiner} refiner'
+            grid = '' if config.resolution == 32 else f' at {config.resolution}³'
+            return f'Pix2Vox++/{config.variant}{grid} {refiner} refiner'
 
         raise InitCheckpointError(f'{path}: holds {describe(theirs)}, but the configuration '
                                   f'trains {describe(ours)}; use a stage-1 checkpoint of the '
@@ -126,7 +153,8 @@ def create_model(config: TrainConfig, stage: int, *, device: torch.device,
                  init: str | Path | None = None) -> Pix2VoxPP:
     """Build the network of a stage, initialised as the paper and from ``init`` if given.
 
-    Stage 1 loads ``model.backbone_weights`` when set; stage 2 requires ``init``.
+    ``model.transfer_weights`` (when set) is applied first, ``init`` over it; stage 1 without
+    either loads ``model.backbone_weights`` when set; stage 2 requires ``init``.
 
     :raises InitCheckpointError: stage 2 without ``init``, or an ``init`` of another
         architecture, or unreadable backbone weights.
@@ -136,9 +164,11 @@ def create_model(config: TrainConfig, stage: int, *, device: torch.device,
     if stage == 2 and init is None:
         raise InitCheckpointError('stage 2 starts from a stage-1 checkpoint: pass --init '
                                   'RUN/checkpoints/best.pth of stage 1')
+    if config.model.transfer_weights:
+        transfer_weights(model, config.model.transfer_weights)
     if init is not None:
         load_init_checkpoint(model, init)
-    elif config.model.backbone_weights:
+    elif config.model.backbone_weights and not config.model.transfer_weights:
         load_backbone(model, config.model.backbone_weights)
     freeze_for_stage(model, stage)
     apply_memory_format(model, channels_last_3d=use_channels_last_3d(config.channels_last_3d,
@@ -370,7 +400,7 @@ def reconstruct_view_prefixes(model: Pix2VoxPP, images: torch.Tensor, counts: li
     :param fusions: ``'model'`` (the network's own: its merger, or the mean without one) and/or
         ``'average'`` (the plain mean of the views, to compare the merger against); with one
         fusion the result is ``{n: volume}``, with several ``{fusion: {n: volume}}``.
-    :returns: ``{n: (B, 32, 32, 32)}`` (or one such dict per fusion).
+    :returns: ``{n: (B, R, R, R)}`` (or one such dict per fusion).
     """
     batch, views = images.shape[:2]
     if not counts or max(counts) > views or min(counts) < 1:
@@ -379,9 +409,9 @@ def reconstruct_view_prefixes(model: Pix2VoxPP, images: torch.Tensor, counts: li
     if not fusions or unknown:
         raise ValueError(f"fusions must be 'model' and/or 'average', got {fusions}")
     features = model.encoder(images.flatten(0, 1))  # (B*V, C, 7, 7)
-    coarse, context = model.decoder(features)  # (B*V, 32, 32, 32), (B*V, 9, 32, 32, 32)
-    coarse = coarse.unflatten(0, (batch, views))  # (B, V, 32, 32, 32)
-    context = context.unflatten(0, (batch, views))  # (B, V, 9, 32, 32, 32)
+    coarse, context = model.decoder(features)  # (B*V, R, R, R), (B*V, 9, F, F, F)
+    coarse = coarse.unflatten(0, (batch, views))  # (B, V, R, R, R)
+    context = context.unflatten(0, (batch, views))  # (B, V, 9, F, F, F)
     results: dict[str, dict[int, torch.Tensor]] = {}
     for fusion in fusions:
         out: dict[int, torch.Tensor] = {}

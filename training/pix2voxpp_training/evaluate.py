@@ -15,7 +15,7 @@ import argparse
 import csv
 import json
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +26,7 @@ from tqdm import tqdm
 from pix2voxpp_ros.core.checkpoint import read_checkpoint
 from pix2voxpp_ros.core.errors import Pix2VoxError
 from pix2voxpp_ros.core.inference import resolve_device
+from pix2voxpp_ros.core.synthetic.dataset import voxel_folder
 
 from .config import AugmentSection, DataSection
 from .data import SPLITS, ShapeNetViews, list_objects, make_eval_loader
@@ -76,6 +77,8 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     model = loaded.model.eval()
     if not merger:
         model.merger = None
+    resolution = model.config.resolution  # a 128³ network is scored on ShapeNetVox128
+    section = replace(section, voxels=voxel_folder(resolution))
     records = list_objects(data, split, section)
     if not records:
         raise EvaluationError(f'{Path(data) / section.taxonomy}: the {split} split has no '
@@ -83,7 +86,7 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     augment = AugmentSection(test_background=int(round(loaded.metadata.background * 255)))
     dataset = ShapeNetViews(records, train=False,
                             transform=TestTransform(augment, metadata=loaded.metadata),
-                            views_per_model=section.views_per_model)
+                            views_per_model=section.views_per_model, resolution=resolution)
     loader = make_eval_loader(dataset, views=counts[-1], batch_size=batch_size, workers=workers)
     fusions = ('model', 'average') if compare_average and model.merger is not None \
         else ('model',)

@@ -265,9 +265,11 @@ def _load_data(config: TrainConfig, data: Path, stage: int, local_batch: int,
     names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id
              for r in train_records + val_records}
     train_set = ShapeNetViews(train_records, train=True, transform=TrainTransform(config.augment),
-                              seed=config.seed, views_per_model=config.data.views_per_model)
+                              seed=config.seed, views_per_model=config.data.views_per_model,
+                              resolution=config.model.resolution)
     val_set = ShapeNetViews(val_records, train=False, transform=TestTransform(config.augment),
-                            seed=config.seed, views_per_model=config.data.views_per_model)
+                            seed=config.seed, views_per_model=config.data.views_per_model,
+                            resolution=config.model.resolution)
     pin = context.device.type == 'cuda'
     loader, batches = make_train_loader(
         train_set, batch_size=local_batch, min_views=stage_cfg.min_views,
@@ -323,7 +325,7 @@ def _open_run(config: TrainConfig, out: Path, stage: int, splits: _Data, context
     writer = SummaryWriter(str(out / 'tensorboard' / f'stage{stage}'))
     views = (f'{stage_cfg.min_views}-{stage_cfg.max_views}'
              if stage_cfg.min_views != stage_cfg.max_views else str(stage_cfg.max_views))
-    print(f'stage {stage}: Pix2Vox++/{config.model.variant} '
+    print(f'stage {stage}: Pix2Vox++/{config.model.variant} at {config.model.resolution}³ '
           f'{"with" if config.model.use_refiner else "without"} refiner, '
           f'{len(splits.train_records)} train / {len(splits.val_records)} val objects, '
           f'{views} views, batch {stage_cfg.batch_size} on {context.world_size} x '
@@ -410,6 +412,7 @@ def _save_epoch(config: TrainConfig, out: Path, stage: int, epoch: int, trainer:
     """Rank 0: write last.pth (and best.pth when improved), the history line and the log line."""
     best = run.best
     metadata = WeightsMetadata(
+        resolution=config.model.resolution,
         background=config.augment.test_background / 255.0, threshold=best['threshold'],
         provenance={**provenance_base, 'epoch': best['epoch'], 'val_iou': best['iou']})
     state = {

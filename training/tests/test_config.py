@@ -12,7 +12,8 @@ from pix2voxpp_training.config import (TrainConfig, TrainingConfigError, load_co
 CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 
 
-@pytest.mark.parametrize('name', ['shapenet_f', 'shapenet_a', 'synthetic_f'])
+@pytest.mark.parametrize('name', ['shapenet_f', 'shapenet_a', 'synthetic_f',
+                                  'synthetic_car128_f'])
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS / f'{name}.yaml')
     assert config.name == name
