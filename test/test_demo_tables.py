@@ -139,3 +139,17 @@ def test_the_first_table_of_three_is_scored_object_by_object(tmp_path: Path) -> 
         assert scored['world_iou'] > 0.4
     assert re.search(r'found \d/3', demo.stdout) and 'objects found' in demo.stdout
     assert (out / '00_table0_chair0_lamp0.png').is_file()
+
+
+def test_tables_are_recorded_for_the_bag_tool(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture) -> None:
+    from bag_helpers import read_bag
+    from pix2voxpp_ros.ros import demo
+    bag = tmp_path / 'tables'
+    assert demo.main(['--record', str(bag), '--objects', '1', '--object-switch-s', '0.5',
+                      '--scene', 'tabletop', '--objects-per-scene', '2']) == 0
+    recorded = read_bag(bag)
+    assert {f'/rig/camera_{i}/instance_mask' for i in range(3)} <= set(recorded)
+    assert len(recorded['/rig/sim_camera_rig/true_placements'][0][1].markers) == 2
+    out = capsys.readouterr().out
+    assert '-p mask_mode:=instances' in out and 'instance_mask' in out

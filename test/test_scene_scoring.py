@@ -121,7 +121,7 @@ def test_tables_without_a_set_and_sets_too_old_for_their_truth() -> None:
     scores.add_found(0, [], 0.1)  # older than every truth kept: never scored, forgotten
     scores.add_found(9, [], 0.1)  # its truth may still come
     assert [t.name for t in scores.score()] == ['lamp/0']
-    assert [stamp for stamp, _, _ in scores.found] == [9]
+    assert [stamp for stamp, _, _ in scores.found] == [9] and scores.forgotten == 1
     assert scores.missed_tables() == [('mug/0',), ('car/0',)]
 
 

@@ -176,6 +176,7 @@ class TableStampScorer:
         self.found: list[tuple[int, list[PlacedGrid], float]] = []  # not yet scored sets
         self.latencies: list[float] = []
         self.scored: dict[tuple[str, ...], TableScore] = {}  # names -> the first scored set
+        self.forgotten = 0  # sets whose truth never came whole (messages the scorer lost)
 
     def add_names(self, stamp_ns: int, names: Sequence[str]) -> None:
         """Record the names of the objects on the table shown at ``stamp_ns``, truth order."""
@@ -238,6 +239,8 @@ class TableStampScorer:
                 if truths is None:
                     if not self.truths or stamp >= min(self.truths):
                         waiting.append((stamp, found, latency))  # its truth may come
+                    else:
+                        self.forgotten += 1
                     continue
                 table = score_table(found, truths, name=' '.join(names), stamp_ns=stamp,
                                     latency_s=latency, tolerance=self.tolerance)

@@ -24,7 +24,8 @@ def parse_args(argv: Optional[list[str]]) -> argparse.Namespace:
                              "synthetic objects; the authors' release files work too)")
     parser.add_argument('--out', type=Path, default=Path('out/demo'), help='output folder')
     parser.add_argument('--object-switch-s', type=float, default=None,
-                        help='seconds per object (default: config/demo_rig.yaml)')
+                        help='seconds per object (default: config/demo_rig.yaml; tables of '
+                             '--objects-per-scene: 16)')
     parser.add_argument('--timeout-s', type=float, default=420.0,
                         help='give up after this many seconds (default 420)')
     add_inference_options(parser, device='auto', backend='auto', precision='auto')

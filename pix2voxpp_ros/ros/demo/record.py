@@ -5,7 +5,9 @@ The rig gets the overrides the live demo would give it (:func:`.scene_setup.demo
 reconstructs it with ``pix2voxpp-bag`` (with the live demo's node overrides) is printed. A placed
 scene (tabletop or wrist) records its cameras' TF and camera infos, so with the live demo's
 placement (``--placement``; calibrated by default there, with masks) that command places the
-results in the rig's ``fixed_frame``.
+results in the rig's ``fixed_frame``. With ``--objects-per-scene`` the bag holds tables of that
+many objects (instance label images, every object's truth) and the command runs the tool with
+``mask_mode: instances``.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def record(args: argparse.Namespace) -> int:
         # tf2_ros imports here (pix2voxpp-bag reads it with rosbags).
         setup = demo_setup(args.scene, masks=args.masks, compressed=args.compressed,
                            placement=getattr(args, 'placement', None)
-                           or default_placement(args.scene), tf=True, config=config)
+                           or default_placement(args.scene), tf=True, config=config,
+                           objects_per_scene=getattr(args, 'objects_per_scene', 1))
         overrides = setup.rig_overrides()  # what the live demo gives the rig
         if args.object_switch_s is not None:
             overrides['object_switch_s'] = args.object_switch_s

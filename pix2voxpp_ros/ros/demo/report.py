@@ -262,10 +262,12 @@ def table_picture(table: TableScore) -> np.ndarray:
 
 
 def tables_report(tables: Sequence[TableScore], latencies: list[float], *, weights: Path,
-                  setup: DemoSetup, unscored: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+                  setup: DemoSetup, unscored: Sequence[Sequence[str]] = (),
+                  forgotten: int = 0) -> dict[str, Any]:
     """Return a tables demo's ``summary.json``: every table's objects and the totals.
 
     :param unscored: tables shown before the last scored one that got no object set.
+    :param forgotten: object sets received whose truth never came whole (``sets_unpaired``).
     :returns: ``tables`` (per table ``name``, ``stamp_ns``, ``latency_s``, ``objects`` with
         each paired object's canonical and world scores, ``missed``, ``invented``), ``totals``
         (:func:`~..core.scene_scoring.tables_summary`), ``mean_world_iou``, ``latency_s`` and
@@ -286,16 +288,18 @@ def tables_report(tables: Sequence[TableScore], latencies: list[float], *, weigh
         'compressed': setup.compressed, 'placement': setup.placement,
         'fixed_frame': setup.fixed_frame, 'placement_note': setup.note,
         'unscored_tables': [' '.join(names) for names in unscored],
+        'sets_unpaired': forgotten,
     }
 
 
 def write_tables_report(out: Path, tables: Sequence[TableScore], latencies: list[float], *,
-                        weights: Path, setup: DemoSetup,
-                        unscored: Sequence[Sequence[str]] = ()) -> dict[str, Any]:
+                        weights: Path, setup: DemoSetup, unscored: Sequence[Sequence[str]] = (),
+                        forgotten: int = 0) -> dict[str, Any]:
     """Write every table's picture and ``summary.json`` under ``out``; return the summary."""
     for k, table in enumerate(tables):
         name = '_'.join(n.replace('/', '') for n in table.name.split(' '))
         cv2.imwrite(str(out / f'{k:02d}_{name}.png'), table_picture(table))
-    content = tables_report(tables, latencies, weights=weights, setup=setup, unscored=unscored)
+    content = tables_report(tables, latencies, weights=weights, setup=setup, unscored=unscored,
+                            forgotten=forgotten)
     (out / 'summary.json').write_text(json.dumps(content, indent=2))
     return content

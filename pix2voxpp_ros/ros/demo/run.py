@@ -30,6 +30,10 @@ from .report import (mean_iou, table_lines, tables_summary_line, world_line,
 from .scene_setup import DemoSetup, config_dir, default_placement, demo_setup
 
 OBJECT_SIZE_M = 0.5  # config/demo_rig.yaml's and demo_node.yaml's object_size_m
+# Seconds per table (--objects-per-scene) unless --object-switch-s: a view set of three objects
+# took the node 1-5 s on this busy 2-core machine (latency p95 6 s), so at demo_rig.yaml's 8 s
+# a third of the tables got no set at all in one run (load average 3-6).
+TABLE_SWITCH_S = 16.0
 
 
 def _refusal(args: argparse.Namespace) -> Optional[str]:
@@ -156,6 +160,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     except (Pix2VoxError, ValueError) as exc:  # the rig's parameters file (calibrated)
         print(f'pix2voxpp-demo: {exc}', file=sys.stderr)
         return 2
+    if setup.objects_per_scene > 1 and args.object_switch_s is None:
+        args.object_switch_s = TABLE_SWITCH_S
     domain = _set_environment(args, setup)
     args.out.mkdir(parents=True, exist_ok=True)
     scored, scorer = _run_live(args, setup, domain)
@@ -183,7 +189,11 @@ def _report_tables(args: argparse.Namespace, setup: DemoSetup, tables: list[Tabl
     """Write and print a tables demo's report; returns the exit status."""
     unscored = scorer.missed()
     summary = write_tables_report(args.out, tables, scorer.latencies, weights=args.weights,
-                                  setup=setup, unscored=unscored)
+                                  setup=setup, unscored=unscored,
+                                  forgotten=scorer.scores.forgotten)
+    if summary['sets_unpaired']:
+        print(f'pix2voxpp-demo: {summary["sets_unpaired"]} object set(s) of the node left '
+              "unscored: this listener lost part of their table's truth")
     if unscored:
         print(f'pix2voxpp-demo: no object set for the tables {"; ".join(map(" ".join, unscored))}'
               ' (shown before the last scored one; their objects count as missed; see node.log)')
