@@ -7,6 +7,12 @@ Views ``0..n-1`` of each test object go through the released test transform; eac
 encoded once and fused for every requested ``n``. The table's IoU is the released code's number:
 for each ``n`` the maximum over thresholds of the mean IoU (all categories at that threshold);
 the JSON also holds every threshold and the weights' own recommended threshold.
+
+``--compare-upsampled W.pth`` scores a coarser network on the same images and truth, its grid
+repeated to the evaluated network's (each 32³ voxel the 4³ block it covers, as
+:func:`pix2voxpp_ros.core.voxels.upsample_grid`), and reports the difference per number of views
+with paired bootstrap intervals (IoU, and F-Score@1% when computed): a 128³ network against the
+32³ one it must beat.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm import tqdm
 
 from pix2voxpp_ros.core.checkpoint import read_checkpoint
@@ -54,7 +61,8 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
                    categories: Sequence[str] | None = None, merger: bool = True,
                    batch_size: int = 8, workers: int = 1, fscore: bool = True,
                    fscore_threshold: float = 0.3, thresholds: Sequence[float] = THRESHOLDS,
-                   compare_average: bool = False, progress: bool = True) -> dict[str, Any]:
+                   compare_average: bool = False, compare_upsampled: str | Path | None = None,
+                   progress: bool = True) -> dict[str, Any]:
     """Evaluate weights on a split for several numbers of views.
 
     :param weights: a release or project checkpoint.
@@ -64,6 +72,10 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     :param compare_average: also fuse the same encoded views by their plain average and add
         ``report['average']`` (the same report for it) and ``report['comparison']`` (merger
         minus average per number of views, with a paired bootstrap 95 % interval).
+    :param compare_upsampled: weights of a coarser network (32³ for a 128³ one, the same input
+        preprocessing) scored on the same images, its grid upsampled: adds
+        ``report['upsampled']`` and ``report['upsampled_comparison']`` (this network minus the
+        upsampled one, IoU and F-score, paired bootstrap 95 % intervals).
     :returns: the report (what ``--json`` writes).
     :raises EvaluationError: bad views or an empty selection.
     :raises CheckpointError: unreadable weights.
@@ -79,6 +91,8 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
         model.merger = None
     resolution = model.config.resolution  # a 128³ network is scored on ShapeNetVox128
     section = replace(section, voxels=voxel_folder(resolution))
+    baseline = None if compare_upsampled is None else _baseline(
+        compare_upsampled, loaded.metadata, resolution, torch_device)
     records = list_objects(data, split, section)
     if not records:
         raise EvaluationError(f'{Path(data) / section.taxonomy}: the {split} split has no '
@@ -93,7 +107,9 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
     scores = _score(model, tqdm(loader, desc=f'{split} ({len(records)} objects)',
                                 disable=not progress),
                     counts, fusions, device=torch_device, thresholds=thresholds,
-                    fscore_threshold=fscore_threshold if fscore else None)
+                    fscore_threshold=fscore_threshold if fscore else None, baseline=baseline)
+    if baseline is not None:
+        fusions = (*fusions, 'upsampled')
     names = {r.taxonomy_id: r.taxonomy_name or r.taxonomy_id for r in records}
     reports = {}
     for fusion in fusions:
@@ -102,9 +118,12 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
                    for n in counts]
         reports[fusion] = build_report(
             results, scores.taxonomy_ids, names, thresholds=tuple(thresholds),
-            weights=str(weights), split=split,
-            merger=fusion == 'model' and model.merger is not None,
-            weights_threshold=loaded.metadata.threshold, fscore_threshold=fscore_threshold)
+            weights=str(compare_upsampled if fusion == 'upsampled' else weights), split=split,
+            merger=(baseline[0].merger is not None if fusion == 'upsampled'
+                    else fusion == 'model' and model.merger is not None),
+            weights_threshold=(baseline[2] if fusion == 'upsampled'
+                               else loaded.metadata.threshold),
+            fscore_threshold=fscore_threshold)
     report = reports['model']
     if 'average' in reports:
         report['average'] = reports['average']
@@ -112,7 +131,41 @@ def run_evaluation(weights: str | Path, data: str | Path, views: Sequence[int], 
             {n: np.concatenate(scores.ious['model'][n]) for n in counts},
             {n: np.concatenate(scores.ious['average'][n]) for n in counts},
             report, reports['average'], thresholds=tuple(thresholds))
+    if 'upsampled' in reports:
+        report['upsampled'] = reports['upsampled']
+        report['upsampled_comparison'] = compare_fusions(
+            {n: np.concatenate(scores.ious['model'][n]) for n in counts},
+            {n: np.concatenate(scores.ious['upsampled'][n]) for n in counts},
+            report, reports['upsampled'], thresholds=tuple(thresholds),
+            names=('network', 'upsampled'),
+            fscores=None if not fscore else (
+                {n: np.concatenate(scores.fscores['model'][n]) for n in counts},
+                {n: np.concatenate(scores.fscores['upsampled'][n]) for n in counts}))
     return report
+
+
+_INPUT_FIELDS = ('input_size', 'mean', 'std', 'channel_order', 'background')
+
+
+def _baseline(path: str | Path, metadata: Any, resolution: int, device: torch.device
+              ) -> tuple[torch.nn.Module, int, float]:
+    """Load the coarser network to compare with: ``(model, upsampling factor, threshold)``.
+
+    :raises EvaluationError: its grid does not divide this one's into a larger factor, or it
+        wants other input preprocessing (then the same images would not be fair to it).
+    """
+    other = read_checkpoint(path, device=device)
+    coarse = other.model.config.resolution
+    if coarse >= resolution or resolution % coarse:
+        raise EvaluationError(f'--compare-upsampled {path}: a {coarse}³ network cannot be '
+                              f'upsampled to the {resolution}³ grid evaluated')
+    for name in _INPUT_FIELDS:
+        if getattr(other.metadata, name) != getattr(metadata, name):
+            raise EvaluationError(f'--compare-upsampled {path}: its {name} '
+                                  f'{getattr(other.metadata, name)!r} differs from '
+                                  f'{getattr(metadata, name)!r} of --weights; the same images '
+                                  'would not fit both')
+    return other.model.eval(), resolution // coarse, other.metadata.threshold
 
 
 def _check_selection(views: Sequence[int], split: str, section: DataSection) -> list[int]:
@@ -136,10 +189,16 @@ class _Scores:
 
 def _score(model: torch.nn.Module, batches: Any, counts: Sequence[int],
            fusions: Sequence[str], *, device: torch.device, thresholds: Sequence[float],
-           fscore_threshold: float | None) -> _Scores:
-    """Reconstruct every batch from its first views and score it (F-scores unless None)."""
-    scores = _Scores({f: {n: [] for n in counts} for f in fusions},
-                     {f: {n: [] for n in counts} for f in fusions}, [])
+           fscore_threshold: float | None,
+           baseline: tuple[torch.nn.Module, int, float] | None = None) -> _Scores:
+    """Reconstruct every batch from its first views and score it (F-scores unless None).
+
+    :param baseline: ``(coarser network, factor, threshold)``: also score its volumes, repeated
+        ``factor`` times along each axis, as the fusion ``'upsampled'``.
+    """
+    names = (*fusions, 'upsampled') if baseline is not None else tuple(fusions)
+    scores = _Scores({f: {n: [] for n in counts} for f in names},
+                     {f: {n: [] for n in counts} for f in names}, [])
     with torch.inference_mode():
         for batch in batches:
             images = batch['images'].to(device)
@@ -148,6 +207,11 @@ def _score(model: torch.nn.Module, batches: Any, counts: Sequence[int],
             predictions = reconstruct_view_prefixes(model, images, counts, fusions=fusions)
             if len(fusions) == 1:
                 predictions = {fusions[0]: predictions}
+            if baseline is not None:
+                coarse = reconstruct_view_prefixes(baseline[0], images, counts)
+                predictions['upsampled'] = {  # nearest: each voxel becomes its block
+                    n: F.interpolate(v.float()[:, None], scale_factor=baseline[1],
+                                     mode='nearest')[:, 0] for n, v in coarse.items()}
             for fusion, volumes in predictions.items():
                 for n, occupancy in volumes.items():
                     occupancy = occupancy.float().cpu()
@@ -161,16 +225,21 @@ def _score(model: torch.nn.Module, batches: Any, counts: Sequence[int],
 
 def compare_fusions(merger_ious: dict[int, np.ndarray], average_ious: dict[int, np.ndarray],
                     merger_report: dict[str, Any], average_report: dict[str, Any], *,
-                    thresholds: tuple[float, ...]) -> list[dict[str, Any]]:
+                    thresholds: tuple[float, ...], names: tuple[str, str] = ('merger', 'average'),
+                    fscores: tuple[dict[int, np.ndarray], dict[int, np.ndarray]] | None = None
+                    ) -> list[dict[str, Any]]:
     """Merger minus plain average per number of views, on the same objects and views.
 
     Each fusion's per-object IoUs are taken at that fusion's own best threshold (the numbers of
     its table), and the mean of the paired differences gets a percentile bootstrap 95 %
-    interval over objects (:func:`paired_bootstrap`).
+    interval over objects (:func:`paired_bootstrap`). The same compares any two predictions of
+    the same objects (``names`` label the keys: ``<first>_iou``, ``<second>_better_share``).
 
     :param merger_ious: ``{views: (N, T)}`` per-object IoU per threshold, merger.
     :param average_ious: the same for the plain average.
+    :param fscores: per-object F-scores ``{views: (N,)}`` of both, to compare them too.
     """
+    first, second = names
     rows = []
     for merged_row, average_row in zip(merger_report['results'], average_report['results']):
         n = merged_row['views']
@@ -178,12 +247,16 @@ def compare_fusions(merger_ious: dict[int, np.ndarray], average_ious: dict[int, 
         t_average = thresholds.index(average_row['iou']['best_threshold'])
         differences = merger_ious[n][:, t_merger] - average_ious[n][:, t_average]
         interval = paired_bootstrap(differences)
-        rows.append({'views': n, 'merger_iou': merged_row['iou']['best'],
-                     'average_iou': average_row['iou']['best'],
-                     'difference': interval.mean, 'ci95': [interval.low, interval.high],
-                     'objects': int(len(differences)), 'resamples': interval.resamples,
-                     'merger_better_share': float(np.mean(differences > 0)),
-                     'average_better_share': float(np.mean(differences < 0))})
+        row = {'views': n, f'{first}_iou': merged_row['iou']['best'],
+               f'{second}_iou': average_row['iou']['best'],
+               'difference': interval.mean, 'ci95': [interval.low, interval.high],
+               'objects': int(len(differences)), 'resamples': interval.resamples,
+               f'{first}_better_share': float(np.mean(differences > 0)),
+               f'{second}_better_share': float(np.mean(differences < 0))}
+        if fscores is not None:
+            fscore = paired_bootstrap(fscores[0][n] - fscores[1][n])
+            row.update(fscore_difference=fscore.mean, fscore_ci95=[fscore.low, fscore.high])
+        rows.append(row)
     return rows
 
 
@@ -251,6 +324,19 @@ def format_table(report: dict[str, Any]) -> str:
                          + ''.join(f'{r["fscore"]["per_category"][name]:>9.4f}' for r in rows))
         lines.append(f'{"overall":<14}{report["objects"]:>5}'
                      + ''.join(f'{r["fscore"]["overall"]:>9.4f}' for r in rows))
+    if 'upsampled_comparison' in report:
+        lines += ['', f'Against {Path(report["upsampled"]["weights"]).name} upsampled, on the '
+                  'same images and truth (paired bootstrap 95 % intervals over objects)',
+                  f'{"views":>6}{"IoU":>9}{"upsmpl":>9}{"diff":>9}   95 % interval'
+                  '        F-score diff   95 % interval']
+        for row in report['upsampled_comparison']:
+            low, high = row['ci95']
+            fscore = '' if 'fscore_difference' not in row else (
+                f'  {row["fscore_difference"]:>+9.4f}   [{row["fscore_ci95"][0]:+.4f}, '
+                f'{row["fscore_ci95"][1]:+.4f}]')
+            lines.append(f'{row["views"]:>6}{row["network_iou"]:>9.4f}'
+                         f'{row["upsampled_iou"]:>9.4f}{row["difference"]:>+9.4f}   '
+                         f'[{low:+.4f}, {high:+.4f}]{fscore}')
     if 'comparison' in report:
         lines += ['', 'Merger against the plain average of the same views (IoU; paired '
                   'bootstrap 95 % interval over objects)',
@@ -309,11 +395,13 @@ def write_plot(report: dict[str, Any], path: Path) -> None:
             axis.plot(views, values, marker='.', linewidth=1, alpha=0.6, label=name)
         overall = [r['iou']['best'] if key == 'iou' else r['fscore']['overall'] for r in rows]
         axis.plot(views, overall, marker='o', linewidth=2.5, color='black', label='overall')
-        if 'average' in report:
-            average = [r['iou']['best'] if key == 'iou' else r['fscore']['overall']
-                       for r in report['average']['results']]
-            axis.plot(views, average, marker='o', linewidth=2, linestyle='--', color='grey',
-                      label='overall, plain average')
+        for other, style, label in (('average', '--', 'overall, plain average'),
+                                    ('upsampled', ':', 'overall, coarser network upsampled')):
+            if other in report:
+                values = [r['iou']['best'] if key == 'iou' else r['fscore']['overall']
+                          for r in report[other]['results']]
+                axis.plot(views, values, marker='o', linewidth=2, linestyle=style,
+                          color='grey', label=label)
         axis.set_xlabel('views')
         axis.set_ylabel(title)
         axis.set_xticks(views)
@@ -347,6 +435,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument('--compare-average', action='store_true',
                         help='also fuse the same views by their plain average: both tables and '
                              'merger minus average with a paired bootstrap 95 %% interval')
+    parser.add_argument('--compare-upsampled', type=Path, metavar='COARSE.pth',
+                        help='also score a coarser network (32³ weights for 128³ ones) on the '
+                             'same images, its grid upsampled, and the difference with paired '
+                             'bootstrap 95 %% intervals')
     parser.add_argument('--no-fscore', action='store_true', help='skip F-Score@1%%')
     parser.add_argument('--json', type=Path, help='write the report here (and, unless given, '
                         'the CSV and PNG next to it)')
@@ -369,7 +461,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             max_objects=args.max_objects, categories=args.categories,
             merger=not args.no_merger, batch_size=args.batch_size, workers=args.workers,
             fscore=not args.no_fscore, compare_average=args.compare_average,
-            progress=not args.no_progress)
+            compare_upsampled=args.compare_upsampled, progress=not args.no_progress)
     except (Pix2VoxError, ValueError) as exc:
         print(f'pix2voxpp-eval: error: {exc}', file=sys.stderr)
         return 2
@@ -377,6 +469,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if 'average' in report:
         print('\n' + format_table(report['average']).split('\n\n', 1)[1].replace(
             'IoU (max', 'Plain average of the views: IoU (max', 1))
+    if 'upsampled' in report:
+        name = Path(report['upsampled']['weights']).name
+        print('\n' + format_table(report['upsampled']).split('\n\n', 1)[1].replace(
+            'IoU (max', f'{name} upsampled: IoU (max', 1))
     csv_path, plot_path = args.csv, args.plot
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 # The 128³ car experiment (issue 28) with one command: generate synthetic cars built for the
 # 128³ grid, train stage 1 (single view, merger off) and stage 2 (merger on 2-5 views, encoder
 # and decoder frozen) from the 32³ demo weights (training/configs/synthetic_car128_f.yaml),
-# evaluate on the test split at 1 and 3 views, export fp16 weights. Written for one GPU; not run
+# evaluate on the test split at 1 and 3 views against the 32³ weights upsampled, export fp16
+# weights. Written for one GPU; not run
 # yet. Re-running continues where a crashed run stopped (each stage resumes from its last.pth; a
 # finished stage is skipped).
 #
@@ -50,9 +51,12 @@ step 'stage 2 at 128³: merger on 2-5 views, encoder and decoder frozen'
   --init "$OUT/stage1/checkpoints/best.pth" --device "$DEVICE" --no-progress \
   $(resume_flag "$OUT/stage2") $EXTRA
 
-step 'evaluation on the test split (ShapeNetVox128) at 1 and 3 views'
+step 'evaluation on the test split (ShapeNetVox128) at 1 and 3 views, against the 32³ weights'
+# The 32³ weights the run started from, on the same images, their grids repeated 4³ times: the
+# issue's baseline, with paired bootstrap intervals of the IoU and F-score differences.
 "${BIN}pix2voxpp-eval" --weights "$OUT/stage2/checkpoints/best.pth" --data "$DATA" \
-  --views 1 3 --device "$DEVICE" --json "$OUT/eval/test.json" --no-progress
+  --views 1 3 --device "$DEVICE" --json "$OUT/eval/test.json" --no-progress \
+  --compare-upsampled pix2voxpp_ros/weights/pix2voxpp_f_synthetic.pth
 
 step "export to $WEIGHTS"
 "${BIN}pix2voxpp-export" --weights "$OUT/stage2/checkpoints/best.pth" --out "$WEIGHTS" --half \

@@ -98,8 +98,8 @@ def test_32_weights_start_the_128_network(weights32: Path, tmp_path: Path) -> No
         create_model(plain, 2, device=torch.device('cpu'), init=stage1)
 
 
-def test_128_run_resumes_exactly_and_evaluates(cars128: Path, weights32: Path,
-                                               tmp_path: Path) -> None:
+def test_128_run_resumes_exactly_and_evaluates(cars128: Path, weights32: Path, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
     config = _config(weights32)
     whole = tmp_path / 'whole'
     train.train(config, data=cars128, out=whole, stage=1, device='cpu', progress=False)
@@ -120,7 +120,22 @@ def test_128_run_resumes_exactly_and_evaluates(cars128: Path, weights32: Path,
     report_path = tmp_path / 'eval.json'
     assert evaluate.main(['--weights', str(stage2 / 'checkpoints' / 'best.pth'), '--data',
                           str(cars128), '--views', '1', '2', '--json', str(report_path),
-                          '--workers', '0', '--device', 'cpu', '--no-progress']) == 0
+                          '--compare-upsampled', str(weights32), '--workers', '0',
+                          '--device', 'cpu', '--no-progress']) == 0
     report = json.loads(report_path.read_text())
     assert report['objects'] == 1 and report['views'] == [1, 2] and report['merger']
     assert 0.0 <= report['results'][1]['iou']['best'] <= 1.0
+    assert report['upsampled']['weights'] == str(weights32)
+    assert report['upsampled']['objects'] == 1 and report['upsampled']['merger']
+    compared = report['upsampled_comparison']
+    assert [row['views'] for row in compared] == [1, 2]
+    for row, ours, theirs in zip(compared, report['results'], report['upsampled']['results']):
+        assert row['network_iou'] == ours['iou']['best']
+        assert row['upsampled_iou'] == theirs['iou']['best']
+        assert row['fscore_difference'] == pytest.approx(
+            ours['fscore']['overall'] - theirs['fscore']['overall'])
+        assert row['ci95'][0] <= row['difference'] <= row['ci95'][1]
+    best = str(stage2 / 'checkpoints' / 'best.pth')
+    assert evaluate.main(['--weights', best, '--data', str(cars128), '--views', '1',
+                          '--compare-upsampled', best, '--device', 'cpu', '--no-progress']) == 2
+    assert 'a 128³ network cannot be upsampled to the 128³ grid' in capsys.readouterr().err
