@@ -247,6 +247,12 @@ def dense_cloud_to_grid(cloud: PointCloud2) -> tuple[np.ndarray, float, np.ndarr
     return rows[..., 3].copy(), voxel, origin
 
 
+def dense_grid(grid: np.ndarray) -> np.ndarray:
+    """Return the grid ``~/grid`` carries: as it is up to 32³, finer ones max-pooled to 32³."""
+    factor = max(1, grid.shape[0] // DENSE_GRID_MAX_EDGE)
+    return grid if factor == 1 else pool_grid(grid, factor, reduce='max')
+
+
 @dataclass(frozen=True)
 class ReconstructionMessages:
     """The three outputs of one reconstruction, as the node publishes (and a bag records) them.
@@ -277,11 +283,10 @@ def reconstruction_messages(
     :param markers: build the MarkerArray (the costly one: ~10 ms per 1,000 voxels).
     :param pose: the placement in ``header.frame_id`` (``object_size_m`` its size), or None.
     """
-    factor = max(1, grid.shape[0] // DENSE_GRID_MAX_EDGE)
-    dense = grid if factor == 1 else pool_grid(grid, factor, reduce='max')
     return ReconstructionMessages(
         cloud=grid_to_cloud(grid, threshold=threshold, object_size_m=object_size_m,
                             header=header, pose=pose),
         markers=grid_to_markers(grid, threshold=threshold, object_size_m=object_size_m,
                                 header=header, pose=pose) if markers else None,
-        grid=grid_to_dense_cloud(dense, object_size_m=object_size_m, header=header, pose=pose))
+        grid=grid_to_dense_cloud(dense_grid(grid), object_size_m=object_size_m, header=header,
+                                 pose=pose))
