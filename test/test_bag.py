@@ -657,3 +657,19 @@ def test_demo_records_the_scene_it_would_show(masks: bool, tmp_path: Path,
     assert '-p image_transport:=compressed' in out
     assert ('mask_topics:=' in out) == masks
     assert ('-p placement:=calibrated -p fixed_frame:=world' in out) == masks  # needs masks
+
+
+def test_a_finer_reconstruction_is_scored_on_the_truths_grid() -> None:
+    from pix2voxpp_ros.cli.bag_report import at_truth_resolution
+    truth = np.zeros((32, 32, 32), dtype=bool)
+    truth[4:9, 3:7, 10:20] = True
+    fine = np.repeat(np.repeat(np.repeat(truth, 4, 0), 4, 1), 4, 2)  # (128, 128, 128)
+    fine[16:20, 12:16, 40:44] = False  # one 4³ block emptied: its coarse voxel goes
+    fine[0, 0, 0] = True  # one fine voxel alone: not a majority
+    coarse = at_truth_resolution(fine, truth)
+    expected = truth.copy()
+    expected[4, 3, 10] = False
+    assert coarse.shape == (32, 32, 32) and np.array_equal(coarse, expected)
+    assert at_truth_resolution(truth, truth) is truth
+    with pytest.raises(ValueError, match='48³ reconstruction'):
+        at_truth_resolution(np.zeros((48,) * 3, dtype=bool), truth)

@@ -17,12 +17,27 @@ import numpy as np
 from ..core.drops import DropReason
 from ..core.metrics import format_score, iou
 from ..core.node_config import NodeConfig
+from ..core.voxels import pool_grid
 from .bag_input import BagRunStats, Truth, resolve_inputs, resolve_topic
 
 if TYPE_CHECKING:
     from ..core.placement import ObjectPose
 
-Scored = tuple[int, np.ndarray, int]  # (stamp ns, occupied (32, 32, 32) bool in ROS axes, voxels)
+Scored = tuple[int, np.ndarray, int]  # (stamp ns, occupied (D, D, D) bool in ROS axes, voxels)
+
+
+def at_truth_resolution(prediction: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Bring a finer prediction (128³ weights) to the truth's grid: each block's majority.
+
+    :raises ValueError: the truth's grid does not divide the prediction's.
+    """
+    factor, rest = divmod(prediction.shape[0], truth.shape[0])
+    if factor == 1 and not rest:
+        return prediction
+    if rest or factor < 1:
+        raise ValueError(f'a {prediction.shape[0]}³ reconstruction cannot be scored against a '
+                         f'{truth.shape[0]}³ truth')
+    return pool_grid(prediction, factor, reduce='mean') >= 0.5
 
 
 def score_objects(scored: list[Scored], truth: Truth) -> dict:
@@ -42,7 +57,7 @@ def score_objects(scored: list[Scored], truth: Truth) -> dict:
                 unnamed += 1
             name = f'object_{unnamed}'
         previous = grid
-        value = iou(prediction, grid)
+        value = iou(at_truth_resolution(prediction, grid), grid)
         entry = objects.setdefault(name, {'name': name, 'iou': value, 'stamp_ns': stamp,
                                           'points': points, 'truth_voxels': int(grid.sum()),
                                           'ious': []})
