@@ -7,7 +7,7 @@ from diagnostic_msgs.msg import DiagnosticStatus
 from pix2voxpp_ros.ros.diagnostics import NodeStats
 
 CONFIG = SimpleNamespace(trigger='auto', weights='demo.pth', max_frame_age_s=2.0,
-                         placement='canonical')
+                         placement='canonical', instances=False)
 RECONSTRUCTOR = SimpleNamespace(device='cpu', precision='fp32', backend='torch')
 
 
@@ -18,10 +18,11 @@ def _stats() -> NodeStats:
 
 
 def _status(stats: NodeStats, *, state: str = 'active', configure_error: str = '',
-            waiting: str | None = None, pending_dropped: int = 0) -> DiagnosticStatus:
+            waiting: str | None = None, pending_dropped: int = 0,
+            config: SimpleNamespace = CONFIG) -> DiagnosticStatus:
     return stats.reconstruction_status(
         state=state, configure_error=configure_error,
-        config=None if state == 'unconfigured' else CONFIG,
+        config=None if state == 'unconfigured' else config,
         reconstructor=None if state == 'unconfigured' else RECONSTRUCTOR, threshold=0.3,
         pending_dropped=pending_dropped, waiting_for=lambda: waiting)
 
@@ -58,6 +59,17 @@ def test_counters_become_values() -> None:
     assert status.level == DiagnosticStatus.OK
     assert status.message.startswith('2 reconstruction(s), last ')
     assert status.message.endswith('median latency 100 ms (model 65 ms)')
+
+
+def test_objects_are_counted_by_reason_in_instances_mode() -> None:
+    stats = _stats()
+    stats.objects(3, {'unmatched': 1, 'placement_failed': 0})
+    stats.objects(2, {'unmatched': 0, 'placement_failed': 2})
+    assert 'objects_published' not in _values(_status(stats))  # binary masks: no such values
+    values = _values(_status(stats, config=SimpleNamespace(**{**vars(CONFIG), 'instances': True})))
+    assert (values['objects_published'], values['last_objects']) == ('5', '2')
+    assert (values['objects_dropped.unmatched'],
+            values['objects_dropped.placement_failed']) == ('1', '2')
 
 
 def test_level_and_message_say_what_is_wrong() -> None:
