@@ -44,7 +44,7 @@ def params(camera_poses: Optional[Sequence[float]] = None) -> dict[str, Any]:
         'weights': str(WEIGHTS), 'camera_topics': CAMERAS, 'mask_topics': LABELS,
         'mask_mode': 'instances', 'placement': 'calibrated', 'fixed_frame': 'world',
         'min_views': 3, 'sync_slop_s': 0.1, 'max_frame_age_s': 3600.0, 'max_rate_hz': 0.0,
-        'mask_timeout_s': 2.0, 'device': 'cpu', 'backend': 'torch', 'num_threads': 1,
+        'mask_timeout_s': 10.0, 'device': 'cpu', 'backend': 'torch', 'num_threads': 1,
         'qos_reliability': 'reliable', 'collision_objects': True}
     if camera_poses is not None:
         values['camera_poses'] = list(camera_poses)

@@ -69,7 +69,9 @@ def test_output_bag_equals_what_the_live_node_publishes(tmp_path: Path) -> None:
                  timeout=STARTUP_S, what='the node to subscribe to images, labels and infos')
         wait_for(lambda: all(rig.node.get_publishers_info_by_topic(f'{NODE}/{t}')
                              for t in OUTPUTS), timeout=STARTUP_S, what='the node outputs')
-        time.sleep(0.5)  # the node discovers our marker subscription (and then builds markers)
+        # The node discovers our marker subscription (and then builds markers), and every
+        # writer its reader: on a loaded machine a first camera_info was lost with 0.5 s.
+        time.sleep(2.0)
         with Reader(bag) as reader:
             recorded = [(c.topic, raw) for c, _, raw in reader.messages()]
         for topic, raw in recorded:

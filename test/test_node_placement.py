@@ -94,7 +94,9 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         'placement': 'calibrated', 'fixed_frame': 'world', 'frame_id': 'chair',
         'camera_poses': _pose_numbers(scene.poses), 'min_views': 2, 'sync_slop_s': SLOP_S,
         'max_frame_age_s': 5.0, 'max_rate_hz': 0.0, 'device': 'cpu', 'backend': 'torch',
-        'num_threads': 1, 'mask_timeout_s': 2.0, 'qos_reliability': 'reliable'})
+        # 10 s for a mask: on a loaded machine (CI, Jazzy) masks came more than 2 s after
+        # their frames, and whole sets were dropped as no_mask.
+        'num_threads': 1, 'mask_timeout_s': 10.0, 'qos_reliability': 'reliable'})
     node = NodeProcess(params, log_path=tmp / 'node.log')
     rig = Rig([], node=NODE)
     qos = QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=5,
