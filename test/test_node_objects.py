@@ -73,7 +73,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         'mask_mode': 'instances', 'placement': 'calibrated', 'fixed_frame': 'world',
         'camera_poses': _pose_numbers(scene.camera_to_fixed), 'min_views': 3,
         'sync_slop_s': SLOP_S, 'max_frame_age_s': 5.0, 'max_rate_hz': 0.0, 'device': 'cpu',
-        'backend': 'torch', 'num_threads': 1, 'mask_timeout_s': 2.0,
+        'backend': 'torch', 'num_threads': 1, 'mask_timeout_s': 10.0,
         'qos_reliability': 'reliable', 'collision_objects': True})
     node = NodeProcess(params, log_path=tmp / 'node.log')
     rig = Rig([], node=NODE)
