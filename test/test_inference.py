@@ -71,6 +71,20 @@ def test_nan_output_raises(tmp_path) -> None:
         reconstructor.infer(np.zeros((1, 1, 3, 224, 224), np.float32))
 
 
+def test_nan_and_inf_input_are_refused_and_huge_finite_input_is_not(weights) -> None:
+    """Non-finite input is found through its sum; a sum that overflows is counted exactly."""
+    reconstructor = Reconstructor(weights, device='cpu', backend='torch', warmup_views=0)
+    views = np.zeros((2, 2, 3, 224, 224), np.float32)
+    for bad, count in ((np.nan, 1), (np.inf, 1), (-np.inf, 2)):
+        poisoned = views.copy()
+        poisoned.reshape(-1)[[7, -3][:count]] = bad
+        with pytest.raises(InferenceError, match=f'input holds {count} NaN or Inf values'):
+            reconstructor.infer(poisoned)
+    huge = np.full_like(views, 3e38)  # finite values whose float32 sum is inf
+    with pytest.raises(InferenceError, match='network output holds'):  # the input passed
+        reconstructor.infer(huge)
+
+
 def test_bad_shapes_raise(weights) -> None:
     reconstructor = Reconstructor(weights, device='cpu', backend='torch', warmup_views=0)
     with pytest.raises(InferenceError, match=r'expected input \(B, V, 3, 224, 224\)'):
