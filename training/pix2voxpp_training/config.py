@@ -122,6 +122,10 @@ class LearningRates:
     refiner: float = 1e-3
 
 
+#: The network's top-level modules, as the learning rates name them.
+MODULE_NAMES = tuple(f.name for f in dataclasses.fields(LearningRates))
+
+
 @dataclass(frozen=True)
 class StageSection:
     """The schedule of one training stage.
@@ -136,6 +140,10 @@ class StageSection:
     :param gamma: MultiStepLR factor.
     :param betas: Adam betas.
     :param val_every: validate every this many epochs (and always after the last).
+    :param trainable: the network's modules that train, by dotted name (``decoder.upsample``);
+        everything else is frozen, its BatchNorm statistics included. Empty: the stage's own
+        choice (stage 1 all, stage 2 merger and refiner). Fine-tuning a part on a small budget,
+        e.g. only the 128³ upsampling from the 32³ weights on a CPU.
     """
 
     epochs: int = 250
@@ -148,6 +156,7 @@ class StageSection:
     gamma: float = 0.5
     betas: tuple[float, float] = (0.9, 0.999)
     val_every: int = 1
+    trainable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -332,6 +341,10 @@ def _validate(config: TrainConfig) -> None:
         need(all(0 <= b < 1 for b in stage.betas), f'{key}.betas', 'must be in [0, 1)')
         for module, lr in dataclasses.asdict(stage.lr).items():
             need(lr >= 0, f'{key}.lr.{module}', 'must be 0 or more')
+        need(len(set(stage.trainable)) == len(stage.trainable)
+             and all(name.split('.')[0] in MODULE_NAMES for name in stage.trainable),
+             f'{key}.trainable', f'must be distinct modules of the network, each under one of '
+             f'{", ".join(MODULE_NAMES)} (e.g. decoder.upsample), got {list(stage.trainable)}')
     need(config.stage1.max_views == 1, 'stage1.max_views',
          'stage 1 trains single-view (the merger is off); set it to 1')
     need(config.model.use_refiner or config.stage2.min_views >= 2, 'stage2.min_views',

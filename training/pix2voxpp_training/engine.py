@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from pix2voxpp_ros.core.checkpoint_file import load_weights_file
 from pix2voxpp_ros.core.model import (ModelConfig, Pix2VoxPP, Reconstruction, build_model,
                                       load_matching_weights)
 
-from .config import StageSection, TrainConfig
+from .config import StageSection, TrainConfig, TrainingConfigError
 from .distributed import DistContext, gather_objects
 from .metrics import iou_per_threshold
 
@@ -158,6 +158,7 @@ def create_model(config: TrainConfig, stage: int, *, device: torch.device,
 
     :raises InitCheckpointError: stage 2 without ``init``, or an ``init`` of another
         architecture, or unreadable backbone weights.
+    :raises TrainingConfigError: a ``trainable`` name that is not a module of the network.
     """
     torch.manual_seed(config.seed)
     model = build_model(stage_model_config(config, stage))
@@ -170,32 +171,54 @@ def create_model(config: TrainConfig, stage: int, *, device: torch.device,
         load_init_checkpoint(model, init)
     elif config.model.backbone_weights and not config.model.transfer_weights:
         load_backbone(model, config.model.backbone_weights)
-    freeze_for_stage(model, stage)
+    freeze_for_stage(model, stage, config.stage(stage).trainable)
     apply_memory_format(model, channels_last_3d=use_channels_last_3d(config.channels_last_3d,
                                                                      device))
     return model.to(device)
 
 
-def freeze_for_stage(model: Pix2VoxPP, stage: int) -> None:
-    """Stop gradients of encoder and decoder in stage 2.
+def freeze_for_stage(model: Pix2VoxPP, stage: int, trainable: Sequence[str] = ()) -> None:
+    """Stop gradients of encoder and decoder in stage 2, or of all but ``trainable``.
 
-    Their BatchNorm is handled by :func:`set_train_mode`.
+    :param trainable: dotted module names (``decoder.upsample``); empty: the stage's default.
+        BatchNorm is handled by :func:`set_train_mode`.
+    :raises TrainingConfigError: a name that is not a module of this network.
     """
+    if trainable:
+        chosen = []
+        for name in trainable:
+            try:
+                module = model.get_submodule(name)
+            except AttributeError:
+                module = None
+            if module is None or not any(True for _ in module.parameters()):
+                raise TrainingConfigError(
+                    f'trainable: {name!r} is not a module with parameters in this network '
+                    f'(its modules: {", ".join(n for n, _ in model.named_children())})')
+            chosen.append(module)
+        model.requires_grad_(False)
+        for module in chosen:
+            module.requires_grad_(True)
+        return
     for name in FROZEN_IN_STAGE2:
         for parameter in getattr(model, name).parameters():
             parameter.requires_grad_(stage != 2)
 
 
 def set_train_mode(model: Pix2VoxPP, stage: int) -> None:
-    """Put the model in training mode, except encoder and decoder in stage 2.
+    """Put the model in training mode, except frozen parts' BatchNorm.
 
-    Stage 2 keeps encoder and decoder in eval mode so BatchNorm uses and keeps its running
-    statistics.
+    Stage 2 keeps encoder and decoder in eval mode, and a BatchNorm whose parameters are all
+    frozen (``trainable``) stays in eval mode too, so it uses and keeps its running statistics.
     """
     model.train()
     if stage == 2:
         for name in FROZEN_IN_STAGE2:
             getattr(model, name).eval()
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm) and not any(
+                p.requires_grad for p in module.parameters()):
+            module.eval()
 
 
 def param_groups(model: Pix2VoxPP, stage_cfg: StageSection) -> list[dict[str, Any]]:

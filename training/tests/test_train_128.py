@@ -139,3 +139,29 @@ def test_128_run_resumes_exactly_and_evaluates(cars128: Path, weights32: Path, t
     assert evaluate.main(['--weights', best, '--data', str(cars128), '--views', '1',
                           '--compare-upsampled', best, '--device', 'cpu', '--no-progress']) == 2
     assert 'a 128³ network cannot be upsampled to the 128³ grid' in capsys.readouterr().err
+
+
+def test_trainable_parts_train_alone_and_frozen_batchnorm_keeps_its_statistics(
+        cars128: Path, weights32: Path, tmp_path: Path) -> None:
+    """``stage1.trainable``: only the 128³ upsampling and layer5 change; a bad name is refused."""
+    parts = ['decoder.upsample', 'decoder.layer5']
+    config = _config(weights32, stage1__epochs=1, stage1__trainable=parts)
+    start = create_model(config, 1, device=torch.device('cpu')).state_dict()
+    train.train(config, data=cars128, out=tmp_path / 'tail', stage=1, device='cpu',
+                progress=False)
+    trained = read_checkpoint(tmp_path / 'tail' / 'checkpoints' / 'last.pth').model.state_dict()
+    changed = {key for key, value in start.items() if not torch.equal(value, trained[key])}
+    assert changed and all(key.startswith(tuple(f'{p}.' for p in parts)) for key in changed)
+    # The upsampling blocks' BatchNorm trains: its running statistics moved.
+    assert any('running_mean' in key for key in changed)
+    assert any(key.startswith('encoder.') and 'running_mean' in key for key in start)
+
+    for bad, message in ((['decoder.upsampl'], r"trainable: 'decoder\.upsampl' is not a module"),
+                         (['merger'], r"trainable: 'merger' is not a module")):  # off in stage 1
+        with pytest.raises(TrainingConfigError, match=message):
+            create_model(_config(weights32, stage1__trainable=bad), 1,
+                         device=torch.device('cpu'))
+    for bad in (['decoder', 'decoder'], ['head.layer']):
+        with pytest.raises(TrainingConfigError, match=r'stage1\.trainable: must be distinct '
+                                                      r'modules'):
+            _config(weights32, stage1__trainable=bad)
