@@ -13,7 +13,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / 'configs'
 
 
 @pytest.mark.parametrize('name', ['shapenet_f', 'shapenet_a', 'synthetic_f',
-                                  'synthetic_car128_f'])
+                                  'synthetic_car128_f', 'synthetic_car128_f_cpu'])
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS / f'{name}.yaml')
     assert config.name == name
