@@ -44,6 +44,19 @@ R2N2_ELEVATION_RANGE = (25.0, 30.0)
 R2N2_DISTANCE_RATIO_RANGE = (0.65, 0.95)
 R2N2_INPLANE_DEG = 0.0
 R2N2_FOV_DEG = 25.0
+#: The centre square of a rendering that preprocessing keeps (``preprocess.RENDERING_CROP_SIZE``;
+#: not imported: that module needs torch, this package does not).
+R2N2_CROP_SIZE = 128
+#: Robot view sampling (:func:`sample_robot_cameras`): elevations from level to steeply down
+#: (wrist and overhead cameras look down at 38-70 degrees), distances in grid edges from a wrist
+#: camera's close-up (1.5: 30 cm from a 20 cm object) to an overhead camera's (6), and how much of
+#: the crop the object's longer side fills, drawn around R2N2's (median 0.57, 10th-90th
+#: percentile 0.47-0.72: ``benchmarks/measure_fill.py``).
+ROBOT_ELEVATION_RANGE = (0.0, 75.0)
+ROBOT_DISTANCE_RANGE = (1.5, 6.0)
+ROBOT_FILL_RANGE = (0.45, 0.75)
+#: Pixels kept free between a robot view's object and the edge of the centre crop.
+_CROP_MARGIN_PX = 1.5
 
 
 class CameraError(Pix2VoxError, ValueError):
@@ -230,16 +243,77 @@ def _format_number(value: float) -> str:
     return '0' if text == '-0' else text
 
 
-def sample_r2n2_cameras(rng: np.random.Generator, count: int = 24) -> list[Camera]:
+def sample_r2n2_cameras(rng: np.random.Generator, count: int = 24, *,
+                        elevation_range: tuple[float, float] = R2N2_ELEVATION_RANGE
+                        ) -> list[Camera]:
     """Draw ``count`` views as R2N2 did: azimuth U[0, 360), elevation U[25, 30), ratio U[.65, .95).
 
     Values are rounded to the precision of :meth:`Camera.metadata_line`, so the camera parsed
     back from the written metadata is exactly the one that rendered the image.
+
+    :param elevation_range: another elevation range, the draws otherwise the same.
+    :raises CameraError: an elevation range outside ``[0, 90)`` or reversed.
     """
+    _check_elevation_range(elevation_range)
     cameras = []
     for _ in range(count):
         az = round(float(rng.uniform(*R2N2_AZIMUTH_RANGE)), 6) % 360.0
-        el = round(float(rng.uniform(*R2N2_ELEVATION_RANGE)), 6)
+        el = round(float(rng.uniform(*elevation_range)), 6)
         ratio = round(float(rng.uniform(*R2N2_DISTANCE_RATIO_RANGE)), 6)
         cameras.append(Camera(az, el, R2N2_INPLANE_DEG, ratio, R2N2_FOV_DEG))
+    return cameras
+
+
+def _check_elevation_range(elevation_range: tuple[float, float]) -> None:
+    low, high = (float(v) for v in elevation_range)
+    if not 0.0 <= low <= high < 90.0:
+        raise CameraError(f'elevation range must satisfy 0 <= low <= high < 90 degrees, got '
+                          f'{low:g}..{high:g}')
+
+
+def sample_robot_cameras(rng: np.random.Generator, points: np.ndarray, count: int = 24, *,
+                         elevation_range: tuple[float, float] = ROBOT_ELEVATION_RANGE,
+                         distance_range: tuple[float, float] = ROBOT_DISTANCE_RANGE,
+                         fill_range: tuple[float, float] = ROBOT_FILL_RANGE) -> list[Camera]:
+    """Draw ``count`` views as robot cameras see an object, framed as R2N2's renderings are.
+
+    Azimuth U[0, 360), elevation, distance (grid edges) and fill uniform in their ranges. The
+    field of view then follows from the object: the one that makes the longer side of the
+    object's projected bounding box ``fill`` of the 128-pixel centre crop, narrowed further if
+    the object would otherwise reach within 1.5 pixels of the crop's edge. A close camera thus
+    has a wide field of view and a strong perspective, a far one a narrow view, and every
+    rendering frames the object as the fixed centre crop and a mask crop expect. The camera
+    looks at the origin with no roll, so its five numbers (:meth:`Camera.metadata_line`; the
+    distance as a ratio of :data:`R2N2_MAX_DISTANCE`) describe it exactly.
+
+    :param points: ``(N, 3)`` points of the object, object frame, whose projections bound its
+        silhouette (its voxels' corners); the draws do not depend on them.
+    :raises CameraError: a range is reversed or out of bounds, or ``points`` is empty.
+    """
+    _check_elevation_range(elevation_range)
+    if not 0.0 < distance_range[0] <= distance_range[1]:
+        raise CameraError(f'distance range must be positive and ordered, got {distance_range}')
+    if not 0.0 < fill_range[0] <= fill_range[1] <= 1.0:
+        raise CameraError(f'fill range must lie in (0, 1] and be ordered, got {fill_range}')
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    if len(points) == 0:
+        raise CameraError('no object points to frame')
+    if distance_range[0] <= float(np.linalg.norm(points, axis=1).max()):
+        raise CameraError(f'the nearest distance {distance_range[0]:g} does not clear the '
+                          'object')
+    half_crop = 0.5 * R2N2_CROP_SIZE - _CROP_MARGIN_PX
+    cameras = []
+    for _ in range(count):
+        az = round(float(rng.uniform(*R2N2_AZIMUTH_RANGE)), 6) % 360.0
+        el = round(float(rng.uniform(*elevation_range)), 6)
+        ratio = round(float(rng.uniform(*distance_range)) / R2N2_MAX_DISTANCE, 6)
+        fill = float(rng.uniform(*fill_range))
+        # Image-plane coordinates at unit focal length; the focal length scales them.
+        cam = Camera(az, el, R2N2_INPLANE_DEG, ratio).to_camera(points)
+        plane = cam[:, :2] / cam[:, 2:3]
+        extent = float((plane.max(axis=0) - plane.min(axis=0)).max())
+        reach = float(np.abs(plane).max())
+        focal = min(fill * R2N2_CROP_SIZE / extent, half_crop / reach)
+        fov = round(math.degrees(2.0 * math.atan(0.5 * R2N2_IMAGE_SIZE / focal)), 6)
+        cameras.append(Camera(az, el, R2N2_INPLANE_DEG, ratio, fov))
     return cameras

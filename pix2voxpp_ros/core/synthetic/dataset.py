@@ -8,6 +8,7 @@ Layout under the output folder::
                                                                rendering_metadata.txt
     ShapeNetVox32/<taxonomy_id>/<model_id>/model.binvox        solid 32³ grid
     (or ShapeNetVox128/.../model.binvox, a solid 128³ grid, with ``resolution=128``)
+    recipe.json                                                the recipe, unless plain r2n2
 
 A 128³ dataset (for the 128³ network) builds every object faithful to the 128³ grid
 (:func:`~.shapes.make_object` with ``resolution=128``: the same draws as the 32³ object of its
@@ -16,9 +17,15 @@ thin parts are thinner than a 32³ voxel, so a 32³ grid of it would not be the 
 ground truth of ShapeNetVox32. One folder holds one resolution; the other's voxel folder in it is
 refused.
 
-Everything is a pure function of ``(seed, category, index)``: object shape, views and model id
-come from hashes of those values, never from the order in which worker processes finish, and
-PNGs are written with a fixed compression level, so the same seed gives byte-identical files.
+The recipe (:mod:`.recipes`) chooses the objects' variety and the cameras: ``r2n2`` writes what
+every earlier version wrote, ``robot`` the wide variety seen from where robots look. One folder
+holds one recipe.
+
+Everything is a pure function of ``(seed, recipe, category, index)``: object shape, views and
+model id come from hashes of those values, never from the order in which worker processes
+finish, and PNGs are written with a fixed compression level, so the same seed and recipe give
+byte-identical files. Model ids depend on the seed, category and index only: object ``i`` of
+two recipes has one id (the same object where the varieties agree).
 """
 
 from __future__ import annotations
@@ -38,8 +45,8 @@ import numpy as np
 
 from ..errors import Pix2VoxError
 from ..voxels import write_binvox
-from .camera import sample_r2n2_cameras
 from .render import render_view
+from .recipes import RECIPE_FILE, RECIPES, Recipe
 from .shapes import CATEGORIES, SyntheticObject, category, make_object
 from .lattice import RESOLUTION
 from .voxelize import voxelize
@@ -102,16 +109,17 @@ def object_seed(seed: int, taxonomy_id: str, index: int) -> int:
     return int.from_bytes(_digest(seed, taxonomy_id, index, 'object', 8), 'big') >> 1
 
 
-def dataset_object(name: str, index: int, *, seed: int,
-                   resolution: int = RESOLUTION) -> SyntheticObject:
+def dataset_object(name: str, index: int, *, seed: int, resolution: int = RESOLUTION,
+                   variety: str = 'classic') -> SyntheticObject:
     """Rebuild object ``index`` of a category exactly as :func:`write_dataset` made it.
 
     :param resolution: the dataset's grid (32 or 128).
+    :param variety: the dataset recipe's variety (``recipe.json``; ``classic`` without one).
     :raises UnknownCategoryError: unknown category.
     """
     cat = category(name)
     return make_object(cat.name, seed=object_seed(seed, cat.taxonomy_id, index),
-                       resolution=resolution)
+                       resolution=resolution, variety=variety)
 
 
 def voxel_folder(resolution: int) -> str:
@@ -120,7 +128,8 @@ def voxel_folder(resolution: int) -> str:
 
 
 def generate_model(root: PathLike, name: str, index: int, *, seed: int, views: int = VIEWS,
-                   supersample: int = 2, resolution: int = RESOLUTION) -> str:
+                   supersample: int = 2, resolution: int = RESOLUTION,
+                   recipe: Recipe = RECIPES['r2n2']) -> str:
     """Write the renderings, metadata and voxels of one model; return its model id.
 
     :param root: dataset folder (``ShapeNetRendering`` and ``ShapeNetVox<resolution>`` go below
@@ -131,13 +140,15 @@ def generate_model(root: PathLike, name: str, index: int, *, seed: int, views: i
     :param views: number of renderings.
     :param supersample: anti-aliasing factor of the renderings (1: hard edges, alpha 0 or 255).
     :param resolution: the grid the object is built for and voxelized at, 32 or 128.
+    :param recipe: the objects' variety and the cameras (:mod:`.recipes`).
     :raises UnknownCategoryError: unknown category.
     """
     cat = category(name)
     mid = model_id(seed, cat.taxonomy_id, index)
     obj_seed = object_seed(seed, cat.taxonomy_id, index)
-    obj = make_object(cat.name, seed=obj_seed, resolution=resolution)
-    cameras = sample_r2n2_cameras(np.random.default_rng([obj_seed, 1]), views)
+    obj = make_object(cat.name, seed=obj_seed, resolution=resolution, variety=recipe.variety)
+    grid = voxelize(obj, resolution=resolution)
+    cameras = recipe.sample_cameras(obj_seed, grid, views)
     root = Path(root)
     render_dir = root / 'ShapeNetRendering' / cat.taxonomy_id / mid / 'rendering'
     render_dir.mkdir(parents=True, exist_ok=True)
@@ -154,8 +165,7 @@ def generate_model(root: PathLike, name: str, index: int, *, seed: int, views: i
     vox_dir = root / voxel_folder(resolution) / cat.taxonomy_id / mid
     vox_dir.mkdir(parents=True, exist_ok=True)
     # translate/scale place the unit grid cube, centred on the origin, in the object frame.
-    write_binvox(vox_dir / 'model.binvox', voxelize(obj, resolution=resolution),
-                 translate=(-0.5, -0.5, -0.5), scale=1.0)
+    write_binvox(vox_dir / 'model.binvox', grid, translate=(-0.5, -0.5, -0.5), scale=1.0)
     return mid
 
 
@@ -211,7 +221,7 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
                   counts: Mapping[str, int] | None = None, workers: int = 1,
                   split: Sequence[float] = DEFAULT_SPLIT, views: int = VIEWS,
                   supersample: int = 2, resolution: int = RESOLUTION,
-                  progress: bool = True) -> DatasetSummary:
+                  recipe: Recipe = RECIPES['r2n2'], progress: bool = True) -> DatasetSummary:
     """Generate a whole synthetic dataset in ShapeNet/3D-R2N2's layout.
 
     :param out_dir: output folder, created if needed; existing files of the same models are
@@ -229,9 +239,12 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     :param supersample: anti-aliasing factor of the renderings.
     :param resolution: 32 (ShapeNetVox32) or 128 (objects built for and voxelized at 128³,
         ShapeNetVox128; see the module's docstring).
+    :param recipe: the objects' variety and the cameras (:mod:`.recipes`); any but the plain
+        ``r2n2`` recipe is recorded in ``recipe.json``.
     :param progress: show a tqdm progress bar.
     :returns: a :class:`DatasetSummary`.
-    :raises DatasetError: invalid arguments, or ``out_dir`` holds the other resolution's grids.
+    :raises DatasetError: invalid arguments, or ``out_dir`` holds the other resolution's grids
+        or another recipe's dataset.
     :raises UnknownCategoryError: an unknown category.
     """
     names = list(CATEGORIES) if categories is None else list(categories)
@@ -243,6 +256,7 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
             raise DatasetError(f'{out_dir} holds {voxel_folder(other)}: a {other}³ dataset, '
                                f'whose renderings a {resolution}³ one would replace; choose '
                                'another folder')
+    _check_recipe(Path(out_dir), recipe)
     cats = []
     for name in names:
         cat = category(name)
@@ -252,6 +266,8 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
     count_of.update((category(name).name, count) for name, count in counts.items())
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
+    if not recipe.is_default:
+        (root / RECIPE_FILE).write_text(json.dumps(recipe.record(), indent=2) + '\n')
     jobs = [(cat.name, index) for cat in cats for index in range(count_of[cat.name])]
     start = time.perf_counter()
     results: dict[tuple[str, int], str] = {}
@@ -261,7 +277,7 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
             for name, index in jobs:
                 results[name, index] = generate_model(root, name, index, seed=seed, views=views,
                                                       supersample=supersample,
-                                                      resolution=resolution)
+                                                      resolution=resolution, recipe=recipe)
                 bar.update(1)
         else:
             # 'spawn' starts clean interpreters: safe whatever threads the caller runs.
@@ -270,7 +286,7 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
                                      initializer=_init_worker) as pool:
                 futures = {pool.submit(generate_model, root, name, index, seed=seed,
                                        views=views, supersample=supersample,
-                                       resolution=resolution): (name, index)
+                                       resolution=resolution, recipe=recipe): (name, index)
                            for name, index in jobs}
                 try:
                     for future in as_completed(futures):
@@ -295,6 +311,23 @@ def write_dataset(out_dir: PathLike, *, per_category: int, seed: int,
                          'baseline': dict(_BASELINE), **splits[cat.taxonomy_id]})
     (root / 'ShapeNet.json').write_text(json.dumps(taxonomy, indent=2) + '\n')
     return DatasetSummary(root, models, splits, seconds)
+
+
+def _check_recipe(root: Path, recipe: Recipe) -> None:
+    """Refuse to mix two recipes' models in one folder (its record would then be wrong)."""
+    path = root / RECIPE_FILE
+    if path.exists():
+        try:
+            recorded = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise DatasetError(f'{path}: cannot read the dataset recipe ({exc})') from exc
+        if recorded != recipe.record():
+            name = recorded.get('recipe') if isinstance(recorded, dict) else None
+            raise DatasetError(f'{root} holds a dataset of another recipe ({name!r}, {path}); '
+                               f'choose another folder for the {recipe.name!r} one')
+    elif not recipe.is_default and (root / 'ShapeNetRendering').exists():
+        raise DatasetError(f'{root} holds renderings of the r2n2 recipe (no {RECIPE_FILE}); '
+                           f'choose another folder for the {recipe.name!r} one')
 
 
 def _init_worker() -> None:

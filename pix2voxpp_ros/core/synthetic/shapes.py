@@ -38,6 +38,12 @@ from .primitives import Box, Ellipsoid, Frustum, Part
 #: whose silhouette is up to 1.41 times as wide as a round post's (1.27 on average over views).
 ROUND_MIN_VOXELS = 4
 
+#: The generator's varieties: ``classic`` (the styles every earlier dataset, the demo and the
+#: shipped weights' evaluations were made of; an object of this variety never changes for its
+#: seed) and ``wide`` (those styles and many more, with wider proportions, towards the variety
+#: of real furniture, vehicles and containers: :mod:`.wide`).
+VARIETIES = ('classic', 'wide')
+
 Colour = tuple[float, float, float]
 Span = tuple[float, float]
 
@@ -66,11 +72,13 @@ class SyntheticObject:
     :ivar category: category name, a key of :data:`CATEGORIES`.
     :ivar seed: the seed the object was built from.
     :ivar parts: the primitives; the union of those that are no decals is the solid.
+    :ivar variety: the generator's variety it was built in (:data:`VARIETIES`).
     """
 
     category: str
     seed: int
     parts: tuple[Part, ...]
+    variety: str = 'classic'
 
     @property
     def taxonomy_id(self) -> str:
@@ -693,23 +701,45 @@ def _car(rng: np.random.Generator, g: Lattice) -> list[Part]:
             parts.append(_block(g, _inside(xs, 0.0, wall, sx), wall_ys, (zs[0], cab_zs[0]),
                                 paint))
         parts.append(_block(g, xs, wall_ys, (zs[0], zs[0] + wall), paint))
-    if kind == 'sedan' and rng.random() < 0.25:  # rear spoiler on two posts
-        wing_ys = g.span(body_ys[1] + 0.03, body_ys[1] + 0.05, 'y')
-        wing_zs = g.span(zs[0] + 0.01, zs[0] + 0.07, 'z')
-        parts.append(_block(g, (-0.45 * width, 0.45 * width), wing_ys, wing_zs, paint))
-        for sx in (-1, 1):
-            parts.append(_block(g, g.column(sx * width * 0.3, 0.02, 'x'),
-                                (body_ys[1], wing_ys[0]), g.around(0.02, wing_zs), paint))
-    # Wheels stand out of the body's sides by a voxel or more, so tyre and paint never share a
-    # face; hub caps are decals on them.
+    if kind == 'sedan' and rng.random() < 0.25:
+        parts += _spoiler(g, width, body_ys[1], zs, paint)
     wheel_w = rng.uniform(0.05, 0.09) * length
     axle = length * rng.uniform(0.28, 0.36)
+    hub = _grey(rng, 0.55, 0.9)
+    parts += _wheels(g, xs, floor, wheel_r, wheel_w, (-axle, axle), tyre, hub)
+    lamp = (1.0, 0.95, 0.7)
+    y = body_ys[0] + 0.7 * (body_ys[1] - body_ys[0])
+    for sx in (-1, 1):  # headlights on the front face
+        parts.append(_decal(_box((sx * width * 0.32, y, zs[1] - 0.002 + _SLIVER * g.voxel / 2),
+                                 (width * 0.18, body_h * 0.18, 0.004 + _SLIVER * g.voxel),
+                                 lamp)))
+    return parts
+
+
+def _spoiler(g: Lattice, width: float, body_top: float, zs: Span, colour: Colour
+             ) -> list[Part]:
+    """Make a rear spoiler on two posts over the body's rear end."""
+    wing_ys = g.span(body_top + 0.03, body_top + 0.05, 'y')
+    wing_zs = g.span(zs[0] + 0.01, zs[0] + 0.07, 'z')
+    parts: list[Part] = [_block(g, (-0.45 * width, 0.45 * width), wing_ys, wing_zs, colour)]
+    for sx in (-1, 1):
+        parts.append(_block(g, g.column(sx * width * 0.3, 0.02, 'x'), (body_top, wing_ys[0]),
+                            g.around(0.02, wing_zs), colour))
+    return parts
+
+
+def _wheels(g: Lattice, xs: Span, floor: float, wheel_r: float, wheel_w: float,
+            axles: Sequence[float], tyre: Colour, hub: Colour) -> list[Part]:
+    """Make a wheel at both ends of each axle (its z), hub caps as decals on them.
+
+    Wheels stand out of the body's sides ``xs`` by a voxel or more, so tyre and paint never
+    share a face.
+    """
     out = g.length(0.15 * wheel_w)
     ww = max(g.length(wheel_w), out + g.voxel)
-    hub = _grey(rng, 0.55, 0.9)
-    along_x = _ALONG[0]
-    for sz in (-1, 1):
-        wheel_zs = g.column(sz * axle, 2 * wheel_r, 'z')
+    parts: list[Part] = []
+    for z in axles:
+        wheel_zs = g.column(z, 2 * wheel_r, 'z')
         wheel_ys = (floor, floor + wheel_zs[1] - wheel_zs[0])
         r = 0.5 * (wheel_zs[1] - wheel_zs[0])
         for sx in (-1, 1):
@@ -718,13 +748,7 @@ def _car(rng: np.random.Generator, g: Lattice) -> list[Part]:
             face = wheel_xs[1] if sx > 0 else wheel_xs[0]
             parts.append(_decal(_frustum((face - sx * (ww / 4 - _SLIVER * g.voxel / 2),
                                           floor + r, 0.5 * sum(wheel_zs)), 0.5 * r, 0.5 * r,
-                                         ww / 2 + _SLIVER * g.voxel, hub, along_x)))
-    lamp = (1.0, 0.95, 0.7)
-    y = body_ys[0] + 0.7 * (body_ys[1] - body_ys[0])
-    for sx in (-1, 1):  # headlights on the front face
-        parts.append(_decal(_box((sx * width * 0.32, y, zs[1] - 0.002 + _SLIVER * g.voxel / 2),
-                                 (width * 0.18, body_h * 0.18, 0.004 + _SLIVER * g.voxel),
-                                 lamp)))
+                                         ww / 2 + _SLIVER * g.voxel, hub, _ALONG[0])))
     return parts
 
 
@@ -907,7 +931,8 @@ def _union_bounds(parts: Sequence[Part]) -> tuple[np.ndarray, np.ndarray]:
     return np.min(lows, axis=0), np.max(highs, axis=0)
 
 
-def make_object(name: str, *, seed: int, resolution: int = RESOLUTION) -> SyntheticObject:
+def make_object(name: str, *, seed: int, resolution: int = RESOLUTION,
+                variety: str = 'classic') -> SyntheticObject:
     """Build one object of a category, centred and scaled so its largest extent is 1.
 
     The category builds the object twice from the same draws: a sizing pass gives its bounds,
@@ -921,18 +946,28 @@ def make_object(name: str, *, seed: int, resolution: int = RESOLUTION) -> Synthe
     :param resolution: the grid the object is built faithful to (32, ShapeNetVox32's; or 128
         for the 128³ network): the same draws, its parts snapped to that grid's voxel faces, so
         a 128³ object has thinner legs and finer steps than the 32³ one of the same seed.
+    :param variety: one of :data:`VARIETIES`. A ``wide`` object draws from its own generator,
+        so it is no ``classic`` object of the same seed even when it takes a classic style.
     :raises UnknownCategoryError: unknown category.
-    :raises ValueError: negative seed or a resolution below 1.
+    :raises ValueError: negative seed, a resolution below 1 or an unknown variety.
     """
     cat = category(name)
     if seed < 0:
         raise ValueError(f'seed must be non-negative, got {seed}')
     if resolution < 1:
         raise ValueError(f'resolution must be at least 1, got {resolution}')
+    if variety not in VARIETIES:
+        raise ValueError(f'unknown variety {variety!r}; known: {", ".join(VARIETIES)}')
     draws = [int(seed), int(cat.taxonomy_id)]
+    build = cat.build
+    if variety == 'wide':
+        # Imported here: the wide builders are made of this module's part helpers.
+        from .wide import WIDE_BUILDERS
+        draws.append(1)
+        build = WIDE_BUILDERS[cat.name]
     lattice = Lattice()
     for attempt in range(_FITS):
-        parts = cat.build(np.random.default_rng(draws), lattice)
+        parts = build(np.random.default_rng(draws), lattice)
         lo, hi = _union_bounds(parts)
         if lattice.active and (np.abs(lattice.to_grid([lo, hi])) <= 0.5 + 1e-9).all():
             break
@@ -945,7 +980,8 @@ def make_object(name: str, *, seed: int, resolution: int = RESOLUTION) -> Synthe
         raise RuntimeError(f'{cat.name} {seed} does not fit its grid after {_FITS} builds')
     offset = np.asarray(lattice.offset)
     return SyntheticObject(cat.name, int(seed),
-                           tuple(p.transformed(lattice.scale, offset) for p in parts))
+                           tuple(p.transformed(lattice.scale, offset) for p in parts),
+                           variety)
 
 
 #: Builds of one object at most: the sizing pass, the snapped build and refits.

@@ -119,3 +119,26 @@ def _block_sum(samples: np.ndarray, n: int, s: int) -> np.ndarray:
     out = sum(out[:, :, k] for k in range(1, s)) + out[:, :, 0]
     out = out.reshape(n, n, n, s)
     return sum(out[..., k] for k in range(1, s)) + out[..., 0]
+
+
+def surface_corners(grid: np.ndarray) -> np.ndarray:
+    """Return the ``(N, 3)`` corners of a grid's surface voxels, object frame, each once.
+
+    Their projections bound the silhouette of the voxels, and of a voxel-faithful object, in
+    any view: what :func:`~.camera.sample_robot_cameras` frames.
+
+    :raises ValueError: the grid is empty.
+    """
+    grid = np.asarray(grid, dtype=bool)
+    if not grid.any():
+        raise ValueError('the grid has no occupied voxel')
+    n = grid.shape[0]
+    pad = np.pad(grid, 1)
+    inner = grid.copy()
+    for axis in range(3):
+        for shift in (1, -1):
+            inner &= np.roll(pad, shift, axis=axis)[1:-1, 1:-1, 1:-1]
+    cells = np.argwhere(grid & ~inner)
+    offsets = np.array([[a, b, c] for a in (0, 1) for b in (0, 1) for c in (0, 1)])
+    corners = np.unique((cells[:, None, :] + offsets).reshape(-1, 3), axis=0)
+    return corners / n - 0.5
