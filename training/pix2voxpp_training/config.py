@@ -97,6 +97,11 @@ class AugmentSection:
         (``preprocess_frame(mask=...)``) instead of the renderings' fixed centre crop; 0 (the
         paper) keeps the fixed crop.
     :param box_crop_scale: such a square's side varies by ``1 ± box_crop_scale``.
+    :param occlusion_p: probability, per image, that an occluder in front of the object hides
+        part of it, as a distractor does on a table: its pixels leave the object's mask, and
+        the image is cut around what is left as a crop around that mask is
+        (``pix2voxpp_training.transforms.occlude``); 0 (the paper) never.
+    :param occlusion_share: the range the hidden share of the object's pixels is drawn from.
     """
 
     background: tuple[int, int] = (225, 255)
@@ -110,6 +115,8 @@ class AugmentSection:
     test_background: int = 240
     box_crop_p: float = 0.0
     box_crop_scale: float = 0.1
+    occlusion_p: float = 0.0
+    occlusion_share: tuple[float, float] = (0.1, 0.5)
 
 
 @dataclass(frozen=True)
@@ -324,6 +331,9 @@ def _validate(config: TrainConfig) -> None:
     need(0 <= aug.test_background <= 255, 'augment.test_background', 'must be in [0, 255]')
     need(0 <= aug.box_crop_p <= 1, 'augment.box_crop_p', 'must be in [0, 1]')
     need(0 <= aug.box_crop_scale < 1, 'augment.box_crop_scale', 'must be in [0, 1)')
+    need(0 <= aug.occlusion_p <= 1, 'augment.occlusion_p', 'must be in [0, 1]')
+    need(0 < aug.occlusion_share[0] <= aug.occlusion_share[1] < 1, 'augment.occlusion_share',
+         f'must be [low, high] with 0 < low <= high < 1, got {list(aug.occlusion_share)}')
     views = config.data.views_per_model
     for number in (1, 2):
         stage = config.stage(number)

@@ -68,6 +68,94 @@ def object_box_crop(bgra: np.ndarray, *, scale: float = 1.0, size: int = 224) ->
     return cv2.resize(square.astype(np.float32) / 255.0, (size, size))
 
 
+#: Share of occluders that come in from below, as an object nearer to the camera on the same
+#: table does in a view from above; the others come from any side.
+OCCLUDER_FROM_BELOW = 0.6
+_BISECTIONS = 14
+
+
+def _occluder(shape: tuple[int, int], centre: tuple[float, float], half: tuple[float, float],
+              turn_deg: float, ellipse: bool) -> np.ndarray:
+    """Return the ``(H, W)`` bool silhouette of an ellipse or a turned rectangle."""
+    canvas = np.zeros(shape, dtype=np.uint8)
+    if ellipse:
+        cv2.ellipse(canvas, (round(centre[0] * 16), round(centre[1] * 16)),
+                    (round(half[0] * 16), round(half[1] * 16)), turn_deg, 0, 360, 1, -1,
+                    cv2.LINE_8, 4)
+    else:
+        corners = cv2.boxPoints((centre, (2 * half[0], 2 * half[1]), turn_deg))
+        cv2.fillConvexPoly(canvas, np.round(corners * 16).astype(np.int32), 1, cv2.LINE_8, 4)
+    return canvas.astype(bool)
+
+
+def occluder_mask(alpha: np.ndarray, rng: np.random.Generator, *, share: float) -> np.ndarray:
+    """Draw where an occluder in front of an object covers its rendering.
+
+    The occluder is a convex blob, an ellipse or a turned rectangle (how a bottle, a mug or a
+    box in front reads in an image), each half axis 0.3-0.8 of the object's box; it comes in
+    from below (:data:`OCCLUDER_FROM_BELOW` of them) or from any side, and is moved along that
+    direction until it hides about ``share`` of the object's pixels. The draws are the same
+    whatever the image: a sample's augmentation stays a pure function of its generator.
+
+    :param alpha: ``(H, W)`` the object's coverage, nonzero on the object.
+    :param share: the share of the object's pixels to hide, in (0, 1).
+    :returns: ``(H, W)`` bool, True under the occluder (empty for an image without object).
+    """
+    ellipse = rng.random() < 0.5
+    half_axes = rng.uniform(0.3, 0.8, size=2)
+    turn = float(rng.uniform(0.0, 180.0))
+    below = rng.random() < OCCLUDER_FROM_BELOW
+    towards_below, towards_any = rng.uniform(-60.0, 60.0), rng.uniform(0.0, 360.0)
+    obj = alpha > 0
+    rows, columns = np.nonzero(obj)
+    if rows.size == 0:
+        return np.zeros(obj.shape, dtype=bool)
+    centre = (0.5 * (columns.min() + columns.max()), 0.5 * (rows.min() + rows.max()))
+    size = float(max(columns.max() - columns.min(), rows.max() - rows.min()) + 1)
+    half = (size * half_axes[0], size * half_axes[1])
+    angle = np.radians(90.0 + towards_below if below else towards_any)  # 90: down the image
+    step = np.array([np.cos(angle), np.sin(angle)])
+
+    def cover(distance: float) -> np.ndarray:
+        at = (centre[0] + distance * step[0], centre[1] + distance * step[1])
+        return _occluder(obj.shape, at, half, turn, ellipse)
+
+    def hidden(mask: np.ndarray) -> float:
+        return float((mask & obj).sum()) / rows.size
+
+    # Hidden share falls as the occluder moves out; find where it crosses ``share``.
+    near, far = 0.0, size + max(half)
+    if hidden(cover(near)) <= share:
+        return cover(near)
+    for _ in range(_BISECTIONS):
+        mid = 0.5 * (near + far)
+        if hidden(cover(mid)) > share:
+            near = mid
+        else:
+            far = mid
+    return cover(far)
+
+
+def occlude(bgra: np.ndarray, rng: np.random.Generator, *, share: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Hide part of a rendering's object behind an occluder, as a segmenter's mask would.
+
+    The occluder's pixels (:func:`occluder_mask`) become transparent, as the pixels outside an
+    object mask become background at deployment (``preprocess_frame(mask=...)``); cutting the
+    result with :func:`object_box_crop` then frames what is left of the object as a crop
+    around that mask does. An occluder that would hide the whole object hides nothing.
+
+    :param bgra: uint8 ``(H, W, 4)`` rendering.
+    :returns: the occluded rendering (a copy) and the occluder's ``(H, W)`` bool mask.
+    """
+    mask = occluder_mask(bgra[:, :, 3], rng, share=share)
+    out = bgra.copy()
+    out[mask] = 0
+    if not out[:, :, 3].any():
+        return bgra.copy(), np.zeros_like(mask)
+    return out, mask
+
+
 def _gray(colour: np.ndarray) -> np.ndarray:
     """Luma of ``(..., 3)`` BGR images, keeping a trailing channel axis of 1."""
     return (colour @ _LUMA_BGR)[..., None]
@@ -117,7 +205,8 @@ def lighting_noise(colour: np.ndarray, rng: np.random.Generator, *, std: float,
 class TrainTransform:
     """Apply the paper's training transform.
 
-    Crop (optionally around the object: :func:`object_box_crop`), random background, jitter,
+    Crop (optionally around the object: :func:`object_box_crop`; optionally a part of the
+    object hidden behind an occluder first: :func:`occlude`), random background, jitter,
     lighting, normalize, flip, channel permutation (PIX2VOXPP.md, "Training").
     """
 
@@ -141,6 +230,13 @@ class TrainTransform:
             for i in np.flatnonzero(rng.random(len(images)) < aug.box_crop_p):
                 scale = rng.uniform(1.0 - aug.box_crop_scale, 1.0 + aug.box_crop_scale)
                 images[i] = object_box_crop(bgra[i], scale=scale, size=self.metadata.input_size)
+        if aug.occlusion_p > 0:  # draws nothing otherwise, as box_crop_p
+            # An occluded view is always cut around what is left: the node crops around the
+            # mask, which the occluder has cut.
+            for i in np.flatnonzero(rng.random(len(images)) < aug.occlusion_p):
+                hidden, _ = occlude(bgra[i], rng, share=rng.uniform(*aug.occlusion_share))
+                scale = rng.uniform(1.0 - aug.box_crop_scale, 1.0 + aug.box_crop_scale)
+                images[i] = object_box_crop(hidden, scale=scale, size=self.metadata.input_size)
         colour, alpha = images[..., :3], images[..., 3:]
         low, high = aug.background
         background = rng.integers(low, high + 1, size=3).astype(np.float32) / 255.0

@@ -36,6 +36,16 @@ def test_paper_recipe_numbers() -> None:
         assert aug.lighting_eigval == (0.2175, 0.0188, 0.0045)
         assert (aug.brightness, aug.contrast, aug.saturation, aug.flip_p) == (0.4, 0.4, 0.4, 0.5)
         assert aug.box_crop_p == 0.0  # the paper crops every rendering the same way
+        assert aug.occlusion_p == 0.0  # and hides nothing
+
+
+def test_synthetic_configs_train_as_before_unless_occlusion_is_set() -> None:
+    for name in ('synthetic_f', 'synthetic_car128_f'):
+        aug = load_config(CONFIGS / f'{name}.yaml').augment
+        assert (aug.occlusion_p, aug.occlusion_share) == (0.0, (0.1, 0.5))
+        assert aug.box_crop_p == 0.5
+    config = load_config(CONFIGS / 'synthetic_f.yaml', {'augment.occlusion_p': 0.3})
+    assert config.augment.occlusion_p == 0.3
 
 
 def test_unknown_top_level_key_is_named(tmp_path: Path) -> None:
