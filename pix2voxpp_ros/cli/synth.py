@@ -132,7 +132,8 @@ def _contact_sheet(args: argparse.Namespace) -> int:
     sheet = contact_sheet(seed=seed, objects=args.sheet_objects, varieties=varieties,
                           categories=names)
     args.contact_sheet.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(args.contact_sheet), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR)):
+    if not cv2.imwrite(str(args.contact_sheet), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR),
+                       [cv2.IMWRITE_PNG_COMPRESSION, 9]):
         print(f'{PROG}: cannot write {args.contact_sheet}', file=sys.stderr)
         return 1
     print(f'wrote {args.contact_sheet} ({", ".join(varieties)}, {args.sheet_objects} objects '
