@@ -91,3 +91,31 @@ def test_bad_shapes_raise(weights) -> None:
         reconstructor.infer(np.zeros((1, 3, 224, 224), np.float32))
     with pytest.raises(InferenceError, match='no views given'):
         reconstructor.reconstruct([])
+
+
+def test_a_batch_beyond_one_pass_runs_in_parts_and_too_many_views_are_refused(
+        weights, tmp_path, monkeypatch) -> None:
+    """Memory per pass is bounded: objects are split over passes, one object's views are not."""
+    from pix2voxpp_ros.core import inference
+    from pix2voxpp_ros.core.model import ModelConfig, build_model
+    reconstructor = Reconstructor(weights, device='cpu', backend='torch', warmup_views=0)
+    views = np.random.default_rng(3).uniform(-1, 1, (3, 2, 3, 224, 224)).astype(np.float32)
+    whole = reconstructor.infer(views)
+    monkeypatch.setattr(inference, 'MAX_FORWARD_BYTES', 5 * inference.VIEW_BYTES[32])
+    assert reconstructor.max_views == 5  # two objects of two views a pass: two passes
+    runner, batches = reconstructor._runner, []
+    monkeypatch.setattr(reconstructor, '_runner',
+                        lambda images: batches.append(images.shape[0]) or runner(images))
+    np.testing.assert_allclose(reconstructor.infer(views), whole, atol=1e-5)
+    assert batches == [2, 1]
+    with pytest.raises(InferenceError, match=r'6 views of one object at 32³ would take about '
+                                             r'0\.1 GB; at most 5 views at this resolution'):
+        reconstructor.infer(np.zeros((1, 6, 3, 224, 224), np.float32))
+    monkeypatch.undo()
+    path = tmp_path / 'f128.pth'
+    save_checkpoint(path, build_model(ModelConfig(resolution=128)))
+    fine = Reconstructor(path, device='cpu', backend='torch', warmup_views=0)
+    assert fine.max_views == 9  # 3 GB at 330 MB a view
+    with pytest.raises(InferenceError, match=r'10 views of one object at 128³ would take about '
+                                             r'3\.2 GB'):
+        fine.infer(np.zeros((1, 10, 3, 224, 224), np.float32))

@@ -21,6 +21,7 @@ from .backends import (BACKENDS, BackendError, BackendFallbackWarning, OpenVinoR
                        openvino_version, state_digest)
 from .checkpoint import LoadedCheckpoint, WeightsMetadata, read_checkpoint
 from .errors import Pix2VoxError
+from .limits import MAX_FORWARD_BYTES, VIEW_BYTES
 from .model.network import MAX_VIEWS
 from .preprocess import Roi, preprocess_frame
 
@@ -213,6 +214,11 @@ class Reconstructor:
         """The edge of the grids this network returns: 32, or 128 for 128³ weights."""
         return self.model.config.resolution
 
+    @property
+    def max_views(self) -> int:
+        """The most views one forward pass holds at this resolution (see ``limits``)."""
+        return max(1, MAX_FORWARD_BYTES // VIEW_BYTES[self.resolution])
+
     def preprocess(self, image: np.ndarray, *, encoding: str, roi: Roi | None = None,
                    roi_margin: float = 0.0, mask: np.ndarray | None = None) -> np.ndarray:
         """Preprocess one camera frame for these weights (see :func:`preprocess_frame`)."""
@@ -224,7 +230,8 @@ class Reconstructor:
 
         :param images: ``(B, V, 3, 224, 224)`` normalized, as tensor or array.
         :returns: ``(B, R, R, R)`` float32 occupancy probabilities, R = :attr:`resolution`.
-        :raises InferenceError: wrong input shape, or the input or output holds NaN or Inf.
+        :raises InferenceError: wrong input shape, more views than :attr:`max_views`, or the
+            input or output holds NaN or Inf.
         """
         tensor = torch.as_tensor(images, dtype=torch.float32)
         size = self.metadata.input_size
@@ -238,9 +245,19 @@ class Reconstructor:
             bad = int((~torch.isfinite(tensor)).sum())
             if bad:
                 raise InferenceError(f'input holds {bad} NaN or Inf values')
-        start = time.perf_counter()
+        batch, views = tensor.shape[:2]
+        if views > self.max_views:
+            raise InferenceError(
+                f'{views} views of one object at {self.resolution}³ would take about '
+                f'{views * VIEW_BYTES[self.resolution] / 2**30:.1f} GB; at most '
+                f'{self.max_views} views at this resolution')
         # Converted graphs were exported for 1..MAX_VIEWS views; more (untested maths) run eagerly.
-        grid = (self._runner if tensor.shape[1] <= MAX_VIEWS else self._torch)(tensor)
+        runner = self._runner if views <= MAX_VIEWS else self._torch
+        start = time.perf_counter()
+        # The objects of a batch are independent: a batch too large for one pass runs in parts.
+        step = max(1, self.max_views // views)
+        grid = (runner(tensor) if batch <= step else np.concatenate(
+            [runner(tensor[first:first + step]) for first in range(0, batch, step)]))
         self.last_model_time_s = time.perf_counter() - start
         if not np.isfinite(grid).all():
             raise InferenceError(f'network output holds {int((~np.isfinite(grid)).sum())} '

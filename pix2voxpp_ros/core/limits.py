@@ -21,6 +21,13 @@ MAX_IMAGE_PIXELS_LIMIT = 1 << 30
 # grows with every view: the warm-up of Pix2Vox++/F on the CPU peaked 0.47 GB above 3 views'
 # with 20 views, 1.34 GB with 64 (~21 MB a view), so 32 stays well under 1 GB.
 MAX_VIEWS = 32
+# Memory one view adds to a forward pass, bytes, by grid edge: its peak resident size grew
+# 21 MB a view at 32³ and 330 MB at 128³ (the 8-channel 128³ volumes of the upsampling blocks;
+# 3, 8 and 16 views of Pix2Vox++/F on the CPU, fp32). One pass holds at most
+# MAX_FORWARD_BYTES: at 128³ that is 9 views, so a batch of objects runs in parts and one object
+# of more views is refused rather than swapping a robot's computer to a halt.
+VIEW_BYTES = {32: 21 << 20, 128: 330 << 20}
+MAX_FORWARD_BYTES = 3 << 30
 # CPU threads: libgomp fails to start thousands of threads (the node then crashed); no computer
 # a robot carries has more than 256 hardware threads, and more threads than cores only slow.
 MAX_THREADS = 256
