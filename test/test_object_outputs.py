@@ -161,6 +161,26 @@ def test_voxel_marker_is_posed_with_the_grid() -> None:
     assert len(marker.colors) == len(marker.points)  # by probability: the mug has them
 
 
+def test_voxel_marker_of_a_128_grid_shows_its_surface_cubes_only() -> None:
+    """At 128³ a solid block's hidden voxels are left out; at 32³ every voxel is a cube."""
+    fine = np.zeros((128, 128, 128), bool)
+    fine[10:50, 0:40, 20:60] = True  # a 40³ block on the floor
+    probabilities = np.where(fine, np.float32(0.9), np.float32(0.0))
+    obj = PlacedObject(5, fine, ObjectPose((0.0, 0.0, 0.2), 0.3, 0.4),
+                       probabilities=probabilities)
+    marker = next(m for m in objects_to_markers([obj], header=HEADER).markers
+                  if m.ns == 'objects/voxels' and m.type == Marker.CUBE_LIST)
+    assert len(marker.points) == len(marker.colors) == 40 ** 3 - 38 ** 3
+    assert marker.scale.x == pytest.approx(0.4 / 128)
+    local = np.array([(q.x, q.y, q.z) for q in marker.points])
+    everything = obj.occupied_points()[0] - obj.pose.position  # every voxel, fixed frame
+    shown = local @ obj.pose.rotation().T
+    assert np.abs(shown).max(axis=0) == pytest.approx(np.abs(everything).max(axis=0))
+    coarse = next(m for m in objects_to_markers(scene()[1:], header=HEADER).markers
+                  if m.ns == 'objects/voxels' and m.type == Marker.CUBE_LIST)
+    assert len(coarse.points) == 24 * 10 * 16  # 32³: the block's every voxel
+
+
 def test_mesh_triangles_in_the_fixed_frame() -> None:
     objects = scene()
     meshes = object_meshes(objects, max_triangles=100_000)  # full resolution: exact volume

@@ -43,7 +43,7 @@ from ...core.mesh import MAX_TRIANGLES, TriangleMesh, grid_surface, mesh_to_fixe
 from ...core.objects import ObjectBox, PlacedObject, check_unique_ids, object_box
 from ...core.placement import ObjectPose
 from ...core.voxels import grid_to_points
-from .clouds import probability_colours
+from .clouds import MARKER_ALL_VOXELS_EDGE, probability_colours, visible_voxels
 
 OBJECT_CLOUD_FIELD_NAMES = ('x', 'y', 'z', 'occupancy', 'instance')
 OBJECT_POINT_STEP = 20
@@ -134,8 +134,14 @@ def _marker(header: Header, ns: str, obj: PlacedObject, kind: int) -> Marker:
 
 
 def voxel_marker(obj: PlacedObject, *, header: Header) -> Optional[Marker]:
-    """CUBE_LIST of the occupied voxels, posed with the grid; None when none is occupied."""
+    """CUBE_LIST of the occupied voxels, posed with the grid; None when none is occupied.
+
+    A grid finer than :data:`MARKER_ALL_VOXELS_EDGE` (32³) shows only the voxels a face of
+    which is free: the hidden ones would be most of a solid object's cubes and of RViz's work.
+    """
     occupied = np.asarray(obj.occupied, dtype=bool)
+    if occupied.shape[0] > MARKER_ALL_VOXELS_EDGE:
+        occupied = visible_voxels(occupied.astype(np.float32), threshold=0.5) >= 0.5
     local, _ = grid_to_points(occupied, threshold=0.5, object_size_m=obj.pose.size_m,
                               ros_axes=True)  # (N, 3) metres in the grid's frame
     if len(local) == 0:
