@@ -196,6 +196,81 @@ def test_grid_and_markers_describe_the_same_voxels(env: Env) -> None:
     env.rig.unsubscribe(markers)
 
 
+def test_128_weights_publish_fine_voxels_a_pooled_grid_and_refuse_too_many_cameras(
+        env: Env) -> None:
+    """A 128³ checkpoint: the cloud at edge / 128, ~/grid max-pooled to 32³, surface markers.
+
+    Ten cameras would need about 3.2 GB a forward pass at 128³: configure refuses, saying so.
+    """
+    from pix2voxpp_ros.core.checkpoint import WeightsMetadata, save_checkpoint
+    from pix2voxpp_ros.core.model import ModelConfig, build_model
+    from pix2voxpp_ros.core.voxels import pool_grid
+    from pix2voxpp_ros.ros.conversions.clouds import visible_voxels
+    torch.manual_seed(4)
+    fine_weights = env.tmp / 'f128.pth'
+    save_checkpoint(fine_weights, build_model(ModelConfig(resolution=128)).eval(),
+                    metadata=WeightsMetadata(threshold=THRESHOLD))
+    rig = env.rig
+    grids = rig.subscribe(PointCloud2, f'{NODE}/grid')
+    markers = rig.subscribe(MarkerArray, f'{NODE}/markers')
+    try:
+        reconfigure(env, weights=str(fine_weights))
+        frames = make_frames(3, seed=6)
+        stamp, cloud = reconstruct(env, frames)
+        threads = torch.get_num_threads()
+        try:
+            core = Reconstructor(fine_weights, device='cpu', backend='torch', num_threads=1,
+                                 warmup_views=0).reconstruct(frames, encodings='rgb8')
+        finally:
+            torch.set_num_threads(threads)
+        ros = grid_to_ros_axes(core)  # (128, 128, 128)
+        got = cloud_to_array(cloud)
+        index = np.rint((got[:, :3] / SIZE_M + 0.5) * 128 - 0.5).astype(int)
+        np.testing.assert_allclose(got[:, :3], ((index + 0.5) / 128 - 0.5) * SIZE_M, atol=1e-6)
+        np.testing.assert_allclose(got[:, 3], ros[tuple(index.T)], atol=1e-5)
+        assert 0 < cloud.width and abs(cloud.width - int((ros >= THRESHOLD).sum())) <= int(
+            (np.abs(ros - THRESHOLD) < 1e-5).sum())
+
+        def of_stamp(messages: list, header_of: Callable[[Any], Any]) -> list:
+            return [m for m in list(messages) if header_of(m) is not None
+                    and stamp_to_ns(header_of(m).stamp) == stamp]
+        grid_msg = wait_for(lambda: of_stamp(grids, lambda m: m.header), timeout=30,
+                            what='the grid of the 128³ set')[-1]
+        grid, voxel, _ = dense_cloud_to_grid(grid_msg)
+        assert grid.shape == (32, 32, 32) and voxel == pytest.approx(SIZE_M / 32)
+        np.testing.assert_allclose(grid, pool_grid(ros, 4), atol=1e-5)
+        marker = wait_for(lambda: of_stamp(markers, lambda m: m.markers[0].header
+                                           if m.markers else None), timeout=30,
+                          what='the markers of the 128³ set')[-1].markers[0]
+        assert marker.scale.x == pytest.approx(SIZE_M / 128)
+        surface = int((visible_voxels(ros, threshold=THRESHOLD) >= THRESHOLD).sum())
+        assert abs(len(marker.points) - surface) <= int((np.abs(ros - THRESHOLD) < 1e-5).sum())
+        assert len(marker.points) < cloud.width or surface == cloud.width
+
+        assert rig.change_state(Transition.TRANSITION_DEACTIVATE)
+        assert rig.change_state(Transition.TRANSITION_CLEANUP)
+        many = [f'/p2v_it/many{i}/image' for i in range(10)]
+        set_parameters(env, camera_topics=many)
+        assert not rig.change_state(Transition.TRANSITION_CONFIGURE)
+        wait_for(lambda: '10 views of one object at 128³ would take about 3.2 GB'
+                 in env.node.log(), timeout=30, what='the memory refusal in the log')
+        assert env.node.alive() and rig.lifecycle_state() == 'unconfigured'
+        set_parameters(env, camera_topics=CAMERAS, weights=str(env.weights))
+        assert rig.change_state(Transition.TRANSITION_CONFIGURE), env.node.log()[-2000:]
+        assert rig.change_state(Transition.TRANSITION_ACTIVATE)
+        rig.wait_for_subscribers(timeout=30)
+    finally:
+        rig.unsubscribe(grids)
+        rig.unsubscribe(markers)
+        if rig.lifecycle_state() != 'active':  # a failed check: leave the next tests a node
+            for transition in (Transition.TRANSITION_DEACTIVATE, Transition.TRANSITION_CLEANUP):
+                rig.change_state(transition)
+            rig.set_parameters(camera_topics=CAMERAS, weights=str(env.weights))
+            rig.change_state(Transition.TRANSITION_CONFIGURE)
+            rig.change_state(Transition.TRANSITION_ACTIVATE)
+    assert_alive_and_publishing(env)
+
+
 def test_a_late_marker_viewer_never_gets_older_markers_than_the_cloud(env: Env) -> None:
     rig = env.rig
     wait_for(lambda: rig.node.count_subscribers(f'{NODE}/markers') == 0, timeout=10,
