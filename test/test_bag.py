@@ -161,6 +161,36 @@ def test_every_set_of_a_recording_becomes_the_node_outputs(
     assert metadata['rosbag2_bagfile_information']['version'] == 8  # Jazzy's, Kilted reads it
 
 
+def test_a_128_checkpoint_gives_the_node_outputs_at_128(setup: Setup, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """The same recording through 128³ weights: clouds at edge / 128, ~/grid pooled to 32³."""
+    from pix2voxpp_ros.core.checkpoint import WeightsMetadata, save_checkpoint
+    from pix2voxpp_ros.core.model import ModelConfig, build_model
+    torch.manual_seed(6)
+    weights = tmp_path / 'f128.pth'
+    save_checkpoint(weights, build_model(ModelConfig(resolution=128)).eval(),
+                    metadata=WeightsMetadata(threshold=THRESHOLD))
+    fine = Setup(weights, write_params(tmp_path / 'node128.yaml', {
+        **yaml.safe_load(setup.params.read_text())['pix2voxpp']['ros__parameters'],
+        'weights': str(weights)}), tmp_path)
+    bag = write_bag(tmp_path / 'in', recorded_sets())
+    code, _, stderr = run_tool(fine, bag, tmp_path / 'out', '--batch', '4', capsys=capsys)
+    assert code == 0, stderr
+    written = read_bag(tmp_path / 'out')
+    for index, stamp in enumerate(SET_STAMPS):
+        grid, expected = expected_messages(fine, index)
+        assert grid.shape == (128, 128, 128)
+        _, cloud = written['/pix2voxpp/occupancy'][index]
+        assert cloud.width == expected.cloud.width > 0
+        assert bytes(cloud.data) == bytes(expected.cloud.data)
+        _, dense = written['/pix2voxpp/grid'][index]
+        assert bytes(dense.data) == bytes(expected.grid.data)
+        assert dense.width * dense.height == 32 ** 3  # pooled: what a planner reads
+        _, markers = written['/pix2voxpp/markers'][index]
+        assert markers.markers[0].scale.x == pytest.approx(SIZE_M / 128)
+        assert len(markers.markers[0].points) == len(expected.markers.markers[0].points)
+
+
 def test_rate_and_ages_follow_the_recorded_stamps(setup: Setup, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
     # 5 ticks 0.3 s apart, at most 2 sets per second of recorded time, as the node's one-slot

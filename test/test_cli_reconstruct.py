@@ -104,6 +104,38 @@ def test_every_output_file_uses_one_axis_convention(scene, tmp_path) -> None:
     np.testing.assert_array_equal(grid_to_ros_axes(shapenet), grid)
 
 
+def test_a_128_checkpoint_writes_128_grids_at_edge_over_128(scene, tmp_path) -> None:
+    """The tool rebuilds the 128³ network from the file alone; 10 views are refused (memory)."""
+    from pix2voxpp_ros.core.model import ModelConfig, build_model
+    torch.manual_seed(5)
+    model = build_model(ModelConfig(resolution=128)).eval()
+    weights = tmp_path / 'f128.pth'
+    save_checkpoint(weights, model, metadata=WeightsMetadata(threshold=0.5))
+    out, ply = tmp_path / 'fine.npy', tmp_path / 'fine.ply'
+    for path in (out, ply):
+        result = _run('--weights', str(weights), *map(str, scene['renderings']), '--out',
+                      str(path), '--object-size-m', '0.64', '--device', 'cpu',
+                      '--backend', 'torch')
+        assert result.returncode == 0, result.stderr
+    views = np.stack([preprocess_rendering(cv2.imread(str(p), cv2.IMREAD_UNCHANGED))
+                      for p in scene['renderings']])
+    with torch.no_grad():
+        expected = grid_to_ros_axes(model(torch.from_numpy(views)[None])[0].numpy())
+    grid = np.load(out)
+    assert grid.shape == (128, 128, 128)
+    np.testing.assert_allclose(grid, expected, atol=1e-5)
+    cloud = read_ply(ply)
+    points = np.stack([cloud['x'], cloud['y'], cloud['z']], 1)
+    index = np.rint((points / 0.64 + 0.5) * 128 - 0.5)
+    np.testing.assert_allclose(points, ((index + 0.5) / 128 - 0.5) * 0.64, atol=1e-6)
+    assert 0 < len(points) and abs(len(points) - int((expected >= 0.5).sum())) <= int(
+        (np.abs(expected - 0.5) < 1e-5).sum())
+    result = _run('--weights', str(weights), *map(str, scene['renderings'] * 5), '--out',
+                  str(tmp_path / 'many.npy'), '--device', 'cpu', '--backend', 'torch')
+    assert result.returncode == 1 and not (tmp_path / 'many.npy').exists()
+    assert '10 views of one object at 128³ would take about 3.2 GB' in result.stderr
+
+
 def test_reconstruct_errors_name_the_culprit(scene, tmp_path) -> None:
     missing = tmp_path / 'missing.pth'
     result = _run('--weights', str(missing), str(scene['frame']), '--out',
