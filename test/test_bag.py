@@ -161,8 +161,8 @@ def test_every_set_of_a_recording_becomes_the_node_outputs(
     assert metadata['rosbag2_bagfile_information']['version'] == 8  # Jazzy's, Kilted reads it
 
 
-def test_a_128_checkpoint_gives_the_node_outputs_at_128(setup: Setup, tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture) -> None:
+def test_a_128_checkpoint_gives_the_node_outputs_at_128(
+        setup: Setup, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The same recording through 128³ weights: clouds at edge / 128, ~/grid pooled to 32³."""
     from pix2voxpp_ros.core.checkpoint import WeightsMetadata, save_checkpoint
     from pix2voxpp_ros.core.model import ModelConfig, build_model
