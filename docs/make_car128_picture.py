@@ -22,16 +22,13 @@ import cv2
 import numpy as np
 
 from pix2voxpp_ros.core.inference import Reconstructor
+from pix2voxpp_ros.core.metrics import iou
 from pix2voxpp_ros.core.visualize import render_grid_views
 from pix2voxpp_ros.core.voxels import read_binvox, upsample_grid
 
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS_32 = REPO / 'pix2voxpp_ros' / 'weights' / 'pix2voxpp_f_synthetic.pth'
 ROW_PX = 224
-
-
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.count_nonzero(a & b) / max(np.count_nonzero(a | b), 1))
 
 
 def _test_object(data: Path, index: int) -> tuple[str, str]:
@@ -60,7 +57,7 @@ def draw(weights: Path, weights_32: Path, data: Path, index: int, views: int) ->
         factor = truth.shape[0] // grid.shape[0]
         grid = upsample_grid(grid, factor) if factor > 1 else grid  # (128, 128, 128) bool
         panels.append(render_grid_views(grid.astype(np.float32), threshold=0.5, cell_px=2,
-                                        title=f'{label}  IoU {_iou(grid, truth):.3f}'))
+                                        title=f'{label}  IoU {iou(grid, truth):.3f}'))
     panels.append(render_grid_views(truth.astype(np.float32), threshold=0.5, cell_px=2,
                                     title=f'ground truth 128^3  car {model_id[:8]}'))
     on_grey = [(f[..., :3] * (f[..., 3:] / 255.0) + 240 * (1 - f[..., 3:] / 255.0))

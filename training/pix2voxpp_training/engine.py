@@ -191,7 +191,7 @@ def freeze_for_stage(model: Pix2VoxPP, stage: int, trainable: Sequence[str] = ()
                 module = model.get_submodule(name)
             except AttributeError:
                 module = None
-            if module is None or not any(True for _ in module.parameters()):
+            if module is None or next(module.parameters(), None) is None:
                 raise TrainingConfigError(
                     f'trainable: {name!r} is not a module with parameters in this network '
                     f'(its modules: {", ".join(n for n, _ in model.named_children())})')
